@@ -1,0 +1,172 @@
+"""λ switch: the in-place runtime against the memory-bandwidth floor and the naive way.
+
+    python benchmarks/lambda_switch.py --shapes toy,small --device cpu          # CPU, minutes
+    python benchmarks/lambda_switch.py --shapes qwen3-0.6b,qwen3-4b --device cuda --dtype bfloat16
+    python benchmarks/lambda_switch.py --quick                                  # CI smoke test
+
+For each shape, one run measures side by side:
+  floor    bytes a switch must move (read both endpoints, write the live weights) divided by the
+           copy bandwidth measured on the same device in the same run (a large tensor copy);
+  runtime  ``InterpolationRuntime.set_lambda`` (one fused lerp over flat buffers);
+  naive    building the merged state dict tensor by tensor, then ``load_state_dict``.
+It reports median times, achieved GB/s and the ratios runtime/floor and naive/runtime. Models
+have random weights of the named shape: no download is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+# name -> Qwen3Config fields (real published shapes for the Qwen3 ones)
+SHAPES = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=128),
+    "toy": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=32, vocab_size=105),
+    "small": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
+                  num_attention_heads=8, num_key_value_heads=4, head_dim=64, vocab_size=32000),
+    "qwen3-0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+                       num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+                       vocab_size=151936),
+    "qwen3-4b": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
+                     num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+                     vocab_size=151936),
+}
+
+
+@dataclass
+class BenchArgs:
+    shapes: str = field(default="toy,small", metadata={"help": f"comma list of {list(SHAPES)}"})
+    device: str = "cpu"
+    dtype: str = "float32"
+    repeats: int = 10
+    quick: bool = field(default=False, metadata={"help": "tiny shape, 2 repeats (CI smoke)"})
+    out: str | None = field(default=None, metadata={"help": "write results JSON here"})
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def copy_bandwidth(numel: int, dtype: torch.dtype, device: torch.device, repeats: int) -> float:
+    """Bytes per second of a plain device copy of ``numel`` elements (read + write counted)."""
+    src = torch.empty(numel, dtype=dtype, device=device).uniform_()
+    dst = torch.empty_like(src)
+    seconds = timed(lambda: dst.copy_(src), device, repeats)
+    return 2 * numel * src.element_size() / seconds
+
+
+def random_pair(shape: str, dtype: torch.dtype, device: torch.device):
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    config = Qwen3Config(**SHAPES[shape], tie_word_embeddings=True, max_position_embeddings=4096,
+                         rope_parameters={"rope_theta": 1e6, "rope_type": "default"})
+    torch.manual_seed(0)
+    with torch.device(device):
+        instruct = Qwen3ForCausalLM(config).to(dtype)
+        thinking = Qwen3ForCausalLM(config).to(dtype)
+    return instruct, thinking
+
+
+def bench_shape(shape: str, device: torch.device, dtype: torch.dtype, repeats: int) -> dict:
+    from dami_pref.runtime import InterpolationRuntime
+    from dami_pref.toy_tokenizer import build_tokenizer
+
+    instruct, thinking = random_pair(shape, dtype, device)
+    runtime = InterpolationRuntime.from_models(instruct, thinking, build_tokenizer())
+    del thinking
+    n_params = sum(p.numel() for p in runtime.model.parameters())
+    moved = runtime.bytes_per_switch
+    bandwidth = copy_bandwidth(n_params, dtype, device, repeats)
+    floor = moved / bandwidth
+
+    lams = iter([0.3, 0.7] * (repeats + 2))
+    switch = timed(lambda: runtime.set_lambda(next(lams)), device, repeats)
+
+    endpoint_i = runtime.endpoint_state("instruct")
+    endpoint_t = runtime.endpoint_state("thinking")
+
+    def naive() -> None:
+        merged = {name: torch.lerp(endpoint_i[name], endpoint_t[name], 0.5)
+                  for name in endpoint_i}
+        runtime.model.load_state_dict(merged, strict=False)
+
+    naive_s = timed(naive, device, max(2, repeats // 2))
+    return {
+        "shape": shape, "parameters": n_params, "dtype": str(dtype).removeprefix("torch."),
+        "bytes_per_switch": moved, "copy_bandwidth_GBps": bandwidth / 1e9,
+        "floor_ms": 1e3 * floor, "switch_ms": 1e3 * switch,
+        "switch_GBps": moved / switch / 1e9, "naive_ms": 1e3 * naive_s,
+        "switch_over_floor": switch / floor, "naive_over_switch": naive_s / switch,
+    }
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import os
+
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, " \
+           f"{torch.get_num_threads()} torch threads"
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from dami_pref.arguments import parse_args
+    from dami_pref.runtime import DTYPES, resolve_device
+
+    args = parse_args(BenchArgs, argv, prog="lambda_switch.py", description=__doc__)
+    shapes = ["tiny"] if args.quick else [s.strip() for s in args.shapes.split(",") if s.strip()]
+    unknown = [s for s in shapes if s not in SHAPES]
+    if unknown:
+        print(f"lambda_switch.py: unknown shape(s) {unknown}; choose from {list(SHAPES)}",
+              file=sys.stderr)
+        return 2
+    device = resolve_device(args.device)
+    dtype = DTYPES[args.dtype]
+    repeats = 2 if args.quick else args.repeats
+    rows = [bench_shape(shape, device, dtype, repeats) for shape in shapes]
+    print(f"device: {device_name(device)}; torch {torch.__version__}; "
+          f"{datetime.now(timezone.utc):%Y-%m-%d}")
+    print("| shape | params | dtype | MB moved | copy GB/s | floor ms | switch ms | switch GB/s "
+          "| naive ms | switch / floor | naive / switch |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['shape']} | {r['parameters'] / 1e6:.1f}M | {r['dtype']} | "
+              f"{r['bytes_per_switch'] / 1e6:.1f} | {r['copy_bandwidth_GBps']:.1f} | "
+              f"{r['floor_ms']:.3f} | {r['switch_ms']:.3f} | {r['switch_GBps']:.1f} | "
+              f"{r['naive_ms']:.3f} | {r['switch_over_floor']:.2f}× | "
+              f"{r['naive_over_switch']:.2f}× |")
+    if args.out:
+        from dami_pref.io import atomic_write_json
+
+        atomic_write_json(args.out, {"device": device_name(device), "torch": torch.__version__,
+                                     "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
+                                     "results": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""dami-pref: per-question reasoning depth by interpolating an Instruct and a Thinking model."""
+
+__version__ = "0.1.0"
+
+from .errors import DamiPrefError, PairMismatchError, ProblemsError  # noqa: E402
+
+__all__ = ["DamiPrefError", "PairMismatchError", "ProblemsError", "InterpolationRuntime",
+           "__version__"]
+
+
+def __getattr__(name: str):
+    # Heavy imports (torch, transformers) only when the runtime is asked for.
+    if name == "InterpolationRuntime":
+        from .runtime import InterpolationRuntime
+
+        return InterpolationRuntime
+    raise AttributeError(name)

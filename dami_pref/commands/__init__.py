@@ -1,0 +1,1 @@
+"""The ``dami-pref`` subcommands: one module each, each with one dataclass of arguments."""

@@ -1,0 +1,71 @@
+"""Argument groups shared by every command that loads a pair or generates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..generation import DecodingOptions
+
+
+@dataclass
+class PairArgs:
+    instruct: str | None = field(default=None, metadata={
+        "help": "Instruct (System 1) checkpoint: folder or Hub id (default: the bundled toy pair)"})
+    thinking: str | None = field(default=None, metadata={
+        "help": "Thinking (System 2) checkpoint: folder or Hub id (default: the bundled toy pair)"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto"})
+    dtype: str = field(default="auto", metadata={
+        "help": "auto (as stored), float32, bfloat16 or float16"})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "allow model code from the checkpoint's repository to run (off by default)"})
+    chat_template_from: str = field(default="instruct", metadata={
+        "help": "whose chat template renders prompts: instruct or thinking"})
+    prompt_template: str = field(default="{question}", metadata={
+        "help": "wraps each question before the chat template, e.g. "
+                "'{question} Put your final answer within \\boxed{{}}.'"})
+
+    def runtime(self):
+        from ..runtime import InterpolationRuntime
+
+        return InterpolationRuntime(self.instruct, self.thinking, device=self.device,
+                                    dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+                                    chat_template_from=self.chat_template_from,
+                                    prompt_template=self.prompt_template)
+
+
+@dataclass
+class DecodingArgs:
+    max_new_tokens: int = field(default=256, metadata={"help": "generation limit per answer"})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    batch_size: int = field(default=64, metadata={"help": "questions per generate() call"})
+
+    def decoding(self) -> DecodingOptions:
+        return DecodingOptions(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                               top_p=self.top_p, batch_size=self.batch_size)
+
+
+@dataclass
+class ProblemArgs:
+    problems: str | None = field(default=None, metadata={
+        "help": "problems: .jsonl/.json/.parquet file, datasets folder or Hub dataset id "
+                "(default: the toy test set)"})
+    split: str | None = field(default=None, metadata={"help": "split of a Hub/datasets source"})
+    preset: str = field(default="default", metadata={
+        "help": "column preset: default (id/question/answer), gsm8k or math"})
+    id_field: str | None = field(default=None, metadata={"help": "column holding the id"})
+    question_field: str | None = field(default=None, metadata={"help": "column of the question"})
+    answer_field: str | None = field(default=None, metadata={"help": "column of the gold answer"})
+    limit: int | None = field(default=None, metadata={"help": "use at most this many problems"})
+    subsample_seed: int | None = field(default=None, metadata={
+        "help": "with --limit: draw a seeded random subset instead of the first rows"})
+
+    def load(self, default_split: str = "test"):
+        from ..problems import field_map, load_problems
+        from ..toy import toy_problems_path
+
+        source = self.problems or toy_problems_path(default_split)
+        fields = field_map(self.preset, id=self.id_field, question=self.question_field,
+                           answer=self.answer_field)
+        return load_problems(source, fields=fields, split=self.split, limit=self.limit,
+                             seed=self.subsample_seed)

@@ -1,0 +1,27 @@
+"""Writing outputs so that a crash never leaves a half-written file under the final name."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def temporary_sibling(path: str | Path) -> Path:
+    """A hidden name beside ``path`` to build into before renaming (files or folders)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")

@@ -1,0 +1,18 @@
+"""The bundled toy Instruct/Thinking pair, its base, and its problem sets.
+
+Built by ``data_builders/toy_pair.py`` and shipped with the package, so every command has a
+working default with no download. Nothing in the library treats these folders specially.
+"""
+
+from pathlib import Path
+
+TOY_DIR = Path(__file__).resolve().parent
+TOY_BASE = TOY_DIR / "base"
+TOY_INSTRUCT = TOY_DIR / "instruct"
+TOY_THINKING = TOY_DIR / "thinking"
+TOY_PROBLEMS = TOY_DIR / "problems"
+
+
+def toy_problems_path(split: str = "test") -> Path:
+    """Path of a toy problem set: ``train``, ``validation`` or ``test``."""
+    return TOY_PROBLEMS / f"{split}.jsonl"

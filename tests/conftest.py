@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny random Qwen3 pairs built in the test session (never downloaded)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def tiny_config(vocab_size: int, **overrides):
+    from transformers import Qwen3Config
+
+    values = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                  max_position_embeddings=128, tie_word_embeddings=True,
+                  rope_parameters={"rope_theta": 10000.0, "rope_type": "default"},
+                  pad_token_id=0, eos_token_id=4)
+    values.update(overrides)
+    return Qwen3Config(**values)
+
+
+def save_model(model, tokenizer, folder: Path, dtype: torch.dtype | None = None) -> Path:
+    if dtype is not None:
+        model = model.to(dtype)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def make_pair(root: Path, *, seed: int = 0, noise: float = 0.002, dtype: torch.dtype | None = None,
+              config_overrides: dict | None = None, thinking_overrides: dict | None = None):
+    """A random base and two slightly perturbed copies: a pair that shares a base."""
+    from transformers import Qwen3ForCausalLM
+
+    from dami_pref.toy_tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    base = Qwen3ForCausalLM(tiny_config(len(tokenizer), **(config_overrides or {})))
+    folders = []
+    for name, overrides in (("instruct", {}), ("thinking", thinking_overrides)):
+        if overrides:
+            model = Qwen3ForCausalLM(tiny_config(len(tokenizer),
+                                                 **{**(config_overrides or {}), **overrides}))
+        else:
+            model = Qwen3ForCausalLM(base.config)
+            model.load_state_dict(base.state_dict())
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(noise * torch.randn_like(p))
+        folders.append(save_model(model, tokenizer, root / name, dtype))
+    return tuple(folders)
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory) -> tuple[Path, Path]:
+    return make_pair(tmp_path_factory.mktemp("tiny_pair"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pair_bf16(tmp_path_factory) -> tuple[Path, Path]:
+    return make_pair(tmp_path_factory.mktemp("tiny_pair_bf16"), seed=1, dtype=torch.bfloat16)
+
+
+def load_safetensors_dir(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    out = {}
+    index = folder / "model.safetensors.index.json"
+    files = (sorted(set(json.loads(index.read_text())["weight_map"].values()))
+             if index.exists() else ["model.safetensors"])
+    for name in files:
+        out.update(load_file(str(folder / name)))
+    return out

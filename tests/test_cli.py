@@ -1,0 +1,140 @@
+"""The ``dami-pref`` console script: sweep and merge end to end, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from dami_pref.cli import main
+from dami_pref.problems import write_jsonl
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("dami-pref")
+    cmd = [exe] if exe else [sys.executable, "-m", "dami_pref.cli"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=600)
+
+
+def test_sweep_on_the_toy_pair_writes_table_json_and_plot(tmp_path):
+    out = tmp_path / "sweep"
+    proc = run_cli("sweep", "--limit", "21", "--grid", "0,0.5,1", "--output", str(out),
+                   "--device", "cpu", "--max-new-tokens", "100", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "| λ | accuracy | mean tokens | think rate | malformed |" in proc.stdout
+    assert "oracle (cheapest correct λ per problem)" in proc.stdout
+    report = json.loads((out / "sweep.json").read_text())
+    assert [row["lambda"] for row in report["lambdas"]] == [0.0, 0.5, 1.0]
+    for row in report["lambdas"]:
+        assert len(row["results"]) == 21
+        assert {"accuracy", "mean_tokens", "think_rate", "malformed_rate"} <= set(row)
+    instruct, thinking = report["lambdas"][0], report["lambdas"][-1]
+    assert instruct["think_rate"] == 0.0 and thinking["think_rate"] == 1.0
+    assert thinking["mean_tokens"] > 4 * instruct["mean_tokens"]
+    oracle = report["oracle"]
+    assert oracle["accuracy"] >= max(r["accuracy"] for r in report["lambdas"])
+    assert set(oracle["lambdas"]) == {r["id"] for r in thinking["results"]}
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "sweep.md").read_text().startswith("| λ |")
+
+
+def test_merge_reloads_equal_to_the_runtime(tmp_path, tiny_pair):
+    from transformers import AutoModelForCausalLM
+
+    from dami_pref.runtime import InterpolationRuntime
+
+    instruct, thinking = tiny_pair
+    out = tmp_path / "merged"
+    proc = run_cli("merge", "--lambda", "0.35", "--out", str(out), "--instruct", str(instruct),
+                   "--thinking", str(thinking))
+    assert proc.returncode == 0, proc.stderr
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    runtime = InterpolationRuntime(instruct, thinking, device="cpu")
+    runtime.set_lambda(0.35)
+    live = dict(runtime.model.named_parameters())
+    for name, param in merged.named_parameters():
+        assert torch.equal(param, live[name]), name
+    assert json.loads((out / "dami_pref_merge.json").read_text())["lambda"] == 0.35
+    assert (out / "tokenizer.json").is_file()
+
+
+def test_merge_bf16_matches_runtime_and_endpoints_exact(tmp_path, tiny_pair_bf16):
+    from transformers import AutoModelForCausalLM
+
+    from dami_pref.merge import merge_pair
+    from dami_pref.runtime import InterpolationRuntime
+    from conftest import load_safetensors_dir
+
+    instruct, thinking = tiny_pair_bf16
+    runtime = InterpolationRuntime(instruct, thinking, device="cpu")
+    for lam in (0.0, 0.6, 1.0):
+        out = merge_pair(lam, tmp_path / f"m{lam}", instruct, thinking)
+        merged = AutoModelForCausalLM.from_pretrained(out)
+        runtime.set_lambda(lam)
+        live = dict(runtime.model.named_parameters())
+        for name, param in merged.named_parameters():
+            assert param.dtype == torch.bfloat16
+            assert torch.equal(param, live[name]), (lam, name)
+    assert load_safetensors_dir(tmp_path / "m1.0").keys() == load_safetensors_dir(thinking).keys()
+
+
+def test_merge_dtype_option_is_recorded(tmp_path, tiny_pair):
+    from dami_pref.merge import merge_pair
+
+    out = merge_pair(0.5, tmp_path / "m", *tiny_pair, dtype="bfloat16")
+    config = json.loads((out / "config.json").read_text())
+    assert config["dtype"] == "bfloat16"
+    from conftest import load_safetensors_dir
+
+    assert all(t.dtype == torch.bfloat16 for t in load_safetensors_dir(out).values())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["merge", "--lambda", "1.5", "--out", "OUT"], "λ must be in [0, 1]"),
+    (["merge", "--lambda", "nan", "--out", "OUT"], "λ must be in [0, 1]"),
+    (["sweep", "--grid", "0:2:0.5", "--output", "OUT"], "outside [0, 1]"),
+    (["sweep", "--problems", "EMPTY", "--output", "OUT"], "no problems"),
+    (["sweep", "--problems", "BROKEN", "--output", "OUT"], "line 2: not valid JSON"),
+    (["sweep", "--problems", "NOFIELD", "--output", "OUT"], "missing field 'answer'"),
+    (["sweep", "--problems", "MISSING", "--output", "OUT"], "not found"),
+    (["sweep", "--instruct", "NOMODEL", "--output", "OUT"], "model folder not found"),
+    (["sweep", "--bogus", "1", "--output", "OUT"], "unknown argument"),
+])
+def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys, args, message):
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "broken.jsonl").write_text('{"id": "a", "question": "1+1", "answer": "2"}\n{oops\n')
+    write_jsonl([{"id": "a", "question": "1+1"}], tmp_path / "nofield.jsonl")
+    subst = {"OUT": str(tmp_path / "out"), "EMPTY": str(tmp_path / "empty.jsonl"),
+             "BROKEN": str(tmp_path / "broken.jsonl"), "NOFIELD": str(tmp_path / "nofield.jsonl"),
+             "MISSING": str(tmp_path / "missing.jsonl"), "NOMODEL": str(tmp_path / "no_model")}
+    code = main([subst.get(a, a) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_merge_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code = main(["merge", "--lambda", "0.5", "--out", str(out)])
+    assert code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep" in out and "merge" in out
+    assert main(["nope"]) == 2
+
+
+def test_toy_pair_defaults_exist():
+    for folder in (TOY_INSTRUCT, TOY_THINKING):
+        assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()

@@ -1,0 +1,87 @@
+"""Batched generation through the runtime, on the bundled toy pair and tiny random pairs."""
+
+from __future__ import annotations
+
+import pytest
+
+from dami_pref.errors import DamiPrefError
+from dami_pref.generation import DecodingOptions, GenerationRequest
+from dami_pref.grading import answers_match
+from dami_pref.runtime import InterpolationRuntime
+from dami_pref.toy_task import direct_completion, parse_question, running_sums
+
+QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "19+19+19+19+19+19+19+19"]
+
+
+@pytest.fixture(scope="module")
+def toy_runtime():
+    return InterpolationRuntime(device="cpu")  # defaults: the bundled toy pair
+
+
+def test_toy_formats_at_the_endpoints(toy_runtime):
+    requests = [GenerationRequest(q, lam) for lam in (0.0, 1.0) for q in QUESTIONS]
+    results = toy_runtime.generate(requests, DecodingOptions(max_new_tokens=120, batch_size=3))
+    for request, result in zip(requests, results):
+        operands = parse_question(request.question)
+        assert result.finished and result.lam == request.lam
+        if request.lam == 0.0:  # Instruct: the answer at once, no thinking span
+            assert "<think>" not in result.completion and result.think_tokens == 0
+            assert result.n_tokens == len(result.completion) + 1  # characters + end token
+        else:  # Thinking: the running partial sums in the span, then the sum
+            assert result.completion == f"<think>{running_sums(operands)}</think>{sum(operands)}"
+            assert result.think_tokens == len(running_sums(operands)) + 2
+            assert result.answer == direct_completion(operands)
+            assert answers_match(result.answer, str(sum(operands)))
+
+
+def test_greedy_results_do_not_depend_on_batching(toy_runtime):
+    requests = [GenerationRequest(q, lam) for q in QUESTIONS for lam in (0.0, 0.5, 1.0)]
+    one = toy_runtime.generate(requests, DecodingOptions(max_new_tokens=100, batch_size=1))
+    many = toy_runtime.generate(requests, DecodingOptions(max_new_tokens=100, batch_size=16))
+    assert [r.completion for r in one] == [r.completion for r in many]
+    assert [r.lam for r in many] == [r.lam for r in requests]  # back in request order
+
+
+def test_one_switch_per_distinct_lambda(toy_runtime):
+    toy_runtime.set_lambda(0.0)
+    before = toy_runtime.switches
+    lams = [0.5, 0.0, 1.0, 0.5, 0.0, 1.0, 0.5]
+    toy_runtime.generate([GenerationRequest("1+2", lam) for lam in lams],
+                         DecodingOptions(max_new_tokens=20, batch_size=2))
+    assert toy_runtime.switches - before == 2  # 0.0 is already loaded; then 0.5 and 1.0
+
+
+def test_seeded_sampling_is_per_request(toy_runtime):
+    options = DecodingOptions(max_new_tokens=60, temperature=1.5, batch_size=4)
+    base = [GenerationRequest(q, 0.5, seed=7) for q in QUESTIONS]
+    a = toy_runtime.generate(base, options)
+    # The same requests, shuffled among others and batched differently, draw the same tokens.
+    mixed = [GenerationRequest("9+9", 0.5, seed=1)] + base[::-1]
+    b = toy_runtime.generate(mixed, DecodingOptions(max_new_tokens=60, temperature=1.5,
+                                                    batch_size=2))
+    assert [r.completion for r in a] == [r.completion for r in b[1:][::-1]]
+    reseeded = toy_runtime.generate([GenerationRequest(q, 0.5, seed=8) for q in QUESTIONS] * 3,
+                                    options)
+    assert len({r.completion for r in reseeded}) > len(QUESTIONS)  # other seeds, other samples
+
+
+def test_token_limit_marks_unfinished(toy_runtime):
+    [result] = toy_runtime.generate([GenerationRequest(QUESTIONS[-1], 1.0)],
+                                    DecodingOptions(max_new_tokens=5))
+    assert not result.finished and result.n_tokens == 5 and result.answer == ""
+    assert result.think_tokens == 5  # all inside the still-open span
+
+
+@pytest.mark.parametrize("kwargs", [dict(max_new_tokens=0), dict(batch_size=0),
+                                    dict(temperature=-1.0), dict(top_p=0.0)])
+def test_bad_decoding_options(kwargs):
+    with pytest.raises(DamiPrefError):
+        DecodingOptions(**kwargs)
+
+
+def test_prompt_template_and_chat_template(toy_runtime, tiny_pair):
+    assert toy_runtime.render_prompt("1+2") == "<|user|>1+2<|end|><|assistant|>"
+    runtime = InterpolationRuntime(*tiny_pair, device="cpu", prompt_template="Q: {question}")
+    assert runtime.render_prompt("1+2") == "<|user|>Q: 1+2<|end|><|assistant|>"
+    with pytest.raises(DamiPrefError, match="question"):
+        InterpolationRuntime(*tiny_pair, device="cpu", prompt_template="no placeholder")

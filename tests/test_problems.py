@@ -1,0 +1,100 @@
+"""Loading problem sets: formats, field mapping, presets, and errors that say where."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dami_pref.errors import ProblemsError
+from dami_pref.problems import field_map, load_problems, write_jsonl
+from dami_pref.toy import toy_problems_path
+from dami_pref.toy_task import generate_splits, parse_question, running_sums
+
+ROWS = [{"id": "a", "question": "1+2", "answer": "3", "difficulty": 2},
+        {"id": "b", "question": "4+5+6", "answer": "15", "difficulty": 3}]
+
+
+def test_jsonl_json_parquet_and_disk_agree(tmp_path):
+    import datasets
+
+    write_jsonl(ROWS, tmp_path / "p.jsonl")
+    (tmp_path / "p.json").write_text(json.dumps(ROWS))
+    datasets.Dataset.from_list(ROWS).to_parquet(str(tmp_path / "p.parquet"))
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "disk"))
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(ROWS)}).save_to_disk(
+        str(tmp_path / "dict"))
+    loaded = [load_problems(tmp_path / name) for name in ("p.jsonl", "p.json", "p.parquet",
+                                                          "disk")]
+    loaded.append(load_problems(tmp_path / "dict", split="test"))
+    assert all(x == loaded[0] for x in loaded)
+    assert [p.id for p in loaded[0]] == ["a", "b"] and loaded[0][1].difficulty == 3
+    with pytest.raises(ProblemsError, match="choose one with --split"):
+        load_problems(tmp_path / "dict")
+
+
+def test_presets_map_gsm8k_and_math_columns(tmp_path):
+    gsm = [{"question": "Tom has 3 apples...", "answer": "3 + 4 = 7\n#### 7"}]
+    math = [{"problem": "Compute $1/2+1/4$.", "solution": "It is $\\boxed{\\frac34}$.",
+             "level": "Level 2"}]
+    write_jsonl(gsm, tmp_path / "gsm.jsonl")
+    write_jsonl(math, tmp_path / "math.jsonl")
+    g = load_problems(tmp_path / "gsm.jsonl", fields=field_map("gsm8k"))
+    m = load_problems(tmp_path / "math.jsonl", fields=field_map("math"))
+    assert g[0].id == "000000" and g[0].answer.endswith("#### 7")
+    assert m[0].question.startswith("Compute") and m[0].difficulty == "Level 2"
+    renamed = load_problems(tmp_path / "math.jsonl",
+                            fields=field_map("default", id=None, question="problem",
+                                             answer="solution"))
+    assert renamed[0].answer == m[0].answer
+
+
+def test_limit_and_seeded_subsample():
+    path = toy_problems_path("test")
+    first = load_problems(path, limit=5)
+    a = load_problems(path, limit=5, seed=3)
+    b = load_problems(path, limit=5, seed=3)
+    assert len(first) == 5 and a == b and a != first
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "no problems"),
+    ('{"id": "a", "question": "1+1", "answer": "2"}\n{"id": "b", "question": \n',
+     "line 2: not valid JSON"),
+    ('[1, 2]\n', "line 1: expected a JSON object"),
+    ('{"id": "a", "answer": "2"}\n', "row 1: missing field 'question'"),
+    ('{"id": "a", "question": "1+1"}\n', "row 1: missing field 'answer'"),
+    ('{"question": "1+1", "answer": "2"}\n', "row 1: missing field 'id'"),
+    ('{"id": "a", "question": "1+1", "answer": "2"}\n'
+     '{"id": "a", "question": "1+2", "answer": "3"}\n', "duplicate id 'a'"),
+])
+def test_bad_problem_files(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(ProblemsError, match=message):
+        load_problems(path)
+
+
+def test_missing_and_unsupported_sources(tmp_path):
+    with pytest.raises(ProblemsError, match="not found"):
+        load_problems(tmp_path / "nope.jsonl")
+    (tmp_path / "p.csv").write_text("id,question\n")
+    with pytest.raises(ProblemsError, match="unsupported"):
+        load_problems(tmp_path / "p.csv")
+    with pytest.raises(ProblemsError, match="unknown problems preset"):
+        field_map("nope")
+
+
+def test_toy_generator_is_seeded_disjoint_and_balanced():
+    a = generate_splits(seed=5, n_train=300, n_validation=50, n_test_per_k=20)
+    b = generate_splits(seed=5, n_train=300, n_validation=50, n_test_per_k=20)
+    assert a == b
+    questions = [set(r["question"] for r in rows) for rows in a.values()]
+    assert sum(len(q) for q in questions) == len(set().union(*questions))
+    counts = {}
+    for row in a["test"]:
+        counts[row["difficulty"]] = counts.get(row["difficulty"], 0) + 1
+        ops = parse_question(row["question"])
+        assert len(ops) == row["difficulty"] and sum(ops) == int(row["answer"])
+    assert counts == {k: 20 for k in range(2, 9)}
+    assert running_sums([47, 8, 15]) == "47+8=55;55+15=70"

@@ -1,0 +1,37 @@
+"""Promises the repository makes to a new user: README's commands, CI, benchmarks that run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```bash\n(.+?)\n```", text, flags=re.S)[:2]
+
+
+def test_readme_opens_with_two_commands_and_ci_runs_the_test_one():
+    main_cmd, test_cmd = readme_commands()
+    assert "dami-pref" in main_cmd and "pytest" in test_cmd
+    assert "pip install torch==2.13.0" in main_cmd and "pip install torch==2.13.0" in test_cmd
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_cmd.strip() in ci
+
+
+def test_lambda_switch_benchmark_smoke(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lambda_switch.py"),
+                           "--quick", "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| tiny |" in proc.stdout
+    import json
+
+    [row] = json.loads(out.read_text())["results"]
+    assert row["switch_ms"] > 0 and row["floor_ms"] > 0 and row["naive_ms"] > 0
+    assert row["bytes_per_switch"] == 3 * 4 * row["parameters"]

@@ -1,0 +1,170 @@
+"""The interpolation runtime: exactness, in-place switching, validation, LMC diagnostics."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import pytest
+import torch
+
+from conftest import load_safetensors_dir, make_pair
+from dami_pref.errors import DamiPrefError, PairMismatchError
+from dami_pref.runtime import InterpolationRuntime, LambdaError
+
+
+def live_state(runtime) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in runtime.model.named_parameters()}
+
+
+def test_endpoints_are_reproduced_bit_for_bit(tiny_pair):
+    instruct, thinking = tiny_pair
+    runtime = InterpolationRuntime(instruct, thinking, device="cpu")
+    ref_i, ref_t = load_safetensors_dir(instruct), load_safetensors_dir(thinking)
+    runtime.set_lambda(0.7)
+    runtime.set_lambda(1.0)
+    for name, value in live_state(runtime).items():
+        assert torch.equal(value, ref_t[name]), name
+    runtime.set_lambda(0.0)
+    for name, value in live_state(runtime).items():
+        assert torch.equal(value, ref_i[name]), name
+
+
+def test_intermediate_lambda_matches_float32_reference(tiny_pair):
+    instruct, thinking = tiny_pair
+    runtime = InterpolationRuntime(instruct, thinking, device="cpu")
+    ref_i, ref_t = load_safetensors_dir(instruct), load_safetensors_dir(thinking)
+    for lam in (0.3, 0.55, 0.3):  # returning to a λ gives the same weights: no drift
+        runtime.set_lambda(lam)
+        for name, value in live_state(runtime).items():
+            expected = ref_i[name] + lam * (ref_t[name] - ref_i[name])
+            torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_bf16_blend_is_the_float32_reference_rounded_once(tiny_pair_bf16):
+    instruct, thinking = tiny_pair_bf16
+    runtime = InterpolationRuntime(instruct, thinking, device="cpu")
+    assert runtime.dtype == torch.bfloat16  # "auto" keeps the stored dtype
+    ref_i, ref_t = load_safetensors_dir(instruct), load_safetensors_dir(thinking)
+    runtime.set_lambda(0.4)
+    for name, value in live_state(runtime).items():
+        exact = torch.lerp(ref_i[name].float(), ref_t[name].float(), 0.4)
+        # within one bf16 rounding of the exact blend (a relative step of 2^-8)
+        assert torch.all((value.float() - exact).abs() <= exact.abs() * 2 ** -8 + 1e-30), name
+
+
+def test_switch_is_in_place_and_counted(tiny_pair):
+    runtime = InterpolationRuntime(*tiny_pair, device="cpu")
+    pointers = {n: p.data_ptr() for n, p in runtime.model.named_parameters()}
+    runtime.set_lambda(0.5)
+    runtime.set_lambda(0.5)  # same λ: no work
+    runtime.set_lambda(0.2)
+    assert runtime.switches == 2 and runtime.lam == 0.2
+    assert pointers == {n: p.data_ptr() for n, p in runtime.model.named_parameters()}
+    n_params = sum(p.numel() for p in runtime.model.parameters())
+    assert runtime.bytes_per_switch == 3 * 4 * n_params
+
+
+def test_tied_embeddings_stay_tied(tiny_pair):
+    runtime = InterpolationRuntime(*tiny_pair, device="cpu")
+    runtime.set_lambda(0.6)
+    model = runtime.model
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), "abc", None])
+def test_lambda_outside_unit_interval_is_refused(tiny_pair, bad):
+    runtime = InterpolationRuntime(*tiny_pair, device="cpu")
+    runtime.set_lambda(0.3)
+    with pytest.raises(LambdaError, match="λ must"):
+        runtime.set_lambda(bad)
+    assert runtime.lam == 0.3  # nothing changed
+
+
+def test_float32_request_on_bf16_pair_upcasts(tiny_pair_bf16):
+    runtime = InterpolationRuntime(*tiny_pair_bf16, device="cpu", dtype="float32")
+    assert all(p.dtype == torch.float32 for p in runtime.model.parameters())
+
+
+def test_shape_mismatch_names_the_parameter(tmp_path):
+    instruct, thinking = make_pair(tmp_path, thinking_overrides={"intermediate_size": 48})
+    with pytest.raises(PairMismatchError, match="intermediate_size"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+
+
+def test_tensor_shape_mismatch_with_equal_configs_is_caught(tmp_path):
+    instruct, thinking = make_pair(tmp_path)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(thinking / "model.safetensors"))
+    name = "model.layers.0.mlp.up_proj.weight"
+    tensors[name] = tensors[name][:-1].contiguous()
+    save_file(tensors, str(thinking / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(PairMismatchError, match=r"up_proj.weight.*shape"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+
+
+def test_architecture_mismatch(tmp_path):
+    import json
+
+    instruct, thinking = make_pair(tmp_path)
+    config = json.loads((thinking / "config.json").read_text())
+    config["architectures"] = ["LlamaForCausalLM"]
+    (thinking / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PairMismatchError, match="architectures differ"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+
+
+def test_vocabulary_mismatch(tmp_path):
+    import json
+
+    instruct, thinking = make_pair(tmp_path)
+    tok = json.loads((thinking / "tokenizer.json").read_text())
+    vocab = tok["model"]["vocab"]
+    vocab["a"], vocab["b"] = vocab["b"], vocab["a"]
+    (thinking / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(PairMismatchError, match="token 'a'"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+
+
+def test_dtype_mismatch(tmp_path):
+    instruct, thinking = make_pair(tmp_path)
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(thinking).to(torch.bfloat16).save_pretrained(thinking)
+    with pytest.raises(PairMismatchError, match="stored as"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+
+
+def test_missing_files_and_pickles(tmp_path):
+    instruct, thinking = make_pair(tmp_path)
+    with pytest.raises(DamiPrefError, match="not found"):
+        InterpolationRuntime(instruct, tmp_path / "nowhere", device="cpu")
+    (thinking / "config.json").unlink()
+    with pytest.raises(DamiPrefError, match="config.json is missing"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+    shutil.copy(instruct / "config.json", thinking / "config.json")
+    (thinking / "model.safetensors").rename(thinking / "pytorch_model.bin")
+    with pytest.raises(DamiPrefError, match="safetensors only"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+
+
+def test_missing_cuda_is_a_clear_error(tiny_pair):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the error path is for machines without one")
+    with pytest.raises(DamiPrefError, match="no CUDA GPU"):
+        InterpolationRuntime(*tiny_pair, device="cuda")
+
+
+def test_lmc_report_close_pair_and_warning_for_unrelated_pair(tmp_path, tiny_pair):
+    runtime = InterpolationRuntime(*tiny_pair, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a pair from one base must not warn
+        report = runtime.lmc_report()
+    groups = {r.group for r in report}
+    assert {"layers.0", "layers.1", "embed_tokens"} <= groups
+    assert min(r.cosine for r in report) > 0.95
+    unrelated = make_pair(tmp_path, noise=1.0)  # noise far larger than the weights
+    with pytest.warns(UserWarning, match="cosine similarity below"):
+        low = InterpolationRuntime(*unrelated, device="cpu").lmc_report()
+    assert min(r.cosine for r in low) < 0.95
