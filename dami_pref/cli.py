@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module_name, class_name, text = COMMANDS[name]
     module = importlib.import_module(f".commands.{module_name}", __package__)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own bars say what is happening
     try:
         args = parse_args(getattr(module, class_name), argv[1:], prog=f"dami-pref {name}",
                           description=text)

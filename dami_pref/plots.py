@@ -27,10 +27,12 @@ def pareto_plot(frontier: Sequence[tuple[float, float, float]], path: str | Path
     for lam, acc, tokens in frontier:
         ax.annotate(f"{lam:g}", (tokens, 100 * acc), textcoords="offset points",
                     xytext=(4, -10), fontsize=7, color="tab:blue")
-    markers = "*sD^vP"
+    markers = "*sD^vPXo"
+    colors = ["tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink",
+              "tab:olive", "tab:cyan"]
     for i, (label, acc, tokens) in enumerate(points):
         ax.scatter([tokens], [100 * acc], marker=markers[i % len(markers)], s=90, zorder=3,
-                   label=label)
+                   color=colors[i % len(colors)], label=label)
     ax.set_xlabel("mean generated tokens per question")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)

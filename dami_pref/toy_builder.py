@@ -101,6 +101,9 @@ def with_carry_practice(draw: ExampleDraw, limit: int, share: float) -> ExampleD
     examples are worked solutions only (6 to 8 operands from the upper half of the range), so
     they teach the Thinking skill without making direct answers any better.
     """
+    if share <= 0:
+        return draw  # leaves the random stream exactly as without practice
+
     def mixed(rng: random.Random) -> tuple[list[int], bool]:
         if rng.random() < share:
             k = rng.randint(toy_task.MAX_OPERANDS - 2, toy_task.MAX_OPERANDS)

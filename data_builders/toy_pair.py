@@ -53,13 +53,15 @@ class ToyPairArgs:
     worked_share_min: float = field(default=0.1, metadata={
         "help": "share of worked solutions in pretraining at k=2 (rising linearly to k=8)"})
     worked_share_max: float = field(default=0.9, metadata={"help": "… and at k=8"})
-    carry_practice_share: float = field(default=0.15, metadata={
-        "help": "share of extra worked solutions whose running sum crosses 100 (pretraining "
-                "and the Thinking fine-tune)"})
+    pretrain_carry_share: float = field(default=0.0, metadata={
+        "help": "share of extra worked solutions whose running sum crosses 100, in pretraining"})
+    thinking_carry_share: float = field(default=0.3, metadata={
+        "help": "the same, in the Thinking fine-tune (where it fixes the carry past 100 "
+                "without making direct answers any better)"})
     instruct_steps: int = 300
-    thinking_steps: int = 40
+    thinking_steps: int = 150
     instruct_lr: float = 1e-4
-    thinking_lr: float = 1e-4
+    thinking_lr: float = 3e-4
     base: str | None = field(default=None, metadata={
         "help": "start from this pretrained base folder instead of pretraining one"})
     problems_only: bool = field(default=False, metadata={"help": "only write the problem sets"})
@@ -113,7 +115,7 @@ def build(args: ToyPairArgs) -> Path:
             return rng.random() < worked_share(k, args.worked_share_min, args.worked_share_max)
 
         draw = with_carry_practice(draw_uniform(args.operand_limit, pretrain_mix),
-                                   args.operand_limit, args.carry_practice_share)
+                                   args.operand_limit, args.pretrain_carry_share)
         losses = {"pretrain": train_phase(
             base, encoder, TrainPhase(args.pretrain_steps, args.pretrain_lr, 100, args.seed + 1),
             args.batch_size, draw, "pretrain base")}
@@ -132,7 +134,7 @@ def build(args: ToyPairArgs) -> Path:
         model.load_state_dict(base.state_dict())
         draw = draw_uniform(args.operand_limit, lambda k, rng, t=thinking: t)
         if thinking:
-            draw = with_carry_practice(draw, args.operand_limit, args.carry_practice_share)
+            draw = with_carry_practice(draw, args.operand_limit, args.thinking_carry_share)
         losses[role] = train_phase(model, encoder, TrainPhase(steps, lr, 5, args.seed + seed),
                                    args.batch_size, draw, f"fine-tune {role}")
         save_model_folder(model, tokenizer, staging / role, model_card(role, args, cards[role]))

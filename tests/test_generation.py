@@ -10,7 +10,7 @@ from dami_pref.grading import answers_match
 from dami_pref.runtime import InterpolationRuntime
 from dami_pref.toy_task import direct_completion, parse_question, running_sums
 
-QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "19+19+19+19+19+19+19+19"]
+QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9+15+6+11+18"]
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,11 @@ def test_seeded_sampling_is_per_request(toy_runtime):
     b = toy_runtime.generate(mixed, DecodingOptions(max_new_tokens=60, temperature=1.5,
                                                     batch_size=2))
     assert [r.completion for r in a] == [r.completion for r in b[1:][::-1]]
-    reseeded = toy_runtime.generate([GenerationRequest(q, 0.5, seed=8) for q in QUESTIONS] * 3,
-                                    options)
+    reseeded = toy_runtime.generate([GenerationRequest(q, 0.5, seed=s) for s in (8, 9, 10)
+                                     for q in QUESTIONS], options)
     assert len({r.completion for r in reseeded}) > len(QUESTIONS)  # other seeds, other samples
+    again = toy_runtime.generate([GenerationRequest(q, 0.5, seed=8) for q in QUESTIONS], options)
+    assert [r.completion for r in again] == [r.completion for r in reseeded[:len(QUESTIONS)]]
 
 
 def test_token_limit_marks_unfinished(toy_runtime):

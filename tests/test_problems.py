@@ -44,8 +44,7 @@ def test_presets_map_gsm8k_and_math_columns(tmp_path):
     assert g[0].id == "000000" and g[0].answer.endswith("#### 7")
     assert m[0].question.startswith("Compute") and m[0].difficulty == "Level 2"
     renamed = load_problems(tmp_path / "math.jsonl",
-                            fields=field_map("default", id=None, question="problem",
-                                             answer="solution"))
+                            fields=field_map("gsm8k", question="problem", answer="solution"))
     assert renamed[0].answer == m[0].answer
 
 

@@ -1,0 +1,219 @@
+"""Rollouts and pairs on the toy pair: resume after a kill, 1 vs 2 processes, bad input, TRL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dami_pref.problems import write_jsonl
+from dami_pref.toy import toy_problems_path
+
+ROOT = Path(__file__).resolve().parents[1]
+ROLLOUT = str(ROOT / "data_builders" / "rollout.py")
+PAIRS = str(ROOT / "data_builders" / "pairs.py")
+# A small, quick configuration: 24 problems in 6 shards, 3 λ values.
+SMALL = ["--limit", "24", "--shard_size", "4", "--grid", "0,0.5,1", "--max_new_tokens", "80",
+         "--batch_size", "8", "--device", "cpu", "--no-progress"]
+
+
+def env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def rollout(out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, ROLLOUT, "--output", str(out), *SMALL, *extra],
+                          capture_output=True, text=True, timeout=600, env=env())
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def comparable(folder: Path) -> list[dict]:
+    """The rollout table without the wall-time column, which no two runs share."""
+    table = pq.read_table(folder / "rollouts.parquet").drop_columns(["seconds"])
+    return table.to_pylist()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rollouts") / "reference"
+    proc = rollout(out)
+    assert "| λ | accuracy |" in proc.stdout
+    return out
+
+
+def test_rollout_table_contents(reference):
+    manifest = json.loads((reference / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["rows"] == 24 * 3 and manifest["n_units"] == 18
+    rows = comparable(reference)
+    assert [(r["lambda"], r["sample"]) for r in rows[:3]] == [(0.0, 0), (0.5, 0), (1.0, 0)]
+    for r in rows:
+        if r["lambda"] == 1.0:
+            assert r["think_tokens"] > 0 and r["completion"].startswith("<think>")
+        if r["lambda"] == 0.0:
+            assert r["think_tokens"] == 0 and r["n_tokens"] <= 4
+    assert len(list((reference / "units").rglob("*.parquet"))) == 18
+
+
+@pytest.mark.slow
+def test_killed_rollout_resumes_to_the_same_table(tmp_path, reference):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, ROLLOUT, "--output", str(out), *SMALL],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((out / "units").rglob("*.parquet"))) >= 3 if (out / "units").exists() else 0:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "units").rglob("*.parquet")}
+    assert 3 <= len(done_before) < 18
+    assert not json.loads((out / "manifest.json").read_text())["complete"]
+    assert not (out / "rollouts.parquet").exists()
+    restarted = rollout(out)
+    assert f"skipped {len(done_before)} finished unit(s)" in restarted.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "units").rglob("*.parquet")}
+    assert all(after[name] == mtime for name, mtime in done_before.items())  # kept, not redone
+    assert comparable(out) == comparable(reference)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tmp_path, reference):
+    out = tmp_path / "two"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "configs" / "accelerate" / "cpu.yaml"), "--num_processes", "2",
+           "--main_process_port", str(free_port()), ROLLOUT, "--output", str(out), *SMALL]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(process 2/2)" not in proc.stdout  # only the main process reports
+    assert comparable(out) == comparable(reference)
+
+
+def test_restart_with_other_settings_is_refused_and_keeps_data(tmp_path, reference):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    before = sorted(p.name for p in out.rglob("*.parquet"))
+    proc = rollout(out, "--grid", "0,1", check=False)
+    assert proc.returncode == 2 and "other settings (different: grid" in proc.stderr
+    proc = rollout(out, "--thinking", str(toy_problems_path().parents[1] / "base"), check=False)
+    assert proc.returncode == 2 and "different: pair" in proc.stderr
+    assert sorted(p.name for p in out.rglob("*.parquet")) == before
+    again = rollout(out)  # same settings: nothing left to do
+    assert "skipped 18 finished unit(s)" in again.stdout
+
+
+def test_corrupt_unit_is_named(tmp_path, reference):
+    import shutil
+
+    out = tmp_path / "corrupt"
+    shutil.copytree(reference, out)
+    victim = next((out / "units").rglob("shard-00002.parquet"))
+    victim.write_bytes(b"not parquet at all")
+    proc = rollout(out, check=False)
+    assert proc.returncode == 2
+    assert victim.name in proc.stderr and "delete this file" in proc.stderr
+    assert victim.read_bytes() == b"not parquet at all"  # never silently replaced
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"id": "a", "question": "1+2"}], "missing field 'answer'"),
+    ([{"question": "1+2", "answer": "3"}], "missing field 'id'"),
+    ([{"id": "a", "question": "1+2", "answer": "3"}, {"id": "a", "question": "2+2", "answer": "4"}],
+     "duplicate id 'a'"),
+    ([], "no problems"),
+])
+def test_bad_problems(tmp_path, rows, message):
+    path = tmp_path / "p.jsonl"
+    write_jsonl(rows, path)
+    proc = subprocess.run([sys.executable, ROLLOUT, "--problems", str(path), "--output",
+                           str(tmp_path / "out")], capture_output=True, text=True, env=env(),
+                          timeout=300)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def pairs_folder(reference, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pairs") / "pairs"
+    proc = subprocess.run([sys.executable, PAIRS, "--rollouts", str(reference), "--output",
+                           str(out), "--validation_fraction", "0.25"], capture_output=True,
+                          text=True, env=env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "problems with no signal" in proc.stdout
+    return out
+
+
+def test_pairs_folder(pairs_folder, reference):
+    from dami_pref.pair_dataset import load_pair_dataset
+    from dami_pref.preferences import PairOptions, candidates_from_rows, pairs_for_problem
+
+    dataset, candidates, oracle, summary = load_pair_dataset(pairs_folder)
+    assert summary["problems"] == {"train": 18, "validation": 6}
+    train_ids = set(dataset["train"]["problem_id"])
+    assert not train_ids & set(dataset["validation"]["problem_id"])
+    # every pair is the preference rule applied to the rollouts
+    rows = pq.read_table(reference / "rollouts.parquet").to_pylist()
+    expected = sum(len(pairs_for_problem(c, PairOptions()))
+                   for c in candidates_from_rows(rows).values())
+    assert len(dataset["train"]) + len(dataset["validation"]) == expected
+    for pair in dataset["train"]:
+        assert (pair["chosen_acc"] > pair["rejected_acc"]
+                or pair["chosen_cost"] < pair["rejected_cost"])
+        assert pair["prompt"] == pair["question"] + "\n"
+    assert candidates.num_rows == 24 * 3 and oracle.num_rows == 24
+    assert (pairs_folder / "parquet" / "train.parquet").is_file()
+    card = (pairs_folder / "README.md").read_text()
+    assert "problems with no signal" in card and card.startswith("---\n")
+    assert (pairs_folder / "lambda_star.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pairs_refuses_unfinished_rollouts(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps({"format_version": 1,
+                                                              "complete": False}))
+    proc = subprocess.run([sys.executable, PAIRS, "--rollouts", str(tmp_path / "r"), "--output",
+                           str(tmp_path / "p")], capture_output=True, text=True, env=env())
+    assert proc.returncode == 2 and "not finished" in proc.stderr
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_text_columns_train_trl_reward_trainer(pairs_folder, tmp_path):
+    """TRL's RewardTrainer reads prompt/chosen/rejected: the toy base as a one-label classifier."""
+    import datasets
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    from dami_pref.toy import TOY_BASE
+
+    train = datasets.load_from_disk(str(pairs_folder / "dataset"))["train"]
+    train = train.select_columns(["prompt", "chosen", "rejected"]).select(range(8))
+    model = AutoModelForSequenceClassification.from_pretrained(TOY_BASE, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(TOY_BASE)
+    args = RewardConfig(output_dir=str(tmp_path / "rm"), max_steps=2, per_device_train_batch_size=4,
+                        report_to=[], use_cpu=True, logging_steps=1, save_strategy="no")
+    trainer = RewardTrainer(model=model, args=args, train_dataset=train,
+                            processing_class=tokenizer)
+    before = model.score.weight.detach().clone()
+    result = trainer.train()
+    assert result.global_step == 2 and result.training_loss > 0
+    assert not model.score.weight.detach().equal(before)
