@@ -1,0 +1,135 @@
+"""The ranker folder: the LoRA adapter, the head, the tokenizer and ``dami_pref.json``.
+
+Everything is safetensors or JSON: loading a ranker never unpickles. The head is saved
+explicitly beside the adapter, so it cannot be lost the way some reward-model heads were.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import DamiPrefError
+from ..io import atomic_write_json, temporary_sibling
+from .model import RankerModel, RankerSpec
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "dami_pref.json"
+HEAD_FILE = "head.safetensors"
+ADAPTER_FILE = "adapter_model.safetensors"
+REQUIRED = (CONFIG_FILE, HEAD_FILE, ADAPTER_FILE, "adapter_config.json")
+PACKAGE_PREFIX = "dami_pref://"  # a path inside the installed package, e.g. the toy base
+
+
+def portable_reference(name_or_path: str) -> str:
+    """Record a backbone so the folder still loads elsewhere: paths inside the package become
+    ``dami_pref://…``, anything else stays as the user gave it (a Hub id or a path)."""
+    import dami_pref
+
+    package = Path(dami_pref.__file__).resolve().parent
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        try:
+            return PACKAGE_PREFIX + path.resolve().relative_to(package).as_posix()
+        except ValueError:
+            return str(path.resolve())
+    return name_or_path
+
+
+def resolve_reference(reference: str) -> str:
+    import dami_pref
+
+    if reference.startswith(PACKAGE_PREFIX):
+        return str(Path(dami_pref.__file__).resolve().parent / reference[len(PACKAGE_PREFIX):])
+    return reference
+
+
+def save_ranker(folder: str | Path, model: RankerModel, tokenizer, spec: RankerSpec,
+                training: dict | None = None, lambda_costs: dict | None = None,
+                state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write the ranker folder under a temporary name and rename it when whole.
+
+    ``state_dict`` is the full model state (pass ``accelerator.get_state_dict(model)`` under
+    DeepSpeed ZeRO-3, where parameters are partitioned); by default the model's own.
+    """
+    folder = Path(folder)
+    state = state_dict if state_dict is not None else model.state_dict()
+    head = {k.removeprefix("head."): v.detach().cpu().contiguous()
+            for k, v in state.items() if k.startswith("head.")}
+    backbone = {k.removeprefix("backbone."): v for k, v in state.items()
+                if k.startswith("backbone.")}
+    tmp = temporary_sibling(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.backbone.save_pretrained(str(tmp), state_dict=backbone, safe_serialization=True)
+    save_file(head, str(tmp / HEAD_FILE), metadata={"format": "pt"})
+    tokenizer.save_pretrained(str(tmp))
+    import dami_pref
+
+    atomic_write_json(tmp / CONFIG_FILE, {
+        "format_version": FORMAT_VERSION, "library_version": dami_pref.__version__,
+        **spec.to_dict(), "backbone": portable_reference(spec.backbone),
+        "training": training or {}, "lambda_costs": lambda_costs or {}})
+    if not (tmp / ADAPTER_FILE).is_file():
+        raise DamiPrefError(f"peft did not write {ADAPTER_FILE}; cannot save the ranker")
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def read_ranker_config(folder: str | Path) -> dict:
+    """``dami_pref.json`` of a ranker folder, with the folder checked for every file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DamiPrefError(f"ranker folder not found: {folder}")
+    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    if missing:
+        raise DamiPrefError(f"{folder}: not a complete ranker folder, missing {missing}")
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except json.JSONDecodeError as err:
+        raise DamiPrefError(f"{folder / CONFIG_FILE}: not valid JSON ({err.msg})") from None
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DamiPrefError(f"{folder}: ranker format version {version!r} is newer than this "
+                            f"dami-pref understands ({FORMAT_VERSION}); upgrade dami-pref")
+    return config
+
+
+def load_ranker(folder: str | Path, backbone: str | None = None, device: str | None = "cpu",
+                dtype: torch.dtype | None = None, trust_remote_code: bool = False):
+    """(RankerModel in eval mode, tokenizer, config) from a ranker folder (safetensors only)."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from .model import load_backbone
+
+    folder = Path(folder)
+    config = read_ranker_config(folder)
+    spec = RankerSpec.from_dict({k: config[k] for k in RankerSpec.__dataclass_fields__
+                                 if k in config})
+    spec.backbone = backbone or resolve_reference(config["backbone"])
+    base, _ = load_backbone(spec.backbone, dtype, trust_remote_code)
+    if int(base.config.hidden_size) != spec.hidden_size:
+        raise DamiPrefError(f"backbone {spec.backbone} has hidden size {base.config.hidden_size}, "
+                            f"the ranker was trained with {spec.hidden_size}")
+    try:
+        peft_model = PeftModel.from_pretrained(base, str(folder), use_safetensors=True)
+    except Exception as err:  # noqa: BLE001
+        raise DamiPrefError(f"cannot load the LoRA adapter in {folder}: {err}") from None
+    model = RankerModel(peft_model, spec)
+    head = load_file(str(folder / HEAD_FILE))
+    missing, unexpected = model.head.load_state_dict(head, strict=False)
+    if missing or unexpected:
+        raise DamiPrefError(f"{folder / HEAD_FILE}: head does not match (missing {missing}, "
+                            f"unexpected {unexpected})")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(device).eval()
+    return model, tokenizer, config

@@ -1,0 +1,30 @@
+"""From model outputs to a λ per question, the same way for training metrics and inference.
+
+Each objective's output becomes scores over the grid, so pairwise accuracy, top-1 agreement and
+regret are computed identically for DAMI-Pref, DAMI-Pred and DAMI-Routing:
+  pref   r(q, λ) as the head scores it;
+  pred   −|λ − λ̂(q)|: the grid point nearest the predicted λ wins;
+  route  logit(q)·(λ − ½): a positive logit favours the highest λ, a negative the lowest.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def grid_scores(outputs: dict[str, torch.Tensor], objective: str,
+                grid: torch.Tensor) -> torch.Tensor:
+    if objective == "pref":
+        return outputs["scores"].float()
+    if objective == "pred":
+        return -(grid[None, :] - outputs["pred"].float()[:, None]).abs()
+    if objective == "route":
+        return outputs["route"].float()[:, None] * (grid[None, :] - 0.5)
+    raise ValueError(f"unknown objective {objective!r}")
+
+
+def select_index(scores: torch.Tensor, cost_penalty: torch.Tensor | None = None) -> torch.Tensor:
+    """argmax over λ of score − penalty; ties go to the lower λ (the cheaper model)."""
+    if cost_penalty is not None:
+        scores = scores - cost_penalty[None, :]
+    return scores.argmax(dim=1)  # argmax returns the first maximum: the lowest λ index

@@ -1,0 +1,336 @@
+"""Training the ranker under Accelerate (CPU, multi-GPU, DeepSpeed ZeRO-2/3 alike).
+
+The loop is plain Accelerate: a seedable sampler (same order in every run and after a resume),
+gradient accumulation, clipping, warm-up then cosine decay, ``save_state`` checkpoints, and
+validation metrics reduced across processes as sums. A non-finite loss stops the run before any
+further checkpoint is written, so the last good checkpoint survives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import DamiPrefError
+from .data import ProblemExample, RankerCollator, load_examples
+from .losses import pairwise_bce, pred_mse, route_bce
+from .metrics import SUMS, batch_sums, finish
+from .model import OBJECTIVES, LoraSettings, RankerSpec, build_ranker
+
+
+@dataclass
+class TrainArgs:
+    """Arguments of ``train/pref.py`` (also readable from ``--config FILE.yaml``)."""
+
+    pairs: str = field(default="outputs/toy/pairs", metadata={"help": "pairs folder"})
+    output: str = field(default="outputs/toy/ranker", metadata={
+        "help": "ranker folder to write; checkpoints go to OUTPUT-checkpoints/"})
+    backbone: str | None = field(default=None, metadata={
+        "help": "ranker backbone (folder or Hub id); default: the toy base"})
+    objective: str = field(default="pref", metadata={
+        "help": "pref (DAMI-Pref, pairs), pred (DAMI-Pred, regress λ*), route (DAMI-Routing)"})
+    grid: str | None = field(default=None, metadata={
+        "help": "expected λ grid; an error if the pairs were built on another"})
+    prompt_template: str = "{question}"
+    chat_template: bool = field(default=True, metadata={
+        "help": "render questions through the backbone's chat template (if it has one)"})
+    max_length: int = field(default=512, metadata={
+        "help": "longest question in tokens; longer ones keep their last tokens"})
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: str = field(default="all-linear", metadata={
+        "help": "'all-linear' or a comma list such as q_proj,v_proj"})
+    head_width: int = 128
+    pair_weighting: str = field(default="none", metadata={
+        "help": "none, or acc_gap (weight 1 + accuracy gap)"})
+    margin: float = 0.0
+    learning_rate: float = 1e-3
+    head_learning_rate: float | None = field(default=None, metadata={
+        "help": "learning rate of the head (default: --learning_rate)"})
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    epochs: float = 3.0
+    max_steps: int | None = field(default=None, metadata={"help": "overrides --epochs"})
+    batch_size: int = field(default=32, metadata={"help": "problems per process per micro-batch"})
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    eval_batch_size: int = 64
+    eval_every: int = field(default=50, metadata={"help": "optimizer steps between evaluations"})
+    save_every: int = field(default=100, metadata={"help": "optimizer steps between save_state"})
+    keep_checkpoints: int = 2
+    resume: bool = field(default=False, metadata={
+        "help": "continue from the newest checkpoint in OUTPUT-checkpoints/"})
+    seed: int = 0
+    dtype: str = field(default="auto", metadata={"help": "backbone dtype: auto, float32, bfloat16"})
+    device: str = field(default="auto", metadata={"help": "auto, or cpu to ignore any GPU"})
+    gradient_checkpointing: bool = False
+    report_to: str = field(default="stdout", metadata={
+        "help": "comma list of trackers: stdout, tensorboard, wandb"})
+    trust_remote_code: bool = False
+    progress: bool = True
+
+
+# -- logging through Accelerate's trackers ----------------------------------------------------
+def stdout_tracker_class():
+    from accelerate.tracking import GeneralTracker, on_main_process
+
+    class StdoutTracker(GeneralTracker):
+        """Prints metrics as one JSON line per log call (main process only)."""
+
+        name = "stdout"
+        requires_logging_directory = False
+
+        def __init__(self, run_name: str = "ranker") -> None:
+            super().__init__()
+            self.run_name = run_name
+
+        @property
+        def tracker(self):
+            return None
+
+        @on_main_process
+        def store_init_configuration(self, values: dict) -> None:
+            pass
+
+        @on_main_process
+        def log(self, values: dict, step: int | None = None, **kwargs) -> None:
+            from tqdm.auto import tqdm
+
+            tqdm.write(json.dumps({"step": step, **{k: round(v, 6) if isinstance(v, float)
+                                                    else v for k, v in values.items()}}))
+
+    return StdoutTracker
+
+
+def make_trackers(spec: str) -> list:
+    trackers = []
+    for name in [s.strip() for s in spec.split(",") if s.strip()]:
+        if name == "stdout":
+            trackers.append(stdout_tracker_class()())
+        elif name in ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml"):
+            trackers.append(name)
+        elif name != "none":
+            raise DamiPrefError(f"unknown tracker {name!r} in --report_to")
+    return trackers
+
+
+# -- the loss for one batch --------------------------------------------------------------------
+def batch_loss(model, batch: dict[str, torch.Tensor], objective: str,
+               margin: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    if objective == "pref":
+        p = batch["pair_problem"]
+        scores = outputs["scores"]
+        loss = pairwise_bce(scores[p, batch["pair_chosen"]], scores[p, batch["pair_rejected"]],
+                            p, scores.shape[0], margin=margin, weights=batch["pair_weight"])
+    elif objective == "pred":
+        loss = pred_mse(outputs["pred"], batch["oracle_lambda"])
+    else:
+        loss = route_bce(outputs["route"], (batch["oracle_lambda"] > 0.5).float())
+    return loss, outputs
+
+
+# -- evaluation ------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model, examples: list[ProblemExample], collator: RankerCollator, accelerator,
+             objective: str, batch_size: int) -> dict[str, float]:
+    """Each process scores its own share (every world-th problem); sums are reduced."""
+    model.eval()
+    mine = examples[accelerator.process_index::accelerator.num_processes]
+    unwrapped = accelerator.unwrap_model(model)
+    grid = unwrapped.grid
+    sums = torch.zeros(len(SUMS), device=accelerator.device)
+    for at in range(0, len(mine), batch_size):
+        batch = {k: v.to(accelerator.device) for k, v in
+                 collator(mine[at:at + batch_size]).items()}
+        outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        sums += batch_sums(outputs, batch, objective, grid.to(accelerator.device))
+    model.train()
+    return finish(accelerator.reduce(sums, reduction="sum").cpu())
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+def checkpoint_root(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + "-checkpoints")
+
+
+def latest_checkpoint(output: str | Path) -> Path | None:
+    root = checkpoint_root(output)
+    done = [p for p in root.glob("step-*") if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
+
+
+def save_checkpoint(accelerator, output: str | Path, state: dict, keep: int) -> Path:
+    root = checkpoint_root(output)
+    target = root / f"step-{state['global_step']}"
+    accelerator.save_state(str(target))
+    if accelerator.is_main_process:
+        (target / "trainer_state.json").write_text(json.dumps(state))  # written last: complete
+        finished = sorted((p for p in root.glob("step-*")
+                           if (p / "trainer_state.json").is_file()),
+                          key=lambda p: int(p.name.split("-")[1]))
+        for old in finished[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return target
+
+
+# -- the whole run ---------------------------------------------------------------------------
+def train(args: TrainArgs) -> dict:
+    """Train a ranker and write its folder; returns the final metrics and timings."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+    from torch.utils.data import DataLoader
+    from transformers import get_cosine_schedule_with_warmup
+
+    from ..runtime import DTYPES
+    from ..sweep import parse_grid
+    from ..toy import TOY_BASE
+    from .checkpoint import save_ranker
+
+    if args.objective not in OBJECTIVES:
+        raise DamiPrefError(f"unknown objective {args.objective!r}; choose one of {OBJECTIVES}")
+    cpu = args.device == "cpu" or not torch.cuda.is_available()
+    accelerator = Accelerator(
+        cpu=cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=make_trackers(args.report_to), project_dir=str(checkpoint_root(args.output)),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    set_seed(args.seed)
+    grid = parse_grid(args.grid) if args.grid else None
+    examples, grid, summary = load_examples(args.pairs, grid, args.pair_weighting)
+    train_examples = examples["train"]
+    if args.objective == "pref":
+        train_examples = [e for e in train_examples if e.pairs]
+    if len(train_examples) < args.batch_size * accelerator.num_processes:
+        raise DamiPrefError(f"{len(train_examples)} training problems are fewer than one batch "
+                            f"({args.batch_size} × {accelerator.num_processes} processes); "
+                            "lower --batch_size or build more pairs")
+    val_examples = [e for e in examples["validation"] if e.pairs or args.objective != "pref"]
+
+    targets: list[str] | str = args.lora_target_modules
+    if targets != "all-linear":
+        targets = [t.strip() for t in str(targets).split(",") if t.strip()]
+    spec = RankerSpec(backbone=args.backbone or str(TOY_BASE), grid=grid,
+                      objective=args.objective, prompt_template=args.prompt_template,
+                      chat_template=args.chat_template, max_length=args.max_length, head_width=args.head_width,
+                      lora=LoraSettings(args.lora_r, args.lora_alpha, args.lora_dropout, targets))
+    dtype = None if args.dtype == "auto" else DTYPES.get(args.dtype)
+    model, tokenizer = build_ranker(spec, dtype, args.trust_remote_code, seed=args.seed)
+    if args.gradient_checkpointing:
+        model.backbone.gradient_checkpointing_enable()
+        model.backbone.enable_input_require_grads()
+    collator = RankerCollator(tokenizer, spec.prompt_template, spec.max_length, grid,
+                              spec.chat_template)
+    loader = DataLoader(train_examples, batch_size=args.batch_size, shuffle=True,
+                        collate_fn=collator, drop_last=True)
+    head_params = list(model.head.parameters())
+    head_ids = {id(p) for p in head_params}
+    lora_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    optimizer = torch.optim.AdamW([
+        {"params": lora_params, "lr": args.learning_rate},
+        {"params": head_params, "lr": args.head_learning_rate or args.learning_rate}],
+        weight_decay=args.weight_decay)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    steps_per_epoch = max(len(loader) // args.gradient_accumulation_steps, 1)
+    total_steps = args.max_steps or math.ceil(args.epochs * steps_per_epoch)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps),
+                                                total_steps)
+    accelerator.register_for_checkpointing(scheduler)
+    accelerator.init_trackers("dami_pref_ranker", config={
+        k: v for k, v in asdict(args).items() if isinstance(v, (int, float, str, bool))})
+
+    state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "history": []}
+    if args.resume:
+        found = latest_checkpoint(args.output)
+        if found is None:
+            raise DamiPrefError(f"--resume: no checkpoint in {checkpoint_root(args.output)}")
+        accelerator.load_state(str(found))
+        state = json.loads((found / "trainer_state.json").read_text())
+        accelerator.print(f"resumed from {found} (step {state['global_step']})")
+
+    started = time.perf_counter()
+    last_good = latest_checkpoint(args.output)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, initial=state["global_step"], desc=f"ranker ({args.objective})",
+               disable=not (args.progress and accelerator.is_main_process), dynamic_ncols=True)
+    model.train()
+    running, micro = 0.0, 0
+    while state["global_step"] < total_steps:
+        loader.set_epoch(state["epoch"])
+        batches = (accelerator.skip_first_batches(loader, state["batches_in_epoch"])
+                   if state["batches_in_epoch"] else loader)
+        for batch in batches:
+            with accelerator.accumulate(model):
+                loss, _ = batch_loss(model, batch, args.objective, args.margin)
+                # one all-reduce per micro-batch: (loss, is it non-finite) summed over processes
+                finite = torch.isfinite(loss.detach())
+                stats = accelerator.reduce(torch.stack([
+                    torch.where(finite, loss.detach(), torch.zeros_like(loss)).float(),
+                    (~finite).float()]), "sum")
+                if stats[1].item() > 0:
+                    bar.close()
+                    raise DamiPrefError(
+                        f"the loss became non-finite at step {state['global_step'] + 1} "
+                        f"(epoch {state['epoch']}); training stopped. The last good checkpoint "
+                        f"is {last_good or 'none (none was saved yet)'}; lower "
+                        "--learning_rate and run again (with --resume to continue from it)")
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            state["batches_in_epoch"] += 1
+            running += stats[0].item() / accelerator.num_processes
+            micro += 1
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            state["global_step"] += 1
+            step_loss, running, micro = running / micro, 0.0, 0
+            state["history"].append(step_loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}")
+            step = state["global_step"]
+            if step % args.eval_every == 0 or step == total_steps:
+                metrics = evaluate(model, val_examples, collator, accelerator, args.objective,
+                                   args.eval_batch_size)
+                accelerator.log({"train_loss": step_loss, "lr": scheduler.get_last_lr()[0],
+                                 **{f"val_{k}": v for k, v in metrics.items()}}, step=step)
+            if step % args.save_every == 0 and step < total_steps:
+                last_good = save_checkpoint(accelerator, args.output, state,
+                                            args.keep_checkpoints)
+            if step >= total_steps:
+                break
+        else:
+            state["epoch"] += 1
+            state["batches_in_epoch"] = 0
+    bar.close()
+    seconds = time.perf_counter() - started
+    final = evaluate(model, val_examples, collator, accelerator, args.objective,
+                     args.eval_batch_size)
+    full_state = accelerator.get_state_dict(model)  # gathers ZeRO-3 partitions
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        save_ranker(args.output, unwrapped, tokenizer, spec, training={
+            "objective": args.objective, "steps": state["global_step"],
+            "train_problems": len(train_examples), "validation_problems": len(val_examples),
+            "train_pairs": sum(len(e.pairs) for e in train_examples),
+            "pairs_source": str(args.pairs),
+            "rollout_fingerprint": summary.get("rollout_fingerprint"),
+            "final_train_loss": state["history"][-1] if state["history"] else None,
+            "validation": final, "seconds": seconds, "processes": accelerator.num_processes,
+            "seed": args.seed},
+            lambda_costs=summary.get("lambda_mean_cost"), state_dict=full_state)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return {"validation": final, "seconds": seconds, "steps": state["global_step"],
+            "losses": state["history"]}
