@@ -79,3 +79,32 @@ def load_safetensors_dir(folder: Path) -> dict[str, torch.Tensor]:
     for name in files:
         out.update(load_file(str(folder / name)))
     return out
+
+
+def build_toy_pairs(root: Path, n_problems: int = 64, grid=(0.0, 0.25, 0.5, 0.75, 1.0),
+                    validation_fraction: float = 0.25) -> Path:
+    """Real rollouts of the toy pair on a few training problems, turned into a pairs folder."""
+    from dami_pref.generation import DecodingOptions
+    from dami_pref.pair_dataset import build_pair_dataset
+    from dami_pref.preferences import PairOptions
+    from dami_pref.problems import load_problems
+    from dami_pref.rollouts import RolloutPlan, RolloutStore, make_manifest, run_units
+    from dami_pref.runtime import InterpolationRuntime
+    from dami_pref.toy import toy_problems_path
+
+    problems = load_problems(toy_problems_path("train"), limit=n_problems)
+    plan = RolloutPlan(tuple(grid), 1, 32, len(problems))
+    decoding = DecodingOptions(max_new_tokens=80, batch_size=64)
+    store = RolloutStore(root / "rollouts")
+    store.start(make_manifest(plan, decoding, 0, {"pair": "toy"}, problems, {}), problems, False)
+    run_units(InterpolationRuntime(device="cpu"), problems, plan, decoding, 0, store,
+              progress=False)
+    store.finalize(plan)
+    build_pair_dataset(root / "rollouts", root / "pairs", PairOptions(),
+                       validation_fraction=validation_fraction, seed=0)
+    return root / "pairs"
+
+
+@pytest.fixture(scope="session")
+def toy_pairs(tmp_path_factory) -> Path:
+    return build_toy_pairs(tmp_path_factory.mktemp("toy_pairs"))

@@ -31,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     except DamiPrefError as err:
         print(f"train/pref.py: error: {err}", file=sys.stderr)
         return 2
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return 0
     v = result["validation"]
-    print(f"\n{args.objective}: {result['steps']} steps in {result['seconds']:.1f} s; validation "
+    print(f"\n{args.objective}: {result['steps']} steps in {result['seconds']:.1f} s "
+          f"({result['distributed_type']}, {result['processes']} process(es)); validation "
           f"pairwise accuracy {v['pairwise_accuracy']:.3f}, top-1 agreement with λ* "
           f"{v['top1_agreement']:.3f}, accuracy regret {v['accuracy_regret']:.3f}, token regret "
           f"{v['tokens_regret']:.1f}\nwrote {args.output}")

@@ -141,4 +141,16 @@ def build_ranker(spec: RankerSpec, dtype: torch.dtype | None = None,
     except ValueError as err:
         raise DamiPrefError(f"LoRA settings do not fit the backbone: {err}") from None
     model = RankerModel(backbone, spec)
+    freeze_unused_head(model.head, spec.objective)
     return model, tokenizer
+
+
+# head parts each objective trains; the rest stay frozen (DDP refuses parameters without grads)
+_HEAD_PARTS = {"pref": ("norm.", "question.", "lam.", "score."),
+               "pred": ("norm.", "question.", "pred."),
+               "route": ("norm.", "question.", "route.")}
+
+
+def freeze_unused_head(head: LambdaHead, objective: str) -> None:
+    for name, param in head.named_parameters():
+        param.requires_grad_(name.startswith(_HEAD_PARTS[objective]))

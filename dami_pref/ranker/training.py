@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -198,7 +199,16 @@ def train(args: TrainArgs) -> dict:
 
     if args.objective not in OBJECTIVES:
         raise DamiPrefError(f"unknown objective {args.objective!r}; choose one of {OBJECTIVES}")
-    cpu = args.device == "cpu" or not torch.cuda.is_available()
+    # Under DeepSpeed, Accelerate must set up DeepSpeed itself (its CPU accelerator included).
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    cpu = (args.device == "cpu" or not torch.cuda.is_available()) and not deepspeed
+    if deepspeed and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        # Accelerate finds no backend for DeepSpeed on a CPU, so it would count one process
+        # while DeepSpeed counts them all, and DeepSpeed's train_batch_size check fails. Naming
+        # gloo makes both see the same world.
+        from accelerate import PartialState
+
+        PartialState(backend="gloo")
     accelerator = Accelerator(
         cpu=cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
         log_with=make_trackers(args.report_to), project_dir=str(checkpoint_root(args.output)),
@@ -231,7 +241,7 @@ def train(args: TrainArgs) -> dict:
                               spec.chat_template)
     loader = DataLoader(train_examples, batch_size=args.batch_size, shuffle=True,
                         collate_fn=collator, drop_last=True)
-    head_params = list(model.head.parameters())
+    head_params = [p for p in model.head.parameters() if p.requires_grad]
     head_ids = {id(p) for p in head_params}
     lora_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     optimizer = torch.optim.AdamW([
@@ -328,9 +338,12 @@ def train(args: TrainArgs) -> dict:
             "rollout_fingerprint": summary.get("rollout_fingerprint"),
             "final_train_loss": state["history"][-1] if state["history"] else None,
             "validation": final, "seconds": seconds, "processes": accelerator.num_processes,
+            "distributed_type": str(accelerator.distributed_type).split(".")[-1],
             "seed": args.seed},
             lambda_costs=summary.get("lambda_mean_cost"), state_dict=full_state)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return {"validation": final, "seconds": seconds, "steps": state["global_step"],
-            "losses": state["history"]}
+            "losses": state["history"],
+            "distributed_type": str(accelerator.distributed_type).split(".")[-1],
+            "processes": accelerator.num_processes}
