@@ -66,6 +66,8 @@ class TrainArgs:
     eval_every: int = field(default=50, metadata={"help": "optimizer steps between evaluations"})
     save_every: int = field(default=100, metadata={"help": "optimizer steps between save_state"})
     keep_checkpoints: int = 2
+    max_train_problems: int | None = field(default=None, metadata={
+        "help": "train on a seeded random subset of this many training problems"})
     resume: bool = field(default=False, metadata={
         "help": "continue from the newest checkpoint in OUTPUT-checkpoints/"})
     seed: int = 0
@@ -211,12 +213,18 @@ def train(args: TrainArgs) -> dict:
         PartialState(backend="gloo")
     accelerator = Accelerator(
         cpu=cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=make_trackers(args.report_to), project_dir=str(checkpoint_root(args.output)),
+        log_with=make_trackers(args.report_to) or None, project_dir=str(checkpoint_root(args.output)),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     set_seed(args.seed)
     grid = parse_grid(args.grid) if args.grid else None
     examples, grid, summary = load_examples(args.pairs, grid, args.pair_weighting)
     train_examples = examples["train"]
+    if args.max_train_problems is not None and args.max_train_problems < len(train_examples):
+        import random
+
+        keep = sorted(random.Random(args.seed).sample(range(len(train_examples)),
+                                                      args.max_train_problems))
+        train_examples = [train_examples[i] for i in keep]
     if args.objective == "pref":
         train_examples = [e for e in train_examples if e.pairs]
     if len(train_examples) < args.batch_size * accelerator.num_processes:

@@ -1,0 +1,136 @@
+"""The same preference pairs trained two ways: the λ-head ranker and TRL's RewardTrainer.
+
+    python benchmarks/ranker_vs_trl.py --pairs outputs/toy/pairs --epochs 1
+    python benchmarks/ranker_vs_trl.py --quick                 # CI smoke: a few steps each
+
+Both use the same backbone (the toy base unless --backbone), the same LoRA settings, learning
+rate, schedule and epochs. The λ-head ranker encodes each question once and scores every λ from
+that pass; TRL's RewardTrainer reads the text columns (``prompt`` + ``chosen``/``rejected``,
+λ written as text) with a one-label sequence classifier, two passes per pair. Reported: wall
+time per epoch and validation pairwise accuracy (the share of validation pairs whose chosen λ
+scores higher; ties count half), computed identically for both.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class CompareArgs:
+    pairs: str = "outputs/toy/pairs"
+    backbone: str | None = None
+    epochs: float = 1.0
+    learning_rate: float = 2e-3
+    lora_r: int = 8
+    lora_alpha: int = 16
+    ranker_batch_size: int = field(default=32, metadata={"help": "problems per step (λ head)"})
+    trl_batch_size: int = field(default=64, metadata={"help": "pairs per step (TRL)"})
+    max_steps: int | None = None
+    quick: bool = field(default=False, metadata={"help": "a few steps of each (CI smoke)"})
+    out: str | None = None
+
+
+@torch.no_grad()
+def text_pairwise_accuracy(model, tokenizer, rows: list[dict], batch_size: int = 256) -> float:
+    model.eval()
+    correct = 0.0
+    for at in range(0, len(rows), batch_size):
+        chunk = rows[at:at + batch_size]
+        texts = [r["prompt"] + r["chosen"] for r in chunk] + [r["prompt"] + r["rejected"]
+                                                                for r in chunk]
+        enc = tokenizer(texts, padding=True, return_tensors="pt")
+        scores = model(**enc).logits.squeeze(-1)
+        c, r = scores[:len(chunk)], scores[len(chunk):]
+        correct += (c > r).float().sum().item() + 0.5 * (c == r).float().sum().item()
+    return correct / max(len(rows), 1)
+
+
+def run_trl(args: CompareArgs, backbone: str, work: Path) -> dict:
+    import datasets
+    from peft import LoraConfig, TaskType
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    data = datasets.load_from_disk(str(Path(args.pairs) / "dataset"))
+    train = data["train"].select_columns(["prompt", "chosen", "rejected"])
+    model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    tokenizer.padding_side = "right"
+    peft = LoraConfig(task_type=TaskType.SEQ_CLS, r=args.lora_r, lora_alpha=args.lora_alpha,
+                      lora_dropout=0.0, target_modules="all-linear")
+    config = RewardConfig(output_dir=str(work / "trl"), num_train_epochs=args.epochs,
+                          max_steps=args.max_steps or -1,
+                          per_device_train_batch_size=args.trl_batch_size,
+                          learning_rate=args.learning_rate, lr_scheduler_type="cosine",
+                          warmup_steps=0.05, report_to=[], use_cpu=True, logging_steps=50,
+                          save_strategy="no", disable_tqdm=True, seed=0)
+    trainer = RewardTrainer(model=model, args=config, train_dataset=train,
+                            processing_class=tokenizer, peft_config=peft)
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    epochs = result.metrics.get("epoch", args.epochs) or args.epochs
+    accuracy = text_pairwise_accuracy(trainer.model, tokenizer, data["validation"].to_list())
+    return {"seconds": seconds, "epochs": epochs, "seconds_per_epoch": seconds / epochs,
+            "steps": result.global_step, "validation_pairwise_accuracy": accuracy}
+
+
+def run_ranker(args: CompareArgs, work: Path) -> dict:
+    from dami_pref.ranker.training import TrainArgs, train
+
+    result = train(TrainArgs(pairs=args.pairs, output=str(work / "ranker"), backbone=args.backbone,
+                             epochs=args.epochs, max_steps=args.max_steps,
+                             batch_size=args.ranker_batch_size, learning_rate=args.learning_rate,
+                             lora_r=args.lora_r, lora_alpha=args.lora_alpha, device="cpu",
+                             eval_every=10 ** 9, save_every=10 ** 9, report_to="none",
+                             progress=False, max_length=64))
+    from dami_pref.ranker.data import load_examples
+
+    examples, _, _ = load_examples(args.pairs)
+    per_epoch = len([e for e in examples["train"] if e.pairs]) // args.ranker_batch_size
+    epochs = result["steps"] / max(per_epoch, 1)
+    return {"seconds": result["seconds"], "epochs": epochs,
+            "seconds_per_epoch": result["seconds"] / epochs, "steps": result["steps"],
+            "validation_pairwise_accuracy": result["validation"]["pairwise_accuracy"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from accelerate.state import AcceleratorState
+
+    from dami_pref.arguments import parse_args
+    from dami_pref.toy import TOY_BASE
+
+    args = parse_args(CompareArgs, argv, prog="ranker_vs_trl.py", description=__doc__)
+    if args.quick:
+        args.max_steps = 3
+    backbone = args.backbone or str(TOY_BASE)
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = run_ranker(args, Path(tmp))
+        AcceleratorState._reset_state(reset_partial_state=True)
+        theirs = run_trl(args, backbone, Path(tmp))
+    print(f"torch threads {torch.get_num_threads()}; pairs {args.pairs}; backbone {backbone}")
+    print("| trainer | steps | epochs | seconds | seconds / epoch | val pairwise accuracy |\n"
+          "|---|---:|---:|---:|---:|---:|")
+    for name, r in (("λ-head ranker (one pass per question)", ours),
+                    ("TRL RewardTrainer (text, two passes per pair)", theirs)):
+        print(f"| {name} | {r['steps']} | {r['epochs']:.2f} | {r['seconds']:.1f} | "
+              f"{r['seconds_per_epoch']:.1f} | {r['validation_pairwise_accuracy']:.3f} |")
+    speedup = theirs["seconds_per_epoch"] / ours["seconds_per_epoch"]
+    print(f"\nspeed-up per epoch: {speedup:.1f}×")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"ranker": ours, "trl": theirs,
+                                              "speedup_per_epoch": speedup}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
