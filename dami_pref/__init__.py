@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 from .errors import DamiPrefError, PairMismatchError, ProblemsError  # noqa: E402
 
 __all__ = ["DamiPrefError", "PairMismatchError", "ProblemsError", "InterpolationRuntime",
-           "__version__"]
+           "LambdaRanker", "__version__"]
 
 
 def __getattr__(name: str):
@@ -14,4 +14,8 @@ def __getattr__(name: str):
         from .runtime import InterpolationRuntime
 
         return InterpolationRuntime
+    if name == "LambdaRanker":
+        from .ranker.inference import LambdaRanker
+
+        return LambdaRanker
     raise AttributeError(name)

@@ -15,6 +15,8 @@ COMMANDS = {
     "sweep": ("sweep", "SweepArgs", "run every λ of a grid over a problem set; table, JSON, plot"),
     "merge": ("merge", "MergeArgs", "write the static model at one λ as a Hugging Face folder"),
     "lmc": ("lmc", "LmcArgs", "per-layer cosine similarity of the Instruct/Thinking pair"),
+    "select": ("select", "SelectArgs", "choose λ per question with a trained ranker"),
+    "export": ("export", "ExportArgs", "write a Hub-ready ranker folder (and --push it)"),
 }
 
 
@@ -45,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars say what is happening
+    import warnings
+
+    # deprecation notices from inside the libraries are for their maintainers, not our users
+    warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         args = parse_args(getattr(module, class_name), argv[1:], prog=f"dami-pref {name}",
                           description=text)

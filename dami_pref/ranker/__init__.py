@@ -1,0 +1,5 @@
+"""The λ ranker: model, training, checkpoints and inference."""
+
+from .inference import LambdaRanker
+
+__all__ = ["LambdaRanker"]

@@ -1,0 +1,129 @@
+"""Using a trained ranker: scores over the λ grid, and a λ per question, with a cost knob.
+
+    ranker = LambdaRanker.from_pretrained("outputs/toy/ranker")     # or a Hub id
+    ranker.score(["12+7+19"])            # [n_questions × n_candidates]
+    ranker.select(["12+7+19"], cost_weight=0.5)
+
+The cost knob β selects argmax over λ of r(q, λ) − β·ĉ(λ), where ĉ(λ) is the candidate's
+expected cost normalised to [0, 1]: the mean generated tokens of that λ in the training rollouts
+divided by the largest, or λ itself when the ranker does not know its costs. β = 0 is DAMI-Pref
+as published; larger β trades accuracy for tokens without retraining.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..errors import DamiPrefError
+from .data import render_question
+from .selection import grid_scores, select_index
+
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.md"]
+
+
+class LambdaRanker:
+    def __init__(self, model, tokenizer, config: dict) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.spec = model.spec
+        self.device = next(model.parameters()).device
+        self.truncated = 0  # questions cut to max_length so far
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path, *, backbone: str | None = None,
+                        device: str | None = "auto", dtype: str = "auto",
+                        trust_remote_code: bool = False,
+                        revision: str | None = None) -> "LambdaRanker":
+        """Load a ranker folder (or Hub repository): safetensors and JSON only, never pickles.
+
+        ``backbone`` overrides the backbone recorded in ``dami_pref.json`` (for instance a local
+        copy of a Hub model).
+        """
+        from ..runtime import DTYPES, resolve_device
+        from .checkpoint import load_ranker
+
+        folder = Path(path_or_hub_id).expanduser()
+        if not folder.exists():
+            text = str(path_or_hub_id)
+            if text.count("/") != 1 or text.startswith((".", "/", "~")):
+                raise DamiPrefError(f"ranker folder not found: {text}")
+            try:
+                from huggingface_hub import snapshot_download
+
+                folder = Path(snapshot_download(text, revision=revision,
+                                                allow_patterns=HUB_PATTERNS))
+            except Exception as err:  # noqa: BLE001
+                raise DamiPrefError(f"{text!r} is not a local folder, and downloading it from "
+                                    f"the Hub failed: {type(err).__name__}: {err}") from None
+        torch_dtype = None if dtype == "auto" else DTYPES.get(dtype)
+        model, tokenizer, config = load_ranker(folder, backbone=backbone,
+                                               device=resolve_device(device), dtype=torch_dtype,
+                                               trust_remote_code=trust_remote_code)
+        return cls(model, tokenizer, config)
+
+    @property
+    def grid(self) -> list[float]:
+        return list(self.spec.grid)
+
+    @property
+    def objective(self) -> str:
+        return self.spec.objective
+
+    def expected_costs(self) -> torch.Tensor:
+        """ĉ(λ) in [0, 1] per candidate: training-rollout mean tokens over the largest, or λ."""
+        known = self.config.get("lambda_costs") or {}
+        costs = [known.get(f"{lam:g}") for lam in self.grid]
+        if known and all(c is not None for c in costs) and max(costs) > 0:
+            values = torch.tensor(costs, dtype=torch.float32) / max(costs)
+        else:
+            values = torch.tensor(self.grid, dtype=torch.float32)
+        return values.to(self.device)
+
+    def _encode(self, questions: Sequence[str]) -> dict[str, torch.Tensor]:
+        texts = [render_question(q, self.spec.prompt_template, self.tokenizer,
+                                 self.spec.chat_template) for q in questions]
+        self.tokenizer.padding_side = "right"
+        self.tokenizer.truncation_side = "left"
+        add_special = not (self.spec.chat_template and getattr(self.tokenizer, "chat_template",
+                                                                None))
+        full = self.tokenizer(texts, add_special_tokens=add_special)["input_ids"]
+        cut = sum(len(ids) > self.spec.max_length for ids in full)
+        if cut:
+            self.truncated += cut
+            warnings.warn(f"{cut} question(s) longer than the ranker's {self.spec.max_length} "
+                          "tokens were cut to their last tokens", stacklevel=3)
+        enc = self.tokenizer(texts, padding=True, truncation=True,
+                             max_length=self.spec.max_length, return_tensors="pt",
+                             add_special_tokens=add_special)
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    @torch.no_grad()
+    def score(self, questions: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """Scores of every candidate λ for every question (one backbone pass per question)."""
+        if isinstance(questions, str):
+            questions = [questions]
+        if not questions:
+            return torch.empty(0, len(self.grid))
+        grid = torch.tensor(self.grid, dtype=torch.float32, device=self.device)
+        out = []
+        for at in range(0, len(questions), batch_size):
+            enc = self._encode(questions[at:at + batch_size])
+            out.append(grid_scores(self.model(enc["input_ids"], enc["attention_mask"]),
+                                   self.objective, grid).cpu())
+        return torch.cat(out)
+
+    def select_from_scores(self, scores: torch.Tensor, cost_weight: float = 0.0) -> list[float]:
+        if cost_weight != cost_weight:  # NaN
+            raise DamiPrefError("cost_weight must be a number")
+        penalty = cost_weight * self.expected_costs().cpu() if cost_weight else None
+        return [self.grid[i] for i in select_index(scores, penalty).tolist()]
+
+    def select(self, questions: Sequence[str], cost_weight: float = 0.0,
+               batch_size: int = 64) -> list[float]:
+        """λ per question: argmax of r(q, λ) − β·ĉ(λ) (β = ``cost_weight``)."""
+        return self.select_from_scores(self.score(questions, batch_size), cost_weight)

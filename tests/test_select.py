@@ -1,0 +1,197 @@
+"""``LambdaRanker``, ``dami-pref select`` and ``dami-pref export`` on a ranker trained here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dami_pref.cli import main
+from dami_pref.errors import DamiPrefError
+
+QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9+15+6+11+18"]
+
+
+@pytest.fixture(scope="module")
+def ranker_dir(toy_pairs, tmp_path_factory) -> Path:
+    from accelerate.state import AcceleratorState
+
+    from dami_pref.ranker.training import TrainArgs, train
+
+    out = tmp_path_factory.mktemp("ranker") / "ranker"
+    AcceleratorState._reset_state(reset_partial_state=True)
+    train(TrainArgs(pairs=str(toy_pairs), output=str(out), batch_size=8, max_steps=30,
+                    learning_rate=5e-3, eval_every=100, save_every=100, device="cpu",
+                    progress=False, report_to="none", max_length=64))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ranker(ranker_dir):
+    from dami_pref import LambdaRanker
+
+    return LambdaRanker.from_pretrained(ranker_dir, device="cpu")
+
+
+def test_score_and_select(ranker):
+    scores = ranker.score(QUESTIONS)
+    assert scores.shape == (4, len(ranker.grid)) and torch.isfinite(scores).all()
+    chosen = ranker.select(QUESTIONS)
+    assert chosen == [ranker.grid[i] for i in scores.argmax(1).tolist()]
+    batched, alone = ranker.score(QUESTIONS, batch_size=4), ranker.score(QUESTIONS[:1])
+    torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_cost_knob_moves_towards_cheaper_lambda(ranker):
+    costs = ranker.expected_costs()
+    assert costs.max().item() == pytest.approx(1.0) and costs[0] < costs[-1]
+    lams = {beta: ranker.select(QUESTIONS * 5, cost_weight=beta) for beta in (0.0, 1.0, 1e6)}
+    spent = {beta: sum(costs[ranker.grid.index(x)].item() for x in v) for beta, v in lams.items()}
+    assert spent[0.0] >= spent[1.0] >= spent[1e6]
+    cheapest = ranker.grid[int(costs.argmin())]
+    assert set(lams[1e6]) == {cheapest}
+
+
+def test_long_questions_keep_their_end(ranker):
+    long_question = "+".join(["1"] * 200) + "+2"
+    with pytest.warns(UserWarning, match="cut to their last tokens"):
+        [lam] = ranker.select([long_question])
+    assert lam in ranker.grid
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    exe = shutil.which("dami-pref")
+    cmd = [exe] if exe else [sys.executable, "-m", "dami_pref.cli"]
+    return subprocess.run(cmd + list(args), input=stdin, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "2"})
+
+
+def test_select_file_in_order_and_generate_matches_runtime(ranker_dir, ranker, tmp_path):
+    from dami_pref.generation import GenerationRequest
+    from dami_pref.runtime import InterpolationRuntime
+
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps({"id": f"x{i}", "question": q}) + "\n"
+                            for i, q in enumerate(QUESTIONS)))
+    proc = run_cli("select", "--ranker", str(ranker_dir), "--input", str(path), "--generate",
+                   "--device", "cpu", "--max_new_tokens", "100", "--format", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["x0", "x1", "x2", "x3"]
+    assert [r["lambda"] for r in rows] == ranker.select(QUESTIONS)
+    assert all(set(r["scores"]) == {f"{g:g}" for g in ranker.grid} for r in rows)
+    runtime = InterpolationRuntime(device="cpu")
+    direct = runtime.generate([GenerationRequest(r["question"], r["lambda"]) for r in rows])
+    assert [r["completion"] for r in rows] == [d.completion for d in direct]
+    assert [r["n_tokens"] for r in rows] == [d.n_tokens for d in direct]
+
+
+def test_select_from_stdin_text_and_table(ranker_dir, tmp_path):
+    proc = run_cli("select", "--ranker", str(ranker_dir), "--device", "cpu", "--format",
+                   "table", stdin="3+4\n\n9+9+9\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("| id | λ | question |") and "| q00001 |" in proc.stdout
+    out = tmp_path / "out.jsonl"
+    proc = run_cli("select", "--ranker", str(ranker_dir), "--device", "cpu", "--question", "1+2",
+                   "--grid", "0,1", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    [row] = [json.loads(x) for x in out.read_text().splitlines()]
+    assert row["lambda"] in (0.0, 1.0) and set(row["scores"]) == {"0", "1"}
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("empty", "no questions"),
+    ("latin1", "not UTF-8"),
+    ("noquestion", "line 2: no 'question' field"),
+    ("grid", "not in the ranker's grid"),
+    ("nohead", "missing ['head.safetensors']"),
+    ("noconfig", "missing ['dami_pref.json']"),
+    ("future", "newer than this dami-pref understands"),
+])
+def test_select_bad_input(ranker_dir, tmp_path, capsys, setup, message):
+    ranker = tmp_path / "ranker"
+    shutil.copytree(ranker_dir, ranker)
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "1+2"}\n')
+    extra = []
+    if setup == "empty":
+        path.write_text("\n\n")
+    elif setup == "latin1":
+        path = tmp_path / "q.txt"
+        path.write_bytes("caf\xe9 1+2\n".encode("latin-1"))
+    elif setup == "noquestion":
+        path.write_text('{"question": "1+2"}\n{"id": "b"}\n')
+    elif setup == "grid":
+        extra = ["--grid", "0.05"]
+    elif setup == "nohead":
+        (ranker / "head.safetensors").unlink()
+    elif setup == "noconfig":
+        (ranker / "dami_pref.json").unlink()
+    elif setup == "future":
+        config = json.loads((ranker / "dami_pref.json").read_text())
+        config["format_version"] = 99
+        (ranker / "dami_pref.json").write_text(json.dumps(config))
+    code = main(["select", "--ranker", str(ranker), "--input", str(path), "--device", "cpu",
+                 *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_export_folder_and_card(ranker_dir, tmp_path):
+    from dami_pref import LambdaRanker
+
+    out = tmp_path / "export"
+    assert main(["export", "--ranker", str(ranker_dir), "--out", str(out), "--repo-id",
+                 "someone/toy-ranker"]) == 0
+    files = {p.name for p in out.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "head.safetensors",
+            "dami_pref.json", "tokenizer.json", "README.md"} <= files
+    card = (out / "README.md").read_text()
+    header = card.split("---")[1]
+    assert "library_name: dami-pref" in header and "license: apache-2.0" in header
+    assert "- reward-model" in header and "base_model" not in header  # a package path
+    for section in ("## Candidate λ grid", "## Training data", "## Evaluation", "## Usage"):
+        assert section in card
+    assert 'LambdaRanker.from_pretrained("someone/toy-ranker")' in card
+    exported = LambdaRanker.from_pretrained(out, device="cpu")
+    original = LambdaRanker.from_pretrained(ranker_dir, device="cpu")
+    torch.testing.assert_close(exported.score(QUESTIONS), original.score(QUESTIONS))
+
+
+def test_export_records_a_hub_backbone_as_base_model(ranker_dir, tmp_path):
+    from dami_pref.export import model_card
+    from dami_pref.ranker.checkpoint import read_ranker_config
+
+    config = read_ranker_config(ranker_dir)
+    config["backbone"] = "Qwen/Qwen3-0.6B"
+    assert "base_model: Qwen/Qwen3-0.6B" in model_card(config, "me/r", "mit").split("---")[1]
+
+
+def test_push_without_network_fails_clearly_and_keeps_the_folder(ranker_dir, tmp_path):
+    out = tmp_path / "export"
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_not_a_real_token",
+           "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env.pop("HF_HUB_OFFLINE", None)
+    exe = shutil.which("dami-pref")
+    proc = subprocess.run([exe, "export", "--ranker", str(ranker_dir), "--out", str(out),
+                           "--repo-id", "someone/toy-ranker", "--push"], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 2
+    assert "uploading" in proc.stderr and "folder is complete and unchanged" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (out / "README.md").is_file() and (out / "head.safetensors").is_file()
+
+
+def test_export_needs_repo_id_to_push(ranker_dir, tmp_path):
+    from dami_pref.export import export_ranker
+
+    with pytest.raises(DamiPrefError, match="--push needs --repo_id"):
+        export_ranker(ranker_dir, tmp_path / "e", push=True)
+    assert not (tmp_path / "e").exists()
