@@ -31,7 +31,11 @@ class CompareArgs:
     learning_rate: float = 2e-3
     lora_r: int = 8
     lora_alpha: int = 16
-    ranker_batch_size: int = field(default=32, metadata={"help": "problems per step (λ head)"})
+    train_problems: int | None = field(default=300, metadata={
+        "help": "a seeded subset of the training problems, the same for both trainers"})
+    ranker_epochs: str = field(default="1,3", metadata={
+        "help": "epochs of the λ-head ranker to report (it is cheap enough to show several)"})
+    ranker_batch_size: int = field(default=8, metadata={"help": "problems per step (λ head)"})
     trl_batch_size: int = field(default=64, metadata={"help": "pairs per step (TRL)"})
     max_steps: int | None = None
     quick: bool = field(default=False, metadata={"help": "a few steps of each (CI smoke)"})
@@ -53,6 +57,22 @@ def text_pairwise_accuracy(model, tokenizer, rows: list[dict], batch_size: int =
     return correct / max(len(rows), 1)
 
 
+def subset_ids(args: CompareArgs) -> set[str] | None:
+    """The training problems both trainers use: the ranker's own seeded subset."""
+    import random
+
+    from dami_pref.ranker.data import load_examples
+
+    if args.train_problems is None:
+        return None
+    examples, _, _ = load_examples(args.pairs)
+    train = examples["train"]
+    if args.train_problems >= len(train):
+        return None
+    keep = random.Random(0).sample(range(len(train)), args.train_problems)
+    return {train[i].problem_id for i in keep}
+
+
 def run_trl(args: CompareArgs, backbone: str, work: Path) -> dict:
     import datasets
     from peft import LoraConfig, TaskType
@@ -60,7 +80,11 @@ def run_trl(args: CompareArgs, backbone: str, work: Path) -> dict:
     from trl import RewardConfig, RewardTrainer
 
     data = datasets.load_from_disk(str(Path(args.pairs) / "dataset"))
-    train = data["train"].select_columns(["prompt", "chosen", "rejected"])
+    ids = subset_ids(args)
+    train = data["train"]
+    if ids is not None:
+        train = train.filter(lambda row: row["problem_id"] in ids)
+    train = train.select_columns(["prompt", "chosen", "rejected"])
     model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     tokenizer.padding_side = "right"
@@ -80,14 +104,16 @@ def run_trl(args: CompareArgs, backbone: str, work: Path) -> dict:
     epochs = result.metrics.get("epoch", args.epochs) or args.epochs
     accuracy = text_pairwise_accuracy(trainer.model, tokenizer, data["validation"].to_list())
     return {"seconds": seconds, "epochs": epochs, "seconds_per_epoch": seconds / epochs,
-            "steps": result.global_step, "validation_pairwise_accuracy": accuracy}
+            "steps": result.global_step, "validation_pairwise_accuracy": accuracy,
+            "train_pairs": len(train)}
 
 
-def run_ranker(args: CompareArgs, work: Path) -> dict:
+def run_ranker(args: CompareArgs, work: Path, epochs: float) -> dict:
     from dami_pref.ranker.training import TrainArgs, train
 
     result = train(TrainArgs(pairs=args.pairs, output=str(work / "ranker"), backbone=args.backbone,
-                             epochs=args.epochs, max_steps=args.max_steps,
+                             epochs=epochs, max_steps=args.max_steps,
+                             max_train_problems=args.train_problems,
                              batch_size=args.ranker_batch_size, learning_rate=args.learning_rate,
                              lora_r=args.lora_r, lora_alpha=args.lora_alpha, device="cpu",
                              eval_every=10 ** 9, save_every=10 ** 9, report_to="none",
@@ -95,7 +121,8 @@ def run_ranker(args: CompareArgs, work: Path) -> dict:
     from dami_pref.ranker.data import load_examples
 
     examples, _, _ = load_examples(args.pairs)
-    per_epoch = len([e for e in examples["train"] if e.pairs]) // args.ranker_batch_size
+    n_train = min(args.train_problems or len(examples["train"]), len(examples["train"]))
+    per_epoch = n_train // args.ranker_batch_size
     epochs = result["steps"] / max(per_epoch, 1)
     return {"seconds": result["seconds"], "epochs": epochs,
             "seconds_per_epoch": result["seconds"] / epochs, "steps": result["steps"],
@@ -114,21 +141,27 @@ def main(argv: list[str] | None = None) -> int:
         args.max_steps = 3
     backbone = args.backbone or str(TOY_BASE)
     with tempfile.TemporaryDirectory() as tmp:
-        ours = run_ranker(args, Path(tmp))
-        AcceleratorState._reset_state(reset_partial_state=True)
+        ours = {}
+        for epochs in [float(x) for x in args.ranker_epochs.split(",")]:
+            ours[epochs] = run_ranker(args, Path(tmp), epochs)
+            AcceleratorState._reset_state(reset_partial_state=True)
         theirs = run_trl(args, backbone, Path(tmp))
     print(f"torch threads {torch.get_num_threads()}; pairs {args.pairs}; backbone {backbone}")
     print("| trainer | steps | epochs | seconds | seconds / epoch | val pairwise accuracy |\n"
           "|---|---:|---:|---:|---:|---:|")
-    for name, r in (("λ-head ranker (one pass per question)", ours),
-                    ("TRL RewardTrainer (text, two passes per pair)", theirs)):
+    rows = [(f"λ-head ranker, {e:g} epoch(s) (one pass per question)", r)
+            for e, r in ours.items()]
+    rows.append(("TRL RewardTrainer (text, two passes per pair)", theirs))
+    for name, r in rows:
         print(f"| {name} | {r['steps']} | {r['epochs']:.2f} | {r['seconds']:.1f} | "
               f"{r['seconds_per_epoch']:.1f} | {r['validation_pairwise_accuracy']:.3f} |")
-    speedup = theirs["seconds_per_epoch"] / ours["seconds_per_epoch"]
-    print(f"\nspeed-up per epoch: {speedup:.1f}×")
+    first = next(iter(ours.values()))
+    speedup = theirs["seconds_per_epoch"] / first["seconds_per_epoch"]
+    print(f"\n{theirs['train_pairs']} training pairs; speed-up per epoch: {speedup:.1f}×")
     if args.out:
-        Path(args.out).write_text(json.dumps({"ranker": ours, "trl": theirs,
-                                              "speedup_per_epoch": speedup}, indent=2))
+        Path(args.out).write_text(json.dumps({"ranker": {str(k): v for k, v in ours.items()},
+                                              "trl": theirs, "speedup_per_epoch": speedup},
+                                             indent=2))
     return 0
 
 
