@@ -281,3 +281,28 @@ def run_units(runtime, problems: Sequence[Problem], plan: RolloutPlan, decoding:
     bar.close()
     return {"units": len(units), "skipped": len(units) - len(todo), "generated_tokens": tokens,
             "seconds": time.perf_counter() - started}
+
+
+def pair_identity(instruct_dir: Path, thinking_dir: Path, dtype: str, prompt_template: str,
+                  chat_template_from: str) -> dict:
+    """What identifies the models behind a rollout, for the manifest's fingerprint."""
+    return {"instruct": checkpoint_fingerprint(instruct_dir),
+            "thinking": checkpoint_fingerprint(thinking_dir), "dtype": dtype,
+            "prompt_template": prompt_template, "chat_template_from": chat_template_from}
+
+
+def ensure_rollouts(runtime, problems: Sequence[Problem], grid: Sequence[float],
+                    decoding: DecodingOptions, folder: str | Path, *, pair: dict,
+                    seed: int = 0, samples: int = 1, shard_size: int = 64,
+                    progress: bool = True, source: dict | None = None) -> Path:
+    """One process: roll out what ``folder`` lacks (resuming), then finish the table."""
+    plan = RolloutPlan(tuple(grid), samples, shard_size, len(problems))
+    manifest = make_manifest(plan, decoding, seed, pair, problems, source or {})
+    store = RolloutStore(folder)
+    resume = store.check_compatible(manifest, overwrite=False)
+    if not (resume and (store.folder / TABLE_FILE).is_file()
+            and (store.read_manifest() or {}).get("complete")):
+        store.start(manifest, problems, resume)
+        run_units(runtime, problems, plan, decoding, seed, store, progress=progress)
+        store.finalize(plan)
+    return store.folder

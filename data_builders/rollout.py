@@ -64,8 +64,8 @@ def run(args: RolloutArgs) -> int:
 
     from dami_pref.checkpoints import resolve_model_dir
     from dami_pref.generation import DecodingOptions
-    from dami_pref.rollouts import (RolloutPlan, RolloutStore, checkpoint_fingerprint,
-                                    load_rollouts, make_manifest, run_units)
+    from dami_pref.rollouts import (RolloutPlan, RolloutStore, load_rollouts, make_manifest,
+                                    pair_identity, run_units)
     from dami_pref.sweep import parse_grid
     from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
     from dami_pref.rollout_report import frontier_table
@@ -79,10 +79,8 @@ def run(args: RolloutArgs) -> int:
     state = PartialState(cpu=cpu)
     instruct = resolve_model_dir(args.instruct or TOY_INSTRUCT)
     thinking = resolve_model_dir(args.thinking or TOY_THINKING)
-    pair = {"instruct": checkpoint_fingerprint(instruct),
-            "thinking": checkpoint_fingerprint(thinking), "dtype": args.dtype,
-            "prompt_template": args.prompt_template,
-            "chat_template_from": args.chat_template_from}
+    pair = pair_identity(instruct, thinking, args.dtype, args.prompt_template,
+                         args.chat_template_from)
     plan = RolloutPlan(tuple(grid), args.samples, args.shard_size, len(problems))
     manifest = make_manifest(plan, decoding, args.seed, pair, problems, source=asdict(args))
     store = RolloutStore(args.output)

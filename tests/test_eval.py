@@ -1,0 +1,132 @@
+"""The evaluation harness on a tiny configuration of the toy pair."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dami_pref.errors import DamiPrefError
+from dami_pref.evaluation.harness import EvalArgs, run_evaluation
+from dami_pref.evaluation.report import validate_results
+
+GRID = "0,0.25,0.5,0.75,1"  # the grid of the toy_pairs fixture
+
+
+@pytest.fixture(scope="module")
+def rankers(toy_pairs, tmp_path_factory) -> dict[str, str]:
+    from accelerate.state import AcceleratorState
+
+    from dami_pref.ranker.training import TrainArgs, train
+
+    root = tmp_path_factory.mktemp("rankers")
+    out = {}
+    for method, objective in (("dami_pref", "pref"), ("dami_pred", "pred"),
+                              ("dami_routing", "route")):
+        AcceleratorState._reset_state(reset_partial_state=True)
+        train(TrainArgs(pairs=str(toy_pairs), output=str(root / objective), objective=objective,
+                        batch_size=8, max_steps=10, learning_rate=5e-3, eval_every=100,
+                        save_every=100, device="cpu", progress=False, report_to="none",
+                        max_length=64))
+        out[method] = str(root / objective)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return out
+
+
+def tiny(out: Path, rankers: dict, **changes) -> EvalArgs:
+    values = dict(output=str(out), grid=GRID, limit=14, validation_limit=14, device="cpu",
+                  max_new_tokens=80, batch_size=32, progress=False,
+                  dami_pref_ranker=rankers["dami_pref"], dami_pred_ranker=rankers["dami_pred"],
+                  dami_routing_ranker=rankers["dami_routing"], cost_weights="0,1,100")
+    values.update(changes)
+    return EvalArgs(**values)
+
+
+@pytest.fixture(scope="module")
+def results(rankers, tmp_path_factory) -> dict:
+    return run_evaluation(tiny(tmp_path_factory.mktemp("eval") / "eval", rankers))
+
+
+def test_every_method_in_the_table(results):
+    methods = {r["method"] for r in results["methods"]}
+    assert methods == {"static_0", "static_0.25", "static_0.5", "static_0.75", "static_1",
+                       "instruct", "thinking", "best_static", "dami_pref", "dami_pred",
+                       "dami_routing", "dami_conf", "oracle"}
+    for label in ("Instruct (λ=0)", "Thinking (λ=1)", "best static λ", "DAMI-Pref", "DAMI-Pred",
+                  "DAMI-Routing", "DAMI-Conf", "oracle λ*(q)"):
+        assert label in results["table"]
+    assert "speed-up" in results["table"].splitlines()[0]
+
+
+def test_oracle_bounds_every_method(results):
+    by = {r["method"]: r for r in results["methods"]}
+    oracle = by["oracle"]
+    for r in results["methods"]:
+        assert oracle["accuracy"] >= r["accuracy"] - 1e-12, r["method"]
+        if oracle["accuracy"] == r["accuracy"]:
+            assert oracle["mean_tokens"] <= r["mean_tokens"] + 1e-9, r["method"]
+
+
+def test_live_agrees_with_offline_and_is_timed(results):
+    live = [r for r in results["methods"] if "live" in r]
+    assert {r["method"] for r in live} >= {"thinking", "dami_pref", "dami_conf", "oracle"}
+    for r in live:
+        assert r["live"]["agrees_with_offline"], r["method"]
+        assert r["live"]["accuracy"] == pytest.approx(r["accuracy"])
+        assert r["live"]["seconds"] > 0 and r["live"]["speedup_vs_thinking"] > 0
+    thinking = next(r for r in live if r["method"] == "thinking")
+    assert thinking["live"]["speedup_vs_thinking"] == pytest.approx(1.0)
+
+
+def test_results_json_validates_and_files_exist(results):
+    out = Path(results["config"]["output"])
+    saved = json.loads((out / "results.json").read_text())
+    validate_results(saved)
+    assert saved["environment"]["packages"]["torch"] and "git_commit" in saved["environment"]
+    assert saved["seeds"]["rollouts"] == 0
+    for plot in ("pareto", "lambda_by_difficulty", "cost_knob"):
+        assert Path(saved["plots"][plot]).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "results.md").read_text().startswith("| method |")
+    knob = saved["cost_knob"]
+    assert [k["beta"] for k in knob] == [0.0, 1.0, 100.0]
+    assert knob[-1]["mean_tokens"] <= knob[0]["mean_tokens"]
+    if "roc_auc" in saved["dami_conf"]:  # only when the test set has both kinds of λ*
+        assert 0.0 <= saved["dami_conf"]["roc_auc"] <= 1.0
+    assert {"a", "b"} <= set(saved["dami_conf"]["calibration"])
+    broken = dict(saved)
+    broken["methods"] = [{**saved["methods"][0], "accuracy": 1.5}]
+    with pytest.raises(ValueError, match="outside"):
+        validate_results(broken)
+    with pytest.raises(ValueError, match="missing 'methods'"):
+        validate_results({k: v for k, v in saved.items() if k != "methods"})
+
+
+def test_rollouts_are_reused(results, rankers):
+    out = Path(results["config"]["output"])
+    again = run_evaluation(tiny(out, rankers, methods="thinking,oracle", modes="offline"))
+    assert again["timings"]["rollouts_seconds"] < results["timings"]["rollouts_seconds"]
+    assert {r["method"] for r in again["methods"]} == {"thinking", "oracle"}
+
+
+def test_ranker_on_another_grid(rankers, tmp_path):
+    with pytest.raises(DamiPrefError, match="trained on the grid"):
+        run_evaluation(tiny(tmp_path / "e", rankers, grid="0,0.5,1", methods="dami_pref",
+                            modes="offline"))
+
+
+def test_test_rollouts_missing_lambda_values(results, rankers, tmp_path):
+    out = Path(results["config"]["output"])
+    with pytest.raises(DamiPrefError, match=r"no rollouts for λ \[0.1"):
+        run_evaluation(tiny(tmp_path / "e", rankers, grid="0,0.1,1", methods="thinking",
+                            modes="offline", test_rollouts=str(out / "rollouts_test")))
+
+
+def test_unknown_method_and_missing_ranker(rankers, tmp_path):
+    with pytest.raises(DamiPrefError, match="unknown method"):
+        run_evaluation(tiny(tmp_path / "e", rankers, methods="thinking,dami_magic"))
+    with pytest.raises(DamiPrefError, match="needs dami_pred_ranker"):
+        run_evaluation(tiny(tmp_path / "e", rankers, methods="dami_pred",
+                            dami_pred_ranker=None))
+    assert not (tmp_path / "e").exists()
