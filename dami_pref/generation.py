@@ -14,9 +14,10 @@ from itertools import groupby
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from .grading import final_answer, split_thinking
-from .runtime import check_lambda
 from .errors import DamiPrefError
+from .grading import final_answer, split_thinking
+from .kv_cache import KVCacheOptions
+from .runtime import check_lambda
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class DecodingOptions:
     temperature: float = 0.0
     top_p: float = 1.0
     batch_size: int = 64
+    kv_cache: KVCacheOptions = KVCacheOptions()
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -124,6 +126,7 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
     from tqdm.auto import tqdm
 
     tokenizer, model = runtime.tokenizer, runtime.model
+    options.kv_cache.check(runtime.device)
     eos = _eos_ids(model, tokenizer)
     open_id, close_id = _token_id(tokenizer, "<think>"), _token_id(tokenizer, "</think>")
     prompts = [runtime.render_prompt(r.question) for r in requests]
@@ -167,7 +170,8 @@ def _generate_batch(runtime, prompts: list[list[int]], seeds: list[int],
         input_ids[row, width - len(prompt):] = torch.tensor(prompt)
         attention[row, width - len(prompt):] = 1
     kwargs = dict(max_new_tokens=options.max_new_tokens, do_sample=False, pad_token_id=pad,
-                  num_beams=1, top_k=None, top_p=None, temperature=None)
+                  num_beams=1, top_k=None, top_p=None, temperature=None,
+                  **options.kv_cache.generate_kwargs())
     if not options.greedy:
         kwargs["logits_processor"] = LogitsProcessorList(
             [RowSeededSampler(seeds, options.temperature, options.top_p, runtime.device)])

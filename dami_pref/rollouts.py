@@ -18,7 +18,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -121,6 +121,7 @@ def make_manifest(plan: RolloutPlan, decoding: DecodingOptions, seed: int, pair:
         "n_problems": plan.n_problems, "problems": problems_fingerprint(problems),
         "seed": seed, "max_new_tokens": decoding.max_new_tokens,
         "temperature": decoding.temperature, "top_p": decoding.top_p,
+        "kv_cache": asdict(decoding.kv_cache),
     }
     return {"fingerprint": _digest(json.dumps(determines, sort_keys=True)), **determines,
             "source": source, "n_units": len(plan.units()), "complete": False}
@@ -159,7 +160,7 @@ class RolloutStore:
         if overwrite:
             return False
         differ = [k for k in ("pair", "grid", "samples", "shard_size", "n_problems", "problems",
-                              "seed", "max_new_tokens", "temperature", "top_p",
+                              "seed", "max_new_tokens", "temperature", "top_p", "kv_cache",
                               "format_version") if existing.get(k) != manifest.get(k)]
         raise DamiPrefError(
             f"{self.folder} holds rollouts made with other settings (different: "

@@ -74,7 +74,8 @@ def run(args: RolloutArgs) -> int:
     problems = args.load(default_split="train")
     decoding = DecodingOptions(
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-        temperature=0.0 if args.samples == 1 else args.sample_temperature, top_p=args.top_p)
+        temperature=0.0 if args.samples == 1 else args.sample_temperature, top_p=args.top_p,
+        kv_cache=args.kv_cache_options())
     cpu = args.device == "cpu" or not torch.cuda.is_available()
     state = PartialState(cpu=cpu)
     instruct = resolve_model_dir(args.instruct or TOY_INSTRUCT)

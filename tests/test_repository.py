@@ -35,3 +35,36 @@ def test_lambda_switch_benchmark_smoke(tmp_path):
     [row] = json.loads(out.read_text())["results"]
     assert row["switch_ms"] > 0 and row["floor_ms"] > 0 and row["naive_ms"] > 0
     assert row["bytes_per_switch"] == 3 * 4 * row["parameters"]
+
+
+def _script_args(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_script_{name}",
+                                                  ROOT / "data_builders" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_experiment_config_parses():
+    import yaml
+
+    from dami_pref.arguments import parse_args
+    from dami_pref.evaluation.harness import EvalArgs
+    from dami_pref.ranker.training import TrainArgs
+
+    kinds = {"toy.yaml": TrainArgs, "qwen3_4b.yaml": TrainArgs,
+             "eval_toy.yaml": EvalArgs, "eval_qwen3_4b.yaml": EvalArgs,
+             "rollout_toy.yaml": _script_args("rollout").RolloutArgs,
+             "rollout_qwen3_4b.yaml": _script_args("rollout").RolloutArgs,
+             "pairs_toy.yaml": _script_args("pairs").PairsArgs}
+    found = {p.name for p in (ROOT / "configs").glob("*.yaml")}
+    assert found == set(kinds), "a config without a parser test, or a missing config"
+    for name, cls in kinds.items():
+        parsed = parse_args(cls, ["--config", str(ROOT / "configs" / name)])
+        assert isinstance(parsed, cls)
+    for path in (ROOT / "configs" / "accelerate").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        assert data["distributed_type"] in ("MULTI_GPU", "DEEPSPEED"), path.name

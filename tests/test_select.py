@@ -52,11 +52,12 @@ def test_score_and_select(ranker):
 def test_cost_knob_moves_towards_cheaper_lambda(ranker):
     costs = ranker.expected_costs()
     assert costs.max().item() == pytest.approx(1.0) and costs[0] < costs[-1]
-    lams = {beta: ranker.select(QUESTIONS * 5, cost_weight=beta) for beta in (0.0, 1.0, 1e6)}
+    betas = (-1e6, -1.0, 0.0, 1.0, 1e6)
+    lams = {beta: ranker.select(QUESTIONS * 5, cost_weight=beta) for beta in betas}
     spent = {beta: sum(costs[ranker.grid.index(x)].item() for x in v) for beta, v in lams.items()}
-    assert spent[0.0] >= spent[1.0] >= spent[1e6]
-    cheapest = ranker.grid[int(costs.argmin())]
-    assert set(lams[1e6]) == {cheapest}
+    assert spent[-1e6] >= spent[-1.0] >= spent[0.0] >= spent[1.0] >= spent[1e6]
+    assert set(lams[1e6]) == {ranker.grid[int(costs.argmin())]}  # β → ∞: the cheapest λ
+    assert set(lams[-1e6]) == {ranker.grid[int(costs.argmax())]}  # β → −∞: the dearest λ
 
 
 def test_long_questions_keep_their_end(ranker):

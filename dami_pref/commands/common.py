@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..generation import DecodingOptions
+from ..kv_cache import KVCacheOptions
 
 
 @dataclass
@@ -39,10 +40,24 @@ class DecodingArgs:
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
     batch_size: int = field(default=64, metadata={"help": "questions per generate() call"})
+    kv_cache: str = field(default="dynamic", metadata={
+        "help": "KV cache: dynamic, quantized-4, quantized-2 (transformers' QuantizedCache) or "
+                "offloaded (OffloadedCache, CUDA only)"})
+    kv_cache_backend: str = field(default="hqq", metadata={
+        "help": "quantized cache backend: hqq or quanto"})
+    kv_cache_residual_length: int = field(default=128, metadata={
+        "help": "newest tokens a quantized cache keeps in full precision"})
+    kv_cache_group_size: int = field(default=64, metadata={
+        "help": "quantization group size of a quantized cache"})
+
+    def kv_cache_options(self) -> KVCacheOptions:
+        return KVCacheOptions(self.kv_cache, self.kv_cache_backend,
+                              self.kv_cache_residual_length, self.kv_cache_group_size)
 
     def decoding(self) -> DecodingOptions:
         return DecodingOptions(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                               top_p=self.top_p, batch_size=self.batch_size)
+                               top_p=self.top_p, batch_size=self.batch_size,
+                               kv_cache=self.kv_cache_options())
 
 
 @dataclass

@@ -22,7 +22,8 @@ class SelectArgs(PairArgs, DecodingArgs):
     grid: str | None = field(default=None, metadata={
         "help": "choose only among these λ (a subset of the ranker's grid), e.g. 0,0.5,1"})
     cost_weight: float = field(default=0.0, metadata={
-        "help": "β ≥ 0: choose argmax r(q, λ) − β·ĉ(λ); 0 is DAMI-Pref as published"})
+        "help": "β: choose argmax r(q, λ) − β·ĉ(λ); 0 is DAMI-Pref as published, β > 0 saves "
+                "tokens, β < 0 buys accuracy with more thinking"})
     backbone: str | None = field(default=None, metadata={
         "help": "override the ranker's backbone (e.g. a local copy)"})
     output: str | None = field(default=None, metadata={"help": "write JSON lines here"})
@@ -42,8 +43,6 @@ def run(args: SelectArgs) -> int:
         raise DamiPrefError("--ranker is required (a ranker folder or Hub id)")
     if args.format not in ("auto", "jsonl", "table"):
         raise DamiPrefError(f"--format must be auto, jsonl or table, got {args.format!r}")
-    if args.cost_weight < 0:
-        raise DamiPrefError(f"--cost_weight must be ≥ 0, got {args.cost_weight}")
     stdin = sys.stdin if not (args.question or args.input) else None
     questions = read_questions(args.question, args.input, stdin, args.question_field,
                                args.id_field)

@@ -47,8 +47,8 @@ class EvalArgs(PairArgs, DecodingArgs):
     modes: str = field(default="offline,live", metadata={"help": "offline, live, or both"})
     live_limit: int | None = field(default=None, metadata={
         "help": "test questions generated in live mode (default: all)"})
-    cost_weights: str = field(default="0,0.5,1,2,4,8", metadata={
-        "help": "β values of the DAMI-Pref cost-knob frontier"})
+    cost_weights: str = field(default="-8,-4,-2,-1,0,1,2,4", metadata={
+        "help": "β values of the DAMI-Pref cost-knob frontier (negative: more thinking)"})
     conf_answer_tokens: int = 8
     conf_think_skip: str = "<think></think>"
     seed: int = 0
@@ -78,8 +78,8 @@ def run_evaluation(args: EvalArgs) -> dict:
     if not modes or modes - {"offline", "live"}:
         raise DamiPrefError(f"--modes must name offline and/or live, got {args.modes!r}")
     betas = [float(x) for x in args.cost_weights.split(",") if x.strip()]
-    if any(b < 0 or b != b for b in betas):
-        raise DamiPrefError(f"--cost_weights must be numbers ≥ 0, got {args.cost_weights!r}")
+    if any(b != b for b in betas):
+        raise DamiPrefError(f"--cost_weights must be numbers, got {args.cost_weights!r}")
     rankers = {"dami_pref": args.dami_pref_ranker, "dami_pred": args.dami_pred_ranker,
                "dami_routing": args.dami_routing_ranker}
     for name in ("dami_pref", "dami_pred", "dami_routing"):  # fail before any rollout

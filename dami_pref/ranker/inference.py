@@ -7,7 +7,8 @@
 The cost knob β selects argmax over λ of r(q, λ) − β·ĉ(λ), where ĉ(λ) is the candidate's
 expected cost normalised to [0, 1]: the mean generated tokens of that λ in the training rollouts
 divided by the largest, or λ itself when the ranker does not know its costs. β = 0 is DAMI-Pref
-as published; larger β trades accuracy for tokens without retraining.
+as published; β > 0 trades accuracy for tokens and β < 0 tokens for accuracy, without
+retraining.
 """
 
 from __future__ import annotations

@@ -266,6 +266,9 @@ def train(args: TrainArgs) -> dict:
         k: v for k, v in asdict(args).items() if isinstance(v, (int, float, str, bool))})
 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "history": []}
+    if not args.resume and accelerator.is_main_process:
+        shutil.rmtree(checkpoint_root(args.output), ignore_errors=True)  # a fresh run
+    accelerator.wait_for_everyone()
     if args.resume:
         found = latest_checkpoint(args.output)
         if found is None:

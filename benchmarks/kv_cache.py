@@ -1,0 +1,190 @@
+"""KV caches side by side: does a cache change answers, and what does it save?
+
+    python benchmarks/kv_cache.py --part toy          # accuracy and tokens per λ, toy test set
+    python benchmarks/kv_cache.py --part memory       # random-weight model, long generations
+    python benchmarks/kv_cache.py --part memory --device cuda --shape qwen3-4b \\
+        --new_tokens 16384 --batch_size 8              # on a GPU
+    python benchmarks/kv_cache.py --quick             # CI smoke
+
+toy: the bundled pair answers the toy test set at each λ of --grid with every cache; a short
+full-precision window (--residual_length 8) makes the quantized caches quantize most of each
+trace. memory: a random-weight model of --shape generates exactly --new_tokens tokens for a batch
+with each cache, each in its own process; reported are peak memory above the loaded model (the
+process's peak RSS on CPU, torch's peak allocation on GPU) and tokens per second.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CACHES = [("dynamic", "hqq"), ("quantized-4", "hqq"), ("quantized-2", "hqq"),
+          ("quantized-4", "quanto"), ("quantized-2", "quanto"), ("offloaded", "hqq")]
+
+
+@dataclass
+class KVArgs:
+    part: str = field(default="toy", metadata={"help": "toy or memory"})
+    grid: str = "0,0.5,1"
+    limit: int | None = None
+    residual_length: int = 8
+    group_size: int = 32
+    shape: str = "small"
+    new_tokens: int = 2048
+    batch_size: int = 4
+    device: str = "cpu"
+    quick: bool = False
+    single: str | None = field(default=None, metadata={"help": "internal: one cache, memory part"})
+
+
+def cache_options(kind: str, backend: str, args: KVArgs):
+    from dami_pref.kv_cache import KVCacheOptions
+
+    return KVCacheOptions(kind, backend, args.residual_length, args.group_size)
+
+
+def toy_part(args: KVArgs) -> None:
+    from dami_pref.errors import DamiPrefError
+    from dami_pref.generation import DecodingOptions
+    from dami_pref.problems import load_problems
+    from dami_pref.runtime import InterpolationRuntime
+    from dami_pref.sweep import parse_grid, run_sweep, summarize
+    from dami_pref.toy import toy_problems_path
+
+    runtime = InterpolationRuntime(device=args.device)
+    problems = load_problems(toy_problems_path("test"), limit=args.limit)
+    grid = parse_grid(args.grid)
+    reference = None
+    print(f"{len(problems)} toy test problems; quantized caches keep the newest "
+          f"{args.residual_length} tokens in full precision, groups of {args.group_size}")
+    print("| cache | backend | " + " | ".join(f"acc λ={g:g}" for g in grid)
+          + " | mean tokens λ=1 | answers ≠ dynamic | seconds |")
+    print("|---|---|" + "---:|" * len(grid) + "---:|---:|---:|")
+    for kind, backend in CACHES:
+        options = DecodingOptions(max_new_tokens=96, batch_size=128,
+                                  kv_cache=cache_options(kind, backend, args))
+        try:
+            start = time.perf_counter()
+            outcomes = run_sweep(runtime, problems, grid, options, progress=False)
+            seconds = time.perf_counter() - start
+        except DamiPrefError as err:
+            print(f"| {kind} | {backend if kind.startswith('quantized') else '—'} | "
+                  f"not run: {err} |")
+            continue
+        answers = [o.answer for lam in grid for o in outcomes[lam]]
+        if reference is None:
+            reference = answers
+        differ = sum(a != b for a, b in zip(answers, reference))
+        cells = " | ".join(f"{100 * summarize(outcomes[g])['accuracy']:.1f}%" for g in grid)
+        print(f"| {kind} | {backend if kind.startswith('quantized') else '—'} | {cells} | "
+              f"{summarize(outcomes[max(grid)])['mean_tokens']:.1f} | {differ} of "
+              f"{len(answers)} | {seconds:.1f} |")
+
+
+def memory_single(args: KVArgs) -> dict:
+    """One cache in this process: peak memory above the loaded model, and tokens per second."""
+    import resource
+
+    import torch
+
+    from benchmarks.lambda_switch import SHAPES
+    from dami_pref.runtime import resolve_device
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    kind, backend = args.single.split(":")
+    device = resolve_device(args.device)
+    options = cache_options(kind, backend, args)
+    options.check(device)
+    config = Qwen3Config(**SHAPES[args.shape], tie_word_embeddings=True,
+                         max_position_embeddings=args.new_tokens + 64,
+                         rope_parameters={"rope_theta": 1e6, "rope_type": "default"})
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = Qwen3ForCausalLM(config).to(device=device, dtype=dtype).eval()
+    prompt = torch.randint(10, config.vocab_size, (args.batch_size, 32), device=device)
+    kwargs = dict(do_sample=False, pad_token_id=0, eos_token_id=None, **options.generate_kwargs())
+    with torch.no_grad():
+        model.generate(prompt, max_new_tokens=8, min_new_tokens=8, **kwargs)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        else:
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        start = time.perf_counter()
+        model.generate(prompt, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                       **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() - base
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        seconds = time.perf_counter() - start
+    kv_full = (2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim
+               * (32 + args.new_tokens) * args.batch_size * torch.finfo(dtype).bits // 8)
+    return {"cache": kind, "backend": backend, "peak_bytes": peak, "seconds": seconds,
+            "tokens_per_s": args.new_tokens * args.batch_size / seconds,
+            "full_precision_kv_bytes": kv_full}
+
+
+def memory_part(args: KVArgs) -> None:
+    root = Path(__file__).resolve().parents[1]
+    rows = []
+    for kind, backend in CACHES:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--part", "memory", "--single",
+               f"{kind}:{backend}", "--shape", args.shape, "--new_tokens", str(args.new_tokens),
+               "--batch_size", str(args.batch_size), "--device", args.device,
+               "--residual_length", str(args.residual_length), "--group_size",
+               str(args.group_size)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+        if proc.returncode != 0:
+            reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+            rows.append({"cache": kind, "backend": backend, "error": reason})
+            continue
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"shape {args.shape}, batch {args.batch_size}, {args.new_tokens} new tokens, device "
+          f"{args.device}; quantized: newest {args.residual_length} tokens in full precision")
+    print("| cache | backend | peak memory above model (MB) | vs dynamic | tokens/s | vs dynamic |"
+          "\n|---|---|---:|---:|---:|---:|")
+    dynamic = next((r for r in rows if r["cache"] == "dynamic" and "error" not in r), None)
+    for r in rows:
+        backend = r["backend"] if r["cache"].startswith("quantized") else "—"
+        if "error" in r:
+            print(f"| {r['cache']} | {backend} | not run: {r['error'][:120]} | | | |")
+            continue
+        mem_ratio = f"{r['peak_bytes'] / dynamic['peak_bytes']:.2f}×" if dynamic else "—"
+        speed_ratio = f"{r['tokens_per_s'] / dynamic['tokens_per_s']:.2f}×" if dynamic else "—"
+        print(f"| {r['cache']} | {backend} | {r['peak_bytes'] / 1e6:.0f} | {mem_ratio} | "
+              f"{r['tokens_per_s']:.1f} | {speed_ratio} |")
+    if dynamic:
+        print(f"\nfull-precision KV cache of this run: {dynamic['full_precision_kv_bytes'] / 1e6:.0f}"
+              " MB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    from dami_pref.arguments import parse_args
+
+    args = parse_args(KVArgs, argv, prog="kv_cache.py", description=__doc__)
+    if args.quick:
+        args.limit, args.grid, args.new_tokens, args.shape = 14, "1", 64, "tiny"
+    if args.single:
+        print(json.dumps(memory_single(args)))
+        return 0
+    if args.part == "toy":
+        toy_part(args)
+    elif args.part == "memory":
+        memory_part(args)
+    else:
+        print(f"kv_cache.py: --part must be toy or memory, got {args.part!r}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
