@@ -11,8 +11,9 @@ The paper's exact formulas are not public; this is what dami-pref computes, and 
    forced. **Cognitive discrepancy** CD is the mean Jensen–Shannon divergence between the two
    models' next-token distributions over those answer tokens: where the slow model would have
    answered differently, the question likely needs it.
-3. s = z(HA) + z(CD), each standardised on the validation set, and λ = σ(a·s + b). The two
-   parameters a, b are fitted by scikit-learn's LogisticRegression on the validation problems,
+3. s = HA + CD, both in nats (an entropy and a divergence), so the sum keeps each signal at its
+   natural scale; s is standardised on the validation set for the fit only. λ = σ(a·s + b): the
+   two parameters a, b are fitted by scikit-learn's LogisticRegression on the validation problems,
    with the oracle λ*(q) as a soft label (each problem counted as λ* parts "think" and 1 − λ*
    parts "answer at once"). This is a cross-entropy fit of σ(a·s + b) to λ*, i.e. a calibrated
    sigmoid. The result is snapped to the nearest λ of the grid.
@@ -95,18 +96,19 @@ def confidence_features(runtime, questions: Sequence[str], answer_tokens: int = 
 
 @dataclass
 class ConfCalibration:
-    """σ(a·s + b) over s = z(HA) + z(CD); fitted on validation problems."""
+    """σ(a·s + b) over the standardised s = HA + CD (nats); fitted on validation problems."""
 
     a: float
     b: float
-    ha_mean: float
-    ha_std: float
-    cd_mean: float
-    cd_std: float
+    mean: float
+    std: float
+
+    @staticmethod
+    def raw(features: ConfFeatures) -> np.ndarray:
+        return features.ambiguity + features.discrepancy
 
     def signal(self, features: ConfFeatures) -> np.ndarray:
-        return ((features.ambiguity - self.ha_mean) / self.ha_std
-                + (features.discrepancy - self.cd_mean) / self.cd_std)
+        return (self.raw(features) - self.mean) / self.std
 
     def lam(self, features: ConfFeatures) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.a * self.signal(features) + self.b)))
@@ -120,10 +122,8 @@ class ConfCalibration:
         from sklearn.linear_model import LogisticRegression
 
         target = np.asarray(oracle_lams, dtype=float)
-        stats = dict(ha_mean=float(features.ambiguity.mean()),
-                     ha_std=float(features.ambiguity.std() or 1.0),
-                     cd_mean=float(features.discrepancy.mean()),
-                     cd_std=float(features.discrepancy.std() or 1.0))
+        raw = cls.raw(features)
+        stats = dict(mean=float(raw.mean()), std=float(raw.std() or 1.0))
         s = cls(0.0, 0.0, **stats).signal(features).reshape(-1, 1)
         x = np.vstack([s, s])
         y = np.concatenate([np.ones(len(s)), np.zeros(len(s))])

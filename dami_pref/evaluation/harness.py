@@ -47,6 +47,9 @@ class EvalArgs(PairArgs, DecodingArgs):
     modes: str = field(default="offline,live", metadata={"help": "offline, live, or both"})
     live_limit: int | None = field(default=None, metadata={
         "help": "test questions generated in live mode (default: all)"})
+    live_batch_size: int | None = field(default=None, metadata={
+        "help": "batch size of live generation (default: --batch_size); 1 serves questions one "
+                "by one, where a question's tokens set its latency"})
     cost_weights: str = field(default="-8,-4,-2,-1,0,1,2,4", metadata={
         "help": "β values of the DAMI-Pref cost-knob frontier (negative: more thinking)"})
     conf_answer_tokens: int = 8
@@ -124,16 +127,19 @@ def run_evaluation(args: EvalArgs) -> dict:
     live: dict[str, dict] = {}
     thinking_seconds = None
     if "live" in modes:
+        from dataclasses import replace
+
+        live_decoding = replace(decoding, batch_size=args.live_batch_size or decoding.batch_size)
         n_live = min(args.live_limit or len(test), len(test))
         questions = test.questions[:n_live]
         by_id = {p.id: p for p in test_problems}
-        thinking_run = live_run(runtime, questions, [max(grid)] * n_live, decoding)
+        thinking_run = live_run(runtime, questions, [max(grid)] * n_live, live_decoding)
         thinking_seconds = thinking_run["seconds"]
         for choice in choices:
             if choice.method.startswith("static_"):
                 continue
             run = (thinking_run if choice.method == "thinking"
-                   else live_run(runtime, questions, choice.lams[:n_live], decoding))
+                   else live_run(runtime, questions, choice.lams[:n_live], live_decoding))
             outcomes = [grade_result(by_id[pid], r)
                         for pid, r in zip(test.problem_ids[:n_live], run["results"])]
             rows = np.arange(n_live)
@@ -189,7 +195,9 @@ def run_evaluation(args: EvalArgs) -> dict:
         "test": {"problems": len(test), "rollouts": str(test_dir),
                  "live_questions": min(args.live_limit or len(test), len(test))
                  if "live" in modes else 0,
-                 "thinking_live_seconds": thinking_seconds},
+                 "thinking_live_seconds": thinking_seconds,
+                 "live_batch_size": (args.live_batch_size or args.batch_size)
+                 if "live" in modes else None},
         "validation": {"problems": len(validation), "rollouts": str(val_dir)},
         "methods": records, "cost_knob": frontier, "plots": plots, "timings": timings, **extra,
     }
