@@ -31,8 +31,10 @@ class KVArgs:
     part: str = field(default="toy", metadata={"help": "toy or memory"})
     grid: str = "0,0.5,1"
     limit: int | None = None
-    residual_length: int = 8
-    group_size: int = 32
+    residual_length: int | None = field(default=None, metadata={
+        "help": "full-precision window of the quantized caches (default: 8 for toy, so most of "
+                "each short trace is quantized; 128, transformers' default, for memory)"})
+    group_size: int | None = field(default=None, metadata={"help": "default 32 toy, 64 memory"})
     shape: str = "small"
     new_tokens: int = 2048
     batch_size: int = 4
@@ -171,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     from dami_pref.arguments import parse_args
 
     args = parse_args(KVArgs, argv, prog="kv_cache.py", description=__doc__)
+    # The quantized cache requantizes its whole quantized part whenever the window fills, so a
+    # short window suits short toy traces but costs quadratic time on long generations.
+    toy = args.part == "toy"
+    args.residual_length = args.residual_length or (8 if toy else 128)
+    args.group_size = args.group_size or (32 if toy else 64)
     if args.quick:
         args.limit, args.grid, args.new_tokens, args.shape = 14, "1", 64, "tiny"
     if args.single:

@@ -17,7 +17,9 @@ def readme_commands() -> list[str]:
 
 def test_readme_opens_with_two_commands_and_ci_runs_the_test_one():
     main_cmd, test_cmd = readme_commands()
-    assert "dami-pref" in main_cmd and "pytest" in test_cmd
+    assert "./scripts/run_toy.sh" in main_cmd and "pytest" in test_cmd
+    script = ROOT / "scripts" / "run_toy.sh"
+    assert script.is_file() and script.stat().st_mode & 0o111  # executable
     assert "pip install torch==2.13.0" in main_cmd and "pip install torch==2.13.0" in test_cmd
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd.strip() in ci
