@@ -68,15 +68,24 @@ def _check_prompt_template(template: str) -> None:
         raise DamiPrefError(f"prompt_template must contain '{{question}}': {template!r}")
 
 
+MEMORY_MODES = ("exact", "delta")
+
+
+def _check_memory_mode(mode: str) -> None:
+    if mode not in MEMORY_MODES:
+        raise DamiPrefError(f"memory_mode must be one of {MEMORY_MODES}, got {mode!r}")
+
+
 @dataclass
 class _FlatGroup:
     """Parameters of one dtype, laid out back to back in three flat buffers."""
 
     names: list[str]
     offsets: list[tuple[int, int]]  # (start, numel) per name
-    instruct: torch.Tensor
-    thinking: torch.Tensor
     live: torch.Tensor
+    instruct: torch.Tensor | None = None  # exact mode
+    thinking: torch.Tensor | None = None  # exact mode
+    delta: torch.Tensor | None = None  # delta mode: Θ_T − Θ_I
 
 
 @dataclass(frozen=True)
@@ -106,12 +115,18 @@ class InterpolationRuntime:
         chat_template_from: whose chat template renders prompts (``instruct`` or ``thinking``).
         prompt_template: wraps each question before the chat template, e.g. to ask for
             ``\\boxed{}`` answers from real models.
+        memory_mode: ``exact`` holds both endpoints and the live weights (three copies; every λ
+            is one rounding away from the float32 blend, λ = 0 and 1 are bit exact); ``delta``
+            holds the live weights and Θ_T − Θ_I (two copies) and moves by
+            live += (λ_new − λ_old)·Δ, so rounding accumulates over switches (measured in
+            BENCHMARKS.md).
     """
 
     def __init__(self, instruct: str | Path | None = None, thinking: str | Path | None = None, *,
                  device: str | torch.device | None = "cpu", dtype: str | torch.dtype = "auto",
                  trust_remote_code: bool = False, chat_template_from: str = "instruct",
-                 prompt_template: str = "{question}", revision: str | None = None) -> None:
+                 prompt_template: str = "{question}", revision: str | None = None,
+                 memory_mode: str = "exact") -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from .toy import TOY_INSTRUCT, TOY_THINKING
@@ -120,6 +135,7 @@ class InterpolationRuntime:
             raise DamiPrefError("chat_template_from must be 'instruct' or 'thinking', got "
                                 f"{chat_template_from!r}")
         _check_prompt_template(prompt_template)  # before any loading
+        _check_memory_mode(memory_mode)
         instruct_path = resolve_model_dir(instruct or TOY_INSTRUCT, revision)
         thinking_path = resolve_model_dir(thinking or TOY_THINKING, revision)
         summary_i = read_checkpoint(instruct_path)
@@ -141,13 +157,14 @@ class InterpolationRuntime:
         # The Thinking endpoint is staged on the CPU and copied tensor by tensor, so the device
         # never holds more than the three copies the design allows.
         staged = AutoModelForCausalLM.from_pretrained(thinking_path, **load)
-        self._setup(model, staged, tokenizers[chat_template_from], prompt_template)
+        self._setup(model, staged, tokenizers[chat_template_from], prompt_template, memory_mode)
         self.instruct_path, self.thinking_path = instruct_path, thinking_path
         self.trust_remote_code = trust_remote_code
 
     @classmethod
     def from_models(cls, instruct_model, thinking_model, tokenizer, *,
-                    prompt_template: str = "{question}") -> "InterpolationRuntime":
+                    prompt_template: str = "{question}",
+                    memory_mode: str = "exact") -> "InterpolationRuntime":
         """A runtime over two models already in memory (same architecture and shapes).
 
         The Instruct model becomes the live model, on its current device and dtype; the
@@ -159,13 +176,15 @@ class InterpolationRuntime:
             if names_i.get(name) != names_t.get(name):
                 raise PairMismatchError(f"parameter {name!r}: instruct has {names_i.get(name)}, "
                                         f"thinking has {names_t.get(name)}")
+        _check_memory_mode(memory_mode)
         runtime = cls.__new__(cls)
-        runtime._setup(instruct_model, thinking_model, tokenizer, prompt_template)
+        runtime._setup(instruct_model, thinking_model, tokenizer, prompt_template, memory_mode)
         runtime.instruct_path = runtime.thinking_path = None
         runtime.trust_remote_code = False
         return runtime
 
-    def _setup(self, model, staged, tokenizer, prompt_template: str) -> None:
+    def _setup(self, model, staged, tokenizer, prompt_template: str,
+               memory_mode: str = "exact") -> None:
         _check_prompt_template(prompt_template)
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
@@ -175,6 +194,7 @@ class InterpolationRuntime:
         self.model = model.eval().requires_grad_(False)
         first = next(model.parameters())
         self.device, self.dtype = first.device, first.dtype
+        self.memory_mode = memory_mode
         self._groups = self._flatten_live_parameters()
         self._fill_thinking(dict(staged.named_parameters()))
         self._check_buffers_match(staged)
@@ -198,8 +218,11 @@ class InterpolationRuntime:
                 names.append(name)
                 offsets.append((start, n))
                 start += n
-            groups.append(_FlatGroup(names, offsets, live.clone(),
-                                     torch.empty_like(live), live))
+            if self.memory_mode == "exact":
+                groups.append(_FlatGroup(names, offsets, live, instruct=live.clone(),
+                                         thinking=torch.empty_like(live)))
+            else:
+                groups.append(_FlatGroup(names, offsets, live, delta=torch.empty_like(live)))
         return groups
 
     def _fill_thinking(self, thinking_params: dict[str, torch.nn.Parameter]) -> None:
@@ -208,7 +231,12 @@ class InterpolationRuntime:
                 if name not in thinking_params:
                     raise DamiPrefError(f"thinking model has no parameter {name!r}")
                 source = thinking_params[name]
-                group.thinking[start:start + n].copy_(source.data.reshape(-1))
+                target = source.data.reshape(-1).to(group.live.device)
+                if group.thinking is not None:
+                    group.thinking[start:start + n].copy_(target)
+                else:  # Δ = Θ_T − Θ_I, computed in float32 and rounded once
+                    group.delta[start:start + n].copy_(
+                        target.float() - group.live[start:start + n].float())
                 source.data = torch.empty(0, dtype=source.dtype)  # free as we go
 
     def _check_buffers_match(self, staged: torch.nn.Module) -> None:
@@ -236,7 +264,9 @@ class InterpolationRuntime:
             return
         with torch.no_grad():
             for group in self._groups:
-                if lam == 0.0:
+                if group.delta is not None:
+                    group.live.add_(group.delta, alpha=lam - self._lam)
+                elif lam == 0.0:
                     group.live.copy_(group.instruct)
                 elif lam == 1.0:
                     group.live.copy_(group.thinking)
@@ -246,12 +276,20 @@ class InterpolationRuntime:
         self.switches += 1
 
     @property
+    def resident_bytes(self) -> int:
+        """Bytes of weights the runtime holds: 3 copies (exact) or 2 (delta)."""
+        copies = 3 if self.memory_mode == "exact" else 2
+        return sum(copies * g.live.numel() * g.live.element_size() for g in self._groups)
+
+    @property
     def bytes_per_switch(self) -> int:
-        """Bytes a λ switch must move: read both endpoints, write the live weights."""
+        """Bytes a λ switch must move: read two buffers, write the live weights (both modes)."""
         return sum(3 * g.live.numel() * g.live.element_size() for g in self._groups)
 
     def endpoint_state(self, which: str) -> dict[str, torch.Tensor]:
         """Views of one endpoint's weights by parameter name (``instruct`` or ``thinking``)."""
+        if self.memory_mode != "exact":
+            raise DamiPrefError("endpoint weights are only held in memory_mode='exact'")
         out = {}
         for group in self._groups:
             flat = getattr(group, which)
@@ -271,8 +309,13 @@ class InterpolationRuntime:
         with torch.no_grad():
             for group in self._groups:
                 for name, (start, n) in zip(group.names, group.offsets):
-                    a = group.instruct[start:start + n].double()
-                    b = group.thinking[start:start + n].double()
+                    if group.delta is not None:  # reconstruct from the live weights and Δ
+                        d = group.delta[start:start + n].double()
+                        a = group.live[start:start + n].double() - self._lam * d
+                        b = a + d
+                    else:
+                        a = group.instruct[start:start + n].double()
+                        b = group.thinking[start:start + n].double()
                     acc = sums.setdefault(_layer_group(name), [0.0, 0.0, 0.0, 0.0])
                     acc[0] += float(a @ b)
                     acc[1] += float(a @ a)

@@ -168,3 +168,40 @@ def test_lmc_report_close_pair_and_warning_for_unrelated_pair(tmp_path, tiny_pai
     with pytest.warns(UserWarning, match="cosine similarity below"):
         low = InterpolationRuntime(*unrelated, device="cpu").lmc_report()
     assert min(r.cosine for r in low) < 0.95
+
+
+def test_delta_mode_holds_two_copies_and_tracks_the_reference(tiny_pair):
+    instruct, thinking = tiny_pair
+    exact = InterpolationRuntime(instruct, thinking, device="cpu")
+    delta = InterpolationRuntime(instruct, thinking, device="cpu", memory_mode="delta")
+    assert delta.resident_bytes * 3 == exact.resident_bytes * 2
+    assert delta.bytes_per_switch == exact.bytes_per_switch
+    ref_i, ref_t = load_safetensors_dir(instruct), load_safetensors_dir(thinking)
+    import random
+
+    rng = random.Random(0)
+    for lam in [rng.random() for _ in range(50)] + [0.3]:
+        delta.set_lambda(lam)
+    for name, value in live_state(delta).items():
+        expected = torch.lerp(ref_i[name], ref_t[name], 0.3)
+        # float32 drift after 51 switches stays far below the weights' scale
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(DamiPrefError, match="memory_mode='exact'"):
+        delta.endpoint_state("instruct")
+    assert min(r.cosine for r in delta.lmc_report()) > 0.95
+
+
+def test_delta_mode_answers_like_exact_on_the_toy_pair():
+    from dami_pref.generation import DecodingOptions, GenerationRequest
+
+    requests = [GenerationRequest(q, lam) for q in ("3+4", "12+7+19+5", "9+18+2+11+9+14")
+                for lam in (0.0, 0.4, 1.0)]
+    options = DecodingOptions(max_new_tokens=80)
+    exact = InterpolationRuntime(device="cpu").generate(requests, options)
+    delta = InterpolationRuntime(device="cpu", memory_mode="delta").generate(requests, options)
+    assert [r.completion for r in delta] == [r.completion for r in exact]
+
+
+def test_unknown_memory_mode(tiny_pair):
+    with pytest.raises(DamiPrefError, match="memory_mode must be one of"):
+        InterpolationRuntime(*tiny_pair, device="cpu", memory_mode="tiny")

@@ -21,6 +21,9 @@ class PairArgs:
         "help": "allow model code from the checkpoint's repository to run (off by default)"})
     chat_template_from: str = field(default="instruct", metadata={
         "help": "whose chat template renders prompts: instruct or thinking"})
+    memory_mode: str = field(default="exact", metadata={
+        "help": "exact (both endpoints + live weights, λ=0/1 bit exact) or delta (live weights + "
+                "Θ_T − Θ_I: two copies instead of three, rounding accumulates over switches)"})
     prompt_template: str = field(default="{question}", metadata={
         "help": "wraps each question before the chat template, e.g. "
                 "'{question} Put your final answer within \\boxed{{}}.'"})
@@ -31,7 +34,8 @@ class PairArgs:
         return InterpolationRuntime(self.instruct, self.thinking, device=self.device,
                                     dtype=self.dtype, trust_remote_code=self.trust_remote_code,
                                     chat_template_from=self.chat_template_from,
-                                    prompt_template=self.prompt_template)
+                                    prompt_template=self.prompt_template,
+                                    memory_mode=self.memory_mode)
 
 
 @dataclass

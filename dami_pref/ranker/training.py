@@ -186,6 +186,15 @@ def save_checkpoint(accelerator, output: str | Path, state: dict, keep: int) -> 
     return target
 
 
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak memory of this process so far: torch's allocations on a GPU, RSS on a CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
 # -- the whole run ---------------------------------------------------------------------------
 def train(args: TrainArgs) -> dict:
     """Train a ranker and write its folder; returns the final metrics and timings."""
@@ -336,6 +345,7 @@ def train(args: TrainArgs) -> dict:
             state["batches_in_epoch"] = 0
     bar.close()
     seconds = time.perf_counter() - started
+    peak_memory = peak_memory_bytes(accelerator.device)
     final = evaluate(model, val_examples, collator, accelerator, args.objective,
                      args.eval_batch_size)
     full_state = accelerator.get_state_dict(model)  # gathers ZeRO-3 partitions
@@ -350,11 +360,11 @@ def train(args: TrainArgs) -> dict:
             "final_train_loss": state["history"][-1] if state["history"] else None,
             "validation": final, "seconds": seconds, "processes": accelerator.num_processes,
             "distributed_type": str(accelerator.distributed_type).split(".")[-1],
-            "seed": args.seed},
+            "peak_memory_bytes": peak_memory, "seed": args.seed},
             lambda_costs=summary.get("lambda_mean_cost"), state_dict=full_state)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return {"validation": final, "seconds": seconds, "steps": state["global_step"],
             "losses": state["history"],
             "distributed_type": str(accelerator.distributed_type).split(".")[-1],
-            "processes": accelerator.num_processes}
+            "processes": accelerator.num_processes, "peak_memory_bytes": peak_memory}

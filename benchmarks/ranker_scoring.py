@@ -1,0 +1,110 @@
+"""Ranker scoring throughput: one backbone pass per question (λ head) against one per candidate.
+
+    python benchmarks/ranker_scoring.py --shapes toy,small,qwen3-0.6b          # CPU
+    python benchmarks/ranker_scoring.py --shapes qwen3-0.6b --device cuda --dtype bfloat16
+    python benchmarks/ranker_scoring.py --quick                                 # CI smoke
+
+Both rankers share a random-weight backbone of the named shape with the same LoRA adapters:
+  λ head        DAMI-Pref's ranker: the question is encoded once, the head scores all G candidates;
+  text-encoded  the reward-model way (TRL's RewardTrainer): "question + λ as text" is encoded once
+                per candidate and a linear head scores the last token, G passes per question.
+Reported: milliseconds per question (scoring every candidate), batched, and the ratio.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class ScoringArgs:
+    shapes: str = "toy,small"
+    device: str = "cpu"
+    dtype: str = "float32"
+    questions: int = 64
+    question_tokens: int = 64
+    lambda_tokens: int = 8
+    candidates: int = 11
+    batch_size: int = 16
+    repeats: int = 3
+    quick: bool = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from peft import get_peft_model
+    from transformers import Qwen3Config, Qwen3Model
+
+    from benchmarks.lambda_switch import SHAPES
+    from dami_pref.arguments import parse_args
+    from dami_pref.ranker.features import last_token_pool
+    from dami_pref.ranker.model import LoraSettings, RankerModel, RankerSpec
+    from dami_pref.runtime import DTYPES, resolve_device
+
+    args = parse_args(ScoringArgs, argv, prog="ranker_scoring.py", description=__doc__)
+    if args.quick:
+        args.shapes, args.questions, args.repeats = "tiny", 8, 1
+    device = resolve_device(args.device)
+    dtype = DTYPES[args.dtype]
+    grid = [round(i / (args.candidates - 1), 6) for i in range(args.candidates)]
+    print(f"device {device}, dtype {args.dtype}, {args.questions} questions of "
+          f"{args.question_tokens} tokens, {args.candidates} candidates (λ text: "
+          f"{args.lambda_tokens} tokens), batches of {args.batch_size} sequences")
+    print("| shape | λ head ms / question | text-encoded ms / question | ratio |\n"
+          "|---|---:|---:|---:|")
+    for shape in [s for s in args.shapes.split(",") if s]:
+        config = Qwen3Config(**SHAPES[shape], max_position_embeddings=4096,
+                             rope_parameters={"rope_theta": 1e6, "rope_type": "default"})
+        torch.manual_seed(0)
+        backbone = Qwen3Model(config).to(device=device, dtype=dtype)
+        lora = LoraSettings(r=16, alpha=32)
+        spec = RankerSpec(backbone=shape, grid=grid, hidden_size=config.hidden_size)
+        ranker = RankerModel(get_peft_model(backbone, lora.peft_config()), spec).to(device).eval()
+        text_head = torch.nn.Linear(config.hidden_size, 1).to(device=device, dtype=dtype)
+        vocab = config.vocab_size
+        questions = torch.randint(10, vocab, (args.questions, args.question_tokens), device=device)
+        lam_text = torch.randint(10, vocab, (args.candidates, args.lambda_tokens), device=device)
+
+        def one_pass() -> None:
+            for at in range(0, args.questions, args.batch_size):
+                ids = questions[at:at + args.batch_size]
+                ranker(ids, torch.ones_like(ids))
+
+        def text_encoded() -> None:
+            # every (question, candidate) is its own sequence, batched like the λ head's
+            rows = torch.cat([torch.cat([q.expand(args.candidates, -1), lam_text], dim=1)
+                              for q in questions])
+            for at in range(0, rows.shape[0], args.batch_size):
+                ids = rows[at:at + args.batch_size]
+                mask = torch.ones_like(ids)
+                hidden = ranker.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+                text_head(last_token_pool(hidden, mask))
+
+        def timed(fn) -> float:
+            with torch.no_grad():
+                fn()  # warm-up
+                times = []
+                for _ in range(args.repeats):
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                    fn()
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    times.append(time.perf_counter() - start)
+            return 1e3 * statistics.median(times) / args.questions
+
+        head_ms, text_ms = timed(one_pass), timed(text_encoded)
+        print(f"| {shape} | {head_ms:.2f} | {text_ms:.2f} | {text_ms / head_ms:.1f}× |")
+        del ranker, backbone
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
