@@ -9,8 +9,11 @@
 toy: the bundled pair answers the toy test set at each λ of --grid with every cache; a short
 full-precision window (--residual_length 8) makes the quantized caches quantize most of each
 trace. memory: a random-weight model of --shape generates exactly --new_tokens tokens for a batch
-with each cache, each in its own process; reported are peak memory above the loaded model (the
-process's peak RSS on CPU, torch's peak allocation on GPU) and tokens per second.
+with each cache, each in its own process; reported are the bytes the cache holds at the end
+(every tensor of the cache object: quantized codes, scales and zero points, the full-precision
+window), what that means in sequences per GB of cache, the peak memory above the loaded model
+(the process's peak RSS on CPU, which the allocator blurs; torch's peak allocation on GPU, which
+also counts the full-precision copy a quantized layer makes while attending) and tokens/s.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ def memory_single(args: KVArgs) -> dict:
     import torch
 
     from benchmarks.lambda_switch import SHAPES
+    from dami_pref.kv_cache import cache_bytes
     from dami_pref.runtime import resolve_device
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -110,7 +114,10 @@ def memory_single(args: KVArgs) -> dict:
     prompt = torch.randint(10, config.vocab_size, (args.batch_size, 32), device=device)
     kwargs = dict(do_sample=False, pad_token_id=0, eos_token_id=None, **options.generate_kwargs())
     with torch.no_grad():
-        model.generate(prompt, max_new_tokens=8, min_new_tokens=8, **kwargs)  # warm-up
+        # Warm-up past the full-precision window, so the quantizer's imports, kernels and first
+        # allocations are paid before the baseline is read.
+        warm = min(args.residual_length + 16, args.new_tokens)
+        model.generate(prompt, max_new_tokens=warm, min_new_tokens=warm, **kwargs)
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -118,8 +125,9 @@ def memory_single(args: KVArgs) -> dict:
         else:
             base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         start = time.perf_counter()
-        model.generate(prompt, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                       **kwargs)
+        out = model.generate(prompt, max_new_tokens=args.new_tokens,
+                             min_new_tokens=args.new_tokens, return_dict_in_generate=True,
+                             **kwargs)
         if device.type == "cuda":
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated() - base
@@ -127,8 +135,9 @@ def memory_single(args: KVArgs) -> dict:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
         seconds = time.perf_counter() - start
     kv_full = (2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim
-               * (32 + args.new_tokens) * args.batch_size * torch.finfo(dtype).bits // 8)
+               * (32 + args.new_tokens - 1) * args.batch_size * torch.finfo(dtype).bits // 8)
     return {"cache": kind, "backend": backend, "peak_bytes": peak, "seconds": seconds,
+            "cache_bytes": cache_bytes(out.past_key_values),
             "tokens_per_s": args.new_tokens * args.batch_size / seconds,
             "full_precision_kv_bytes": kv_full}
 
@@ -145,26 +154,30 @@ def memory_part(args: KVArgs) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
         if proc.returncode != 0:
             reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+            reason = reason.removeprefix("dami_pref.errors.DamiPrefError: ")
             rows.append({"cache": kind, "backend": backend, "error": reason})
             continue
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f"shape {args.shape}, batch {args.batch_size}, {args.new_tokens} new tokens, device "
-          f"{args.device}; quantized: newest {args.residual_length} tokens in full precision")
-    print("| cache | backend | peak memory above model (MB) | vs dynamic | tokens/s | vs dynamic |"
-          "\n|---|---|---:|---:|---:|---:|")
+          f"{args.device}; quantized: newest {args.residual_length} tokens in full precision, "
+          f"groups of {args.group_size}")
+    print("| cache | backend | cache at the end (MB) | vs dynamic | sequences per GB of cache | "
+          "peak memory above model (MB) | tokens/s | vs dynamic |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|")
     dynamic = next((r for r in rows if r["cache"] == "dynamic" and "error" not in r), None)
     for r in rows:
         backend = r["backend"] if r["cache"].startswith("quantized") else "—"
         if "error" in r:
-            print(f"| {r['cache']} | {backend} | not run: {r['error'][:120]} | | | |")
+            print(f"| {r['cache']} | {backend} | not run: {r['error'][:160]} | | | | | |")
             continue
-        mem_ratio = f"{r['peak_bytes'] / dynamic['peak_bytes']:.2f}×" if dynamic else "—"
-        speed_ratio = f"{r['tokens_per_s'] / dynamic['tokens_per_s']:.2f}×" if dynamic else "—"
-        print(f"| {r['cache']} | {backend} | {r['peak_bytes'] / 1e6:.0f} | {mem_ratio} | "
-              f"{r['tokens_per_s']:.1f} | {speed_ratio} |")
+        ratio = (lambda key: f"{r[key] / dynamic[key]:.2f}×" if dynamic else "—")
+        per_gb = 1e9 / (r["cache_bytes"] / args.batch_size)
+        print(f"| {r['cache']} | {backend} | {r['cache_bytes'] / 1e6:.1f} | {ratio('cache_bytes')} "
+              f"| {per_gb:,.0f} | {r['peak_bytes'] / 1e6:.0f} | {r['tokens_per_s']:.1f} | "
+              f"{ratio('tokens_per_s')} |")
     if dynamic:
-        print(f"\nfull-precision KV cache of this run: {dynamic['full_precision_kv_bytes'] / 1e6:.0f}"
-              " MB")
+        print(f"\nfull-precision KV cache of this run by formula: "
+              f"{dynamic['full_precision_kv_bytes'] / 1e6:.1f} MB")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args.group_size = args.group_size or (32 if toy else 64)
     if args.quick:
         args.limit, args.grid, args.new_tokens, args.shape = 14, "1", 64, "tiny"
+        args.residual_length = min(args.residual_length, 16)
     if args.single:
         print(json.dumps(memory_single(args)))
         return 0

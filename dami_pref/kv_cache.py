@@ -71,3 +71,39 @@ class KVCacheOptions:
                 "cache_config": {"backend": self.backend, "nbits": self.bits,
                                  "residual_length": self.residual_length,
                                  "q_group_size": self.group_size}}
+
+
+def cache_bytes(cache) -> int:
+    """Bytes of tensor storage a KV cache object holds, quantized payloads and scales included.
+
+    Walks the cache's layers and their attributes down to plain tensors (tensor subclasses such
+    as quanto's are unpacked with ``__tensor_flatten__``) and counts each storage once. This is
+    what a cache costs between decoding steps; the transient full-precision copy that a
+    quantized layer makes while attending is not in it.
+    """
+    seen: set[int] = set()
+    visited: set[int] = set()
+
+    def walk(obj) -> int:
+        if isinstance(obj, torch.Tensor):
+            if type(obj) not in (torch.Tensor, torch.nn.Parameter) and hasattr(
+                    obj, "__tensor_flatten__"):
+                names, _ = obj.__tensor_flatten__()
+                return sum(walk(getattr(obj, n)) for n in names)
+            storage = obj.untyped_storage()
+            if obj.numel() == 0 or storage.data_ptr() in seen:
+                return 0
+            seen.add(storage.data_ptr())
+            return storage.nbytes()
+        if id(obj) in visited or isinstance(obj, (str, bytes, int, float, bool, type(None))):
+            return 0
+        visited.add(id(obj))
+        if isinstance(obj, dict):
+            return sum(walk(v) for v in obj.values())
+        if isinstance(obj, (list, tuple, set)):
+            return sum(walk(v) for v in obj)
+        if hasattr(obj, "__dict__") and not isinstance(obj, torch.nn.Module):
+            return sum(walk(v) for v in vars(obj).values())
+        return 0
+
+    return walk(cache)

@@ -87,3 +87,27 @@ def test_every_generating_command_takes_the_option(tmp_path):
     for cls in (SelectArgs, EvalArgs):
         assert {"kv_cache", "kv_cache_backend", "kv_cache_residual_length"} <= set(
             cls.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("backend", ["hqq", "quanto"])
+def test_cache_bytes_counts_what_each_cache_holds(runtime, backend):
+    import torch
+
+    from dami_pref.kv_cache import cache_bytes
+
+    model, config = runtime.model, runtime.model.config
+    prompt = torch.randint(10, config.vocab_size, (2, 16))
+    sizes = {}
+    for kind in ("dynamic", "quantized-4", "quantized-2"):
+        options = KVCacheOptions(kind, backend, residual_length=8, group_size=32)
+        with torch.no_grad():
+            out = model.generate(prompt, max_new_tokens=200, min_new_tokens=200, do_sample=False,
+                                 pad_token_id=0, eos_token_id=None, return_dict_in_generate=True,
+                                 **options.generate_kwargs())
+        sizes[kind] = cache_bytes(out.past_key_values)
+    tokens = 16 + 200 - 1  # the last new token is never fed back
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    assert sizes["dynamic"] == (2 * config.num_hidden_layers * config.num_key_value_heads
+                                * head_dim * tokens * 2 * model.dtype.itemsize)
+    # Packed codes plus one scale and zero per group, and a window of at most 8 tokens.
+    assert sizes["quantized-2"] < sizes["quantized-4"] < 0.45 * sizes["dynamic"]
