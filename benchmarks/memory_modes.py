@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device {device}, dtype {args.dtype}")
     print("| shape | mode | weights held (MB) | peak while building (MB) |\n|---|---|---:|---:|")
     for r in memory:
-        print(f"| {r['shape']} | {r['mode']} | {r['resident_bytes'] / 1e6:.1f} | "
+        held = r["resident_bytes"] / 1e6
+        print(f"| {r['shape']} | {r['mode']} | {held:.{3 if held < 10 else 1}f} | "
               f"{r['peak_bytes'] / 1e6:.1f} |")
     print("\n| shape | mode | switches before λ=0.37 | relative RMS error vs float32 blend | "
           "weights equal to the blend rounded once |\n|---|---|---:|---:|---:|")
