@@ -104,6 +104,7 @@ def test_merge_dtype_option_is_recorded(tmp_path, tiny_pair):
     (["sweep", "--problems", "MISSING", "--output", "OUT"], "not found"),
     (["sweep", "--instruct", "NOMODEL", "--output", "OUT"], "model folder not found"),
     (["sweep", "--bogus", "1", "--output", "OUT"], "unknown argument"),
+    (["sweep", "--memory_mode", "lean", "--output", "OUT"], "memory_mode must be one of"),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys, args, message):
     (tmp_path / "empty.jsonl").write_text("")
@@ -138,3 +139,18 @@ def test_help_lists_commands(capsys):
 def test_toy_pair_defaults_exist():
     for folder in (TOY_INSTRUCT, TOY_THINKING):
         assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+
+
+def test_sweep_in_delta_memory_mode(tmp_path):
+    """Every command that loads a pair takes --memory_mode; delta answers like exact here."""
+    tables = {}
+    for mode in ("exact", "delta"):
+        out = tmp_path / mode
+        code = main(["sweep", "--memory_mode", mode, "--limit", "12", "--grid", "0,0.5,1",
+                     "--output", str(out), "--device", "cpu", "--no-progress"])
+        assert code == 0
+        report = json.loads((out / "sweep.json").read_text())
+        assert report["config"]["memory_mode"] == mode
+        tables[mode] = [(row["lambda"], [(r["answer"], r["n_tokens"]) for r in row["results"]])
+                        for row in report["lambdas"]]
+    assert tables["delta"] == tables["exact"]
