@@ -114,6 +114,40 @@ def test_ranker_on_another_grid(rankers, tmp_path):
     with pytest.raises(DamiPrefError, match="trained on the grid"):
         run_evaluation(tiny(tmp_path / "e", rankers, grid="0,0.5,1", methods="dami_pref",
                             modes="offline"))
+    assert not (tmp_path / "e").exists()  # refused before any rollout
+    with pytest.raises(DamiPrefError, match="trained with objective 'pred'"):
+        run_evaluation(tiny(tmp_path / "e", rankers, methods="dami_pref",
+                            dami_pref_ranker=rankers["dami_pred"]))
+    assert not (tmp_path / "e").exists()
+
+
+def test_live_mode_chooses_inside_the_timed_run(results):
+    by = {r["method"]: r for r in results["methods"]}
+    for method in ("dami_pref", "dami_pred", "dami_routing", "dami_conf"):
+        live = by[method]["live"]
+        assert live["choose_seconds"] > 0, method
+        assert live["seconds"] == pytest.approx(live["choose_seconds"]
+                                                + live["generate_seconds"])
+        assert live["same_choices_as_offline"], method
+    assert by["oracle"]["live"]["choose_seconds"] == 0.0
+
+
+def test_harness_on_a_gsm8k_style_file(rankers, tmp_path):
+    """Any problems source: a jsonl in GSM8K form, renamed columns, no difficulty field."""
+    from dami_pref.problems import load_problems, write_jsonl
+    from dami_pref.toy import toy_problems_path
+
+    rows = [{"qid": f"g{i}", "text": p.question, "solution": f"Adding up.\n#### {p.answer}"}
+            for i, p in enumerate(load_problems(toy_problems_path("test"), limit=10))]
+    write_jsonl(rows, tmp_path / "gsm.jsonl")
+    got = run_evaluation(tiny(tmp_path / "e", rankers, test_problems=str(tmp_path / "gsm.jsonl"),
+                              validation_problems=str(tmp_path / "gsm.jsonl"), preset="gsm8k",
+                              question_field="text", answer_field="solution", id_field="qid",
+                              methods="thinking,dami_pref,oracle", modes="offline"))
+    by = {r["method"]: r for r in got["methods"]}
+    assert got["test"]["problems"] == 10
+    assert by["thinking"]["accuracy"] >= 0.8  # the toy Thinking model, graded against "#### n"
+    assert by["oracle"]["accuracy"] >= by["dami_pref"]["accuracy"]
 
 
 def test_test_rollouts_missing_lambda_values(results, rankers, tmp_path):

@@ -115,6 +115,10 @@ def test_select_from_stdin_text_and_table(ranker_dir, tmp_path):
     ("nohead", "missing ['head.safetensors']"),
     ("noconfig", "missing ['dami_pref.json']"),
     ("future", "newer than this dami-pref understands"),
+    ("notokenizer", "missing ['tokenizer_config.json']"),
+    ("brokentokenizer", "cannot load the ranker's tokenizer"),
+    ("corrupthead", "not a readable safetensors file"),
+    ("headshape", "head does not match"),
 ])
 def test_select_bad_input(ranker_dir, tmp_path, capsys, setup, message):
     ranker = tmp_path / "ranker"
@@ -135,6 +139,19 @@ def test_select_bad_input(ranker_dir, tmp_path, capsys, setup, message):
         (ranker / "head.safetensors").unlink()
     elif setup == "noconfig":
         (ranker / "dami_pref.json").unlink()
+    elif setup == "notokenizer":
+        (ranker / "tokenizer_config.json").unlink()
+    elif setup == "brokentokenizer":
+        (ranker / "tokenizer.json").write_text("{not json")
+    elif setup == "corrupthead":
+        (ranker / "head.safetensors").write_bytes(b"\x00" * 64)
+    elif setup == "headshape":
+        from safetensors.torch import load_file, save_file
+
+        head = load_file(str(ranker / "head.safetensors"))
+        name = next(iter(head))
+        head[name] = torch.zeros(*(s + 1 for s in head[name].shape))
+        save_file(head, str(ranker / "head.safetensors"))
     elif setup == "future":
         config = json.loads((ranker / "dami_pref.json").read_text())
         config["format_version"] = 99

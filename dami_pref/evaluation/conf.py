@@ -53,9 +53,14 @@ def _left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tens
 @torch.no_grad()
 def confidence_features(runtime, questions: Sequence[str], answer_tokens: int = 8,
                         think_skip: str = DEFAULT_THINK_SKIP,
-                        batch_size: int = 64) -> ConfFeatures:
-    """HA and CD for every question (two batched passes per batch: λ = 0, then λ = 1)."""
+                        batch_size: int = 64, kv_cache=None) -> ConfFeatures:
+    """HA and CD for every question (two batched passes per batch: λ = 0, then λ = 1).
+
+    ``kv_cache`` (a ``KVCacheOptions``) is the cache of the short Instruct answer, the same
+    choice the rest of the evaluation generates with.
+    """
     tok, model = runtime.tokenizer, runtime.model
+    cache_kwargs = kv_cache.generate_kwargs() if kv_cache is not None else {}
     pad = tok.pad_token_id
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos if eos is not None else tok.eos_token_id])
@@ -69,7 +74,7 @@ def confidence_features(runtime, questions: Sequence[str], answer_tokens: int = 
         out = model.generate(input_ids=ids.to(runtime.device), attention_mask=mask.to(runtime.device),
                              max_new_tokens=answer_tokens, do_sample=False, pad_token_id=pad,
                              output_logits=True, return_dict_in_generate=True,
-                             top_k=None, top_p=None, temperature=None)
+                             top_k=None, top_p=None, temperature=None, **cache_kwargs)
         generated = out.sequences[:, ids.shape[1]:].tolist()
         logp_i = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # [B, steps, V]
         answers = []

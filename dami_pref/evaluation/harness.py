@@ -31,6 +31,10 @@ class EvalArgs(PairArgs, DecodingArgs):
         "help": "validation problems (best static λ, DAMI-Conf calibration); default: toy"})
     validation_split: str | None = None
     preset: str = field(default="default", metadata={"help": "column preset of both sets"})
+    question_field: str | None = field(default=None, metadata={
+        "help": "question column of both sets (overrides the preset)"})
+    answer_field: str | None = None
+    id_field: str | None = None
     limit: int | None = field(default=None, metadata={"help": "test problems to use"})
     validation_limit: int | None = None
     test_rollouts: str | None = field(default=None, metadata={
@@ -58,12 +62,14 @@ class EvalArgs(PairArgs, DecodingArgs):
     progress: bool = True
 
 
-def _load(source, split, preset, limit, default_split):
+def _load(args: "EvalArgs", source, split, limit, default_split):
     from ..problems import field_map, load_problems
     from ..toy import toy_problems_path
 
-    return load_problems(source or toy_problems_path(default_split), fields=field_map(preset),
-                         split=split, limit=limit)
+    fields = field_map(args.preset, question=args.question_field, answer=args.answer_field,
+                       id=args.id_field)
+    return load_problems(source or toy_problems_path(default_split), fields=fields, split=split,
+                         limit=limit)
 
 
 def run_evaluation(args: EvalArgs) -> dict:
@@ -71,7 +77,7 @@ def run_evaluation(args: EvalArgs) -> dict:
     from ..rollouts import ensure_rollouts, pair_identity
     from ..sweep import grade_result, parse_grid
     from .candidates import load_candidate_table
-    from .methods import choose_all, live_run, parse_methods
+    from .methods import check_ranker, choose_all, live_run, parse_methods
     from .report import (RESULTS_VERSION, cost_knob_plot, environment, lambda_heatmaps,
                          method_record, pareto_with_methods, results_table, validate_results)
 
@@ -91,8 +97,10 @@ def run_evaluation(args: EvalArgs) -> dict:
                                 "train/pref.py)")
         if name in names and not Path(rankers[name]).is_dir():
             raise DamiPrefError(f"{name}_ranker not found: {rankers[name]}")
-    test_problems = _load(args.test_problems, args.test_split, args.preset, args.limit, "test")
-    val_problems = _load(args.validation_problems, args.validation_split, args.preset,
+        if name in names:
+            check_ranker(name, rankers[name], grid)
+    test_problems = _load(args, args.test_problems, args.test_split, args.limit, "test")
+    val_problems = _load(args, args.validation_problems, args.validation_split,
                          args.validation_limit, "validation")
     out = Path(args.output)
     decoding = args.decoding()
@@ -120,7 +128,8 @@ def run_evaluation(args: EvalArgs) -> dict:
     choices = choose_all(names, test, validation, rankers, str(runtime.device), runtime=runtime,
                          conf_options={"answer_tokens": args.conf_answer_tokens,
                                        "think_skip": args.conf_think_skip,
-                                       "batch_size": args.batch_size},
+                                       "batch_size": args.batch_size,
+                                       "kv_cache": decoding.kv_cache},
                          batch_size=args.batch_size)
     thinking_tokens = test.score([max(grid)] * len(test))["mean_tokens"]
 
@@ -138,17 +147,26 @@ def run_evaluation(args: EvalArgs) -> dict:
         for choice in choices:
             if choice.method.startswith("static_"):
                 continue
+            # The method chooses for the live questions inside the timed run (ranker scoring,
+            # confidence passes); static λ and the oracle need no work per question.
+            lams, choose_seconds = choice.lams[:n_live], 0.0
+            if choice.chooser is not None:
+                start = time.perf_counter()
+                lams = choice.chooser(list(questions))
+                choose_seconds = time.perf_counter() - start
             run = (thinking_run if choice.method == "thinking"
-                   else live_run(runtime, questions, choice.lams[:n_live], live_decoding))
+                   else live_run(runtime, questions, lams, live_decoding))
             outcomes = [grade_result(by_id[pid], r)
                         for pid, r in zip(test.problem_ids[:n_live], run["results"])]
             rows = np.arange(n_live)
-            cols = [test.column(lam) for lam in choice.lams[:n_live]]
+            cols = [test.column(lam) for lam in lams]
             agrees = bool(np.array_equal(np.array([o.correct for o in outcomes], dtype=float),
                                          test.acc[rows, cols])
                           and np.array_equal(np.array([o.n_tokens for o in outcomes], float),
                                              test.cost[rows, cols]))
-            live[choice.method] = {**run, "outcomes": outcomes, "agrees": agrees}
+            live[choice.method] = {**run, "outcomes": outcomes, "agrees": agrees,
+                                   "choose_seconds": choose_seconds,
+                                   "same_choices": lams == choice.lams[:n_live]}
 
     records = [method_record(c, test, thinking_tokens, live.get(c.method), thinking_seconds)
                for c in choices]

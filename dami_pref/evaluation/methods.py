@@ -8,7 +8,7 @@ choosing (ranker scoring, confidence passes) as well as the generation and its �
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import DamiPrefError
@@ -31,6 +31,9 @@ class Choice:
     lams: list[float]
     choose_seconds: float = 0.0
     details: dict = field(default_factory=dict)
+    # Chooses λ for other questions the same way (live mode times it on the live questions);
+    # None for methods that need no work per question (static λ, the oracle).
+    chooser: Callable[[list[str]], list[float]] | None = field(default=None, repr=False)
 
 
 def parse_methods(spec: str) -> list[str]:
@@ -67,7 +70,27 @@ def ranker_choice(method: str, ranker_path: str, questions: Sequence[str], grid:
     lams = ranker.select_from_scores(scores, cost_weight)
     seconds = time.perf_counter() - start
     details = {"ranker": ranker_path, "scores": scores}
-    return Choice(method, LABELS[method], lams, seconds, details)
+
+    def chooser(some: list[str]) -> list[float]:
+        return ranker.select_from_scores(ranker.score(list(some), batch_size=batch_size),
+                                         cost_weight)
+
+    return Choice(method, LABELS[method], lams, seconds, details, chooser)
+
+
+def check_ranker(method: str, ranker_path: str, grid: list[float]) -> None:
+    """Grid and objective of a ranker folder, read from its JSON before any rollout runs."""
+    from ..ranker.checkpoint import read_ranker_config
+
+    config = read_ranker_config(ranker_path)
+    trained = [round(float(x), 6) for x in config.get("grid", [])]
+    if trained != [round(x, 6) for x in grid]:
+        raise DamiPrefError(f"the ranker {ranker_path} was trained on the grid {trained}, "
+                            f"the evaluation uses {grid}")
+    expected = {"dami_pref": "pref", "dami_pred": "pred", "dami_routing": "route"}[method]
+    if config.get("objective", "pref") != expected:
+        raise DamiPrefError(f"{ranker_path} was trained with objective "
+                            f"{config.get('objective')!r}; {LABELS[method]} needs {expected!r}")
 
 
 def choose_all(names: list[str], test: CandidateTable, validation: CandidateTable | None,
@@ -108,20 +131,25 @@ def choose_all(names: list[str], test: CandidateTable, validation: CandidateTabl
 
 def conf_choice(runtime, test: CandidateTable, validation: CandidateTable,
                 answer_tokens: int = 8, think_skip: str = "<think></think>",
-                batch_size: int = 64) -> Choice:
+                batch_size: int = 64, kv_cache=None) -> Choice:
     from .conf import ConfCalibration, confidence_features
 
     val_features = confidence_features(runtime, validation.questions, answer_tokens, think_skip,
-                                       batch_size)
+                                       batch_size, kv_cache)
     calibration = ConfCalibration.fit(val_features, validation.oracle())
     start = time.perf_counter()
     features = confidence_features(runtime, test.questions, answer_tokens, think_skip,
-                                   batch_size)
+                                   batch_size, kv_cache)
     lams = calibration.select(features, test.grid)
     seconds = time.perf_counter() - start
+
+    def chooser(some: list[str]) -> list[float]:
+        return calibration.select(confidence_features(runtime, some, answer_tokens, think_skip,
+                                                      batch_size, kv_cache), test.grid)
+
     return Choice("dami_conf", LABELS["dami_conf"], lams, seconds, details={
         "calibration": calibration.__dict__, "answer_tokens": answer_tokens,
-        "think_skip": think_skip, "signal": calibration.signal(features)})
+        "think_skip": think_skip, "signal": calibration.signal(features)}, chooser=chooser)
 
 
 def live_run(runtime, questions: Sequence[str], lams: Sequence[float], decoding) -> dict:

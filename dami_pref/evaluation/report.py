@@ -63,11 +63,12 @@ def method_record(choice: Choice, test: CandidateTable, thinking_tokens: float,
         "choose_seconds": choice.choose_seconds,
     }
     if live is not None:
-        total = live["seconds"] + choice.choose_seconds
+        total = live["seconds"] + live["choose_seconds"]
         record["live"] = {
             "accuracy": float(np.mean([o.correct for o in live["outcomes"]])),
             "mean_tokens": float(np.mean([o.n_tokens for o in live["outcomes"]])),
-            "generate_seconds": live["seconds"], "seconds": total,
+            "choose_seconds": live["choose_seconds"], "generate_seconds": live["seconds"],
+            "seconds": total, "same_choices_as_offline": live["same_choices"],
             "switches": live["switches"],
             "speedup_vs_thinking": (thinking_live_seconds / total) if thinking_live_seconds
             else None,

@@ -21,7 +21,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "dami_pref.json"
 HEAD_FILE = "head.safetensors"
 ADAPTER_FILE = "adapter_model.safetensors"
-REQUIRED = (CONFIG_FILE, HEAD_FILE, ADAPTER_FILE, "adapter_config.json")
+REQUIRED = (CONFIG_FILE, HEAD_FILE, ADAPTER_FILE, "adapter_config.json", "tokenizer_config.json")
 PACKAGE_PREFIX = "dami_pref://"  # a path inside the installed package, e.g. the toy base
 
 
@@ -123,12 +123,24 @@ def load_ranker(folder: str | Path, backbone: str | None = None, device: str | N
     except Exception as err:  # noqa: BLE001
         raise DamiPrefError(f"cannot load the LoRA adapter in {folder}: {err}") from None
     model = RankerModel(peft_model, spec)
-    head = load_file(str(folder / HEAD_FILE))
-    missing, unexpected = model.head.load_state_dict(head, strict=False)
+    try:
+        head = load_file(str(folder / HEAD_FILE))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
+        raise DamiPrefError(f"{folder / HEAD_FILE}: not a readable safetensors file ({err})") \
+            from None
+    try:
+        missing, unexpected = model.head.load_state_dict(head, strict=False)
+    except RuntimeError as err:  # shapes differ: the head was edited or belongs elsewhere
+        raise DamiPrefError(f"{folder / HEAD_FILE}: head does not match {CONFIG_FILE} "
+                            f"({str(err).splitlines()[-1].strip()})") from None
     if missing or unexpected:
         raise DamiPrefError(f"{folder / HEAD_FILE}: head does not match (missing {missing}, "
                             f"unexpected {unexpected})")
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except Exception as err:  # noqa: BLE001
+        raise DamiPrefError(f"{folder}: cannot load the ranker's tokenizer "
+                            f"({type(err).__name__}: {str(err).splitlines()[0]})") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device).eval()
