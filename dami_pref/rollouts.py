@@ -285,11 +285,16 @@ def run_units(runtime, problems: Sequence[Problem], plan: RolloutPlan, decoding:
 
 
 def pair_identity(instruct_dir: Path, thinking_dir: Path, dtype: str, prompt_template: str,
-                  chat_template_from: str) -> dict:
-    """What identifies the models behind a rollout, for the manifest's fingerprint."""
+                  chat_template_from: str, memory_mode: str = "exact") -> dict:
+    """What identifies the models behind a rollout, for the manifest's fingerprint.
+
+    The memory mode is part of it: in delta mode the live weights carry rounding that the exact
+    mode does not, so a table must not mix the two.
+    """
     return {"instruct": checkpoint_fingerprint(instruct_dir),
             "thinking": checkpoint_fingerprint(thinking_dir), "dtype": dtype,
-            "prompt_template": prompt_template, "chat_template_from": chat_template_from}
+            "prompt_template": prompt_template, "chat_template_from": chat_template_from,
+            "memory_mode": memory_mode}
 
 
 def ensure_rollouts(runtime, problems: Sequence[Problem], grid: Sequence[float],

@@ -48,6 +48,11 @@ class RolloutArgs(PairArgs, DecodingArgs, ProblemArgs):
             raise DamiPrefError(f"--samples must be ≥ 1, got {self.samples}")
         if self.shard_size < 1:
             raise DamiPrefError(f"--shard_size must be ≥ 1, got {self.shard_size}")
+        if self.temperature != 0.0:  # rollouts take their temperature from --samples
+            raise DamiPrefError(
+                f"rollout.py decodes greedily with --samples 1 and samples at "
+                f"--sample_temperature with --samples > 1; --temperature {self.temperature} "
+                f"would be ignored. Use --samples K --sample_temperature {self.temperature}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +86,7 @@ def run(args: RolloutArgs) -> int:
     instruct = resolve_model_dir(args.instruct or TOY_INSTRUCT)
     thinking = resolve_model_dir(args.thinking or TOY_THINKING)
     pair = pair_identity(instruct, thinking, args.dtype, args.prompt_template,
-                         args.chat_template_from)
+                         args.chat_template_from, args.memory_mode)
     plan = RolloutPlan(tuple(grid), args.samples, args.shard_size, len(problems))
     manifest = make_manifest(plan, decoding, args.seed, pair, problems, source=asdict(args))
     store = RolloutStore(args.output)

@@ -116,6 +116,12 @@ def test_restart_with_other_settings_is_refused_and_keeps_data(tmp_path, referen
     assert proc.returncode == 2 and "other settings (different: grid" in proc.stderr
     proc = rollout(out, "--thinking", str(toy_problems_path().parents[1] / "base"), check=False)
     assert proc.returncode == 2 and "different: pair" in proc.stderr
+    proc = rollout(out, "--memory_mode", "delta", check=False)
+    assert proc.returncode == 2 and "different: pair" in proc.stderr
+    proc = rollout(out, "--kv_cache", "quantized-4", check=False)  # a lossy cache changes answers
+    assert proc.returncode == 2 and "other settings" in proc.stderr
+    proc = rollout(out, "--temperature", "0.9", check=False)
+    assert proc.returncode == 2 and "--sample_temperature 0.9" in proc.stderr
     assert sorted(p.name for p in out.rglob("*.parquet")) == before
     again = rollout(out)  # same settings: nothing left to do
     assert "skipped 18 finished unit(s)" in again.stdout

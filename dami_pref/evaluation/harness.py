@@ -106,7 +106,7 @@ def run_evaluation(args: EvalArgs) -> dict:
     decoding = args.decoding()
     runtime = args.runtime()
     pair = pair_identity(runtime.instruct_path, runtime.thinking_path, args.dtype,
-                         args.prompt_template, args.chat_template_from)
+                         args.prompt_template, args.chat_template_from, args.memory_mode)
     timings = {}
     t0 = time.perf_counter()
     # Rollout folders the user names are read as they are (a finer grid is fine); the harness
