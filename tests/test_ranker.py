@@ -199,7 +199,8 @@ def test_two_cpu_processes_match_one(toy_pairs, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("config, processes", [("deepspeed_zero2.yaml", 1),
                                                ("deepspeed_zero2.yaml", 2),
-                                               ("deepspeed_zero3.yaml", 1)])
+                                               ("deepspeed_zero3.yaml", 1),
+                                               ("deepspeed_zero3.yaml", 2)])
 def test_deepspeed_on_cpu(toy_pairs, tmp_path, config, processes):
     from dami_pref.ranker.checkpoint import load_ranker
 
@@ -257,3 +258,17 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy_pairs, tmp
     kept = Path(message.split("last good checkpoint is ")[1].split(";")[0])
     state = json.loads((kept / "trainer_state.json").read_text())
     assert all(math.isfinite(x) for x in state["history"])
+
+
+@pytest.mark.parametrize("n, world, batch", [(17, 2, 4), (5, 3, 1), (1, 2, 8), (0, 2, 4),
+                                             (64, 4, 16)])
+def test_eval_batches_are_even_across_processes(n, world, batch):
+    """Every process runs as many evaluation batches (ZeRO-3 gathers in every forward pass),
+    and together they score each example exactly once."""
+    from dami_pref.ranker.training import eval_batches
+
+    shares = [eval_batches(n, rank, world, batch) for rank in range(world)]
+    assert len({len(s) for s in shares}) == 1
+    seen = sorted(i for s in shares for b in s for i in b)
+    assert seen == list(range(n))
+    assert all(len(b) <= batch for s in shares for b in s)

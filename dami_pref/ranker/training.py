@@ -141,20 +141,36 @@ def batch_loss(model, batch: dict[str, torch.Tensor], objective: str,
 
 
 # -- evaluation ------------------------------------------------------------------------------
+def eval_batches(n_examples: int, rank: int, world: int, batch_size: int) -> list[list[int]]:
+    """This process's evaluation batches: every world-th example, and as many batches as
+    every other process, padded with empty batches.
+
+    Under ZeRO-3 each forward pass gathers parameters from every process, so a process that ran
+    out of batches early would leave the others waiting for ever.
+    """
+    mine = list(range(rank, n_examples, world))
+    longest = -(-n_examples // world) if n_examples else 0
+    steps = -(-longest // batch_size)
+    return [mine[s * batch_size:(s + 1) * batch_size] for s in range(steps)]
+
+
 @torch.no_grad()
 def evaluate(model, examples: list[ProblemExample], collator: RankerCollator, accelerator,
              objective: str, batch_size: int) -> dict[str, float]:
     """Each process scores its own share (every world-th problem); sums are reduced."""
     model.eval()
-    mine = examples[accelerator.process_index::accelerator.num_processes]
     unwrapped = accelerator.unwrap_model(model)
     grid = unwrapped.grid
     sums = torch.zeros(len(SUMS), device=accelerator.device)
-    for at in range(0, len(mine), batch_size):
-        batch = {k: v.to(accelerator.device) for k, v in
-                 collator(mine[at:at + batch_size]).items()}
+    for indices in eval_batches(len(examples), accelerator.process_index,
+                                accelerator.num_processes, batch_size):
+        # An empty batch still runs a forward pass (on the first example) so that every
+        # process takes part in the same collective calls; its result is not counted.
+        chosen = [examples[i] for i in indices] or examples[:1]
+        batch = {k: v.to(accelerator.device) for k, v in collator(chosen).items()}
         outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        sums += batch_sums(outputs, batch, objective, grid.to(accelerator.device))
+        if indices:
+            sums += batch_sums(outputs, batch, objective, grid.to(accelerator.device))
     model.train()
     return finish(accelerator.reduce(sums, reduction="sum").cpu())
 
