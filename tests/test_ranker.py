@@ -231,6 +231,8 @@ def test_grid_mismatch_and_wrong_backbone(toy_pairs, tmp_path):
         train(quick_args(toy_pairs, tmp_path / "r", grid="0:1:0.1"))
     with pytest.raises(DamiPrefError, match="model folder not found"):
         train(quick_args(toy_pairs, tmp_path / "r", backbone=str(tmp_path / "nope")))
+    with pytest.raises(DamiPrefError, match="longer than the backbone's context"):
+        train(quick_args(toy_pairs, tmp_path / "r", max_length=100_000))
     assert not (tmp_path / "r").exists()
 
 

@@ -61,9 +61,16 @@ def test_cost_knob_moves_towards_cheaper_lambda(ranker):
 
 
 def test_long_questions_keep_their_end(ranker):
-    long_question = "+".join(["1"] * 200) + "+2"
+    tail = "+".join(["1"] * 200) + "+2"
+    starts_differ = ["7+" + tail, "9+9+9+" + tail]  # equal in their last max_length tokens
     with pytest.warns(UserWarning, match="cut to their last tokens"):
-        [lam] = ranker.select([long_question])
+        scores = ranker.score(starts_differ)
+    assert torch.allclose(scores[0], scores[1], atol=1e-5)  # the start was cut, the end kept
+    ends_differ = [tail + "+3", tail + "+4"]
+    with pytest.warns(UserWarning, match="cut to their last tokens"):
+        assert not torch.allclose(*ranker.score(ends_differ), atol=1e-5)
+    with pytest.warns(UserWarning, match="cut to their last tokens"):
+        [lam] = ranker.select([starts_differ[0]])
     assert lam in ranker.grid
 
 

@@ -267,6 +267,11 @@ def train(args: TrainArgs) -> dict:
                       lora=LoraSettings(args.lora_r, args.lora_alpha, args.lora_dropout, targets))
     dtype = None if args.dtype == "auto" else DTYPES.get(args.dtype)
     model, tokenizer = build_ranker(spec, dtype, args.trust_remote_code, seed=args.seed)
+    context = getattr(model.backbone.config, "max_position_embeddings", None)
+    if context and spec.max_length > context:
+        raise DamiPrefError(f"--max_length {spec.max_length} is longer than the backbone's "
+                            f"context ({context} positions in {spec.backbone}); questions are "
+                            f"cut from the left to --max_length, so set it to {context} or less")
     if args.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable()
         model.backbone.enable_input_require_grads()
