@@ -66,9 +66,9 @@ def toy_part(args: KVArgs) -> None:
     reference = None
     print(f"{len(problems)} toy test problems; quantized caches keep the newest "
           f"{args.residual_length} tokens in full precision, groups of {args.group_size}")
-    print("| cache | backend | " + " | ".join(f"acc λ={g:g}" for g in grid)
-          + " | mean tokens λ=1 | answers ≠ dynamic | seconds |")
-    print("|---|---|" + "---:|" * len(grid) + "---:|---:|---:|")
+    print("| cache | backend | " + " | ".join(f"acc λ={g:g}" for g in grid) + " | "
+          + " | ".join(f"tokens λ={g:g}" for g in grid) + " | answers ≠ dynamic | seconds |")
+    print("|---|---|" + "---:|" * (2 * len(grid)) + "---:|---:|")
     for kind, backend in CACHES:
         options = DecodingOptions(max_new_tokens=96, batch_size=128,
                                   kv_cache=cache_options(kind, backend, args))
@@ -78,16 +78,16 @@ def toy_part(args: KVArgs) -> None:
             seconds = time.perf_counter() - start
         except DamiPrefError as err:
             print(f"| {kind} | {backend if kind.startswith('quantized') else '—'} | "
-                  f"not run: {err} |")
+                  f"not run: {err} |" + " |" * (2 * len(grid) + 1))
             continue
         answers = [o.answer for lam in grid for o in outcomes[lam]]
         if reference is None:
             reference = answers
         differ = sum(a != b for a, b in zip(answers, reference))
         cells = " | ".join(f"{100 * summarize(outcomes[g])['accuracy']:.1f}%" for g in grid)
+        tokens = " | ".join(f"{summarize(outcomes[g])['mean_tokens']:.1f}" for g in grid)
         print(f"| {kind} | {backend if kind.startswith('quantized') else '—'} | {cells} | "
-              f"{summarize(outcomes[max(grid)])['mean_tokens']:.1f} | {differ} of "
-              f"{len(answers)} | {seconds:.1f} |")
+              f"{tokens} | {differ} of {len(answers)} | {seconds:.1f} |")
 
 
 def memory_single(args: KVArgs) -> dict:
