@@ -289,12 +289,15 @@ def pair_identity(instruct_dir: Path, thinking_dir: Path, dtype: str, prompt_tem
     """What identifies the models behind a rollout, for the manifest's fingerprint.
 
     The memory mode is part of it: in delta mode the live weights carry rounding that the exact
-    mode does not, so a table must not mix the two.
+    mode does not, so a table must not mix the two. (It is recorded only when not the default,
+    so folders made before the option existed keep their fingerprint.)
     """
-    return {"instruct": checkpoint_fingerprint(instruct_dir),
-            "thinking": checkpoint_fingerprint(thinking_dir), "dtype": dtype,
-            "prompt_template": prompt_template, "chat_template_from": chat_template_from,
-            "memory_mode": memory_mode}
+    identity = {"instruct": checkpoint_fingerprint(instruct_dir),
+                "thinking": checkpoint_fingerprint(thinking_dir), "dtype": dtype,
+                "prompt_template": prompt_template, "chat_template_from": chat_template_from}
+    if memory_mode != "exact":
+        identity["memory_mode"] = memory_mode
+    return identity
 
 
 def ensure_rollouts(runtime, problems: Sequence[Problem], grid: Sequence[float],
