@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from dami_pref.cli import main
 from dami_pref.errors import DamiPrefError
@@ -51,6 +52,8 @@ def test_score_and_select(ranker):
 
 def test_cost_knob_moves_towards_cheaper_lambda(ranker):
     costs = ranker.expected_costs()
+    stored = [ranker.config["lambda_costs"][f"{lam:g}"] for lam in ranker.grid]  # mean tokens
+    torch.testing.assert_close(costs.cpu(), torch.tensor(stored) / max(stored))
     assert costs.max().item() == pytest.approx(1.0) and costs[0] < costs[-1]
     betas = (-1e6, -1.0, 0.0, 1.0, 1e6)
     lams = {beta: ranker.select(QUESTIONS * 5, cost_weight=beta) for beta in betas}
@@ -180,8 +183,9 @@ def test_export_folder_and_card(ranker_dir, tmp_path):
             "dami_pref.json", "tokenizer.json", "README.md"} <= files
     card = (out / "README.md").read_text()
     header = card.split("---")[1]
-    assert "library_name: dami-pref" in header and "license: apache-2.0" in header
-    assert "- reward-model" in header and "base_model" not in header  # a package path
+    metadata = yaml.safe_load(header)  # the Hub reads this block as YAML
+    assert metadata["library_name"] == "dami-pref" and metadata["license"] == "apache-2.0"
+    assert "reward-model" in metadata["tags"] and "base_model" not in metadata  # a package path
     for section in ("## Candidate λ grid", "## Training data", "## Evaluation", "## Usage"):
         assert section in card
     assert 'LambdaRanker.from_pretrained("someone/toy-ranker")' in card
@@ -220,3 +224,15 @@ def test_export_needs_repo_id_to_push(ranker_dir, tmp_path):
     with pytest.raises(DamiPrefError, match="--push needs --repo_id"):
         export_ranker(ranker_dir, tmp_path / "e", push=True)
     assert not (tmp_path / "e").exists()
+
+
+def test_cost_knob_falls_back_to_lambda_without_stored_costs(ranker_dir, tmp_path):
+    from dami_pref import LambdaRanker
+
+    folder = tmp_path / "ranker"
+    shutil.copytree(ranker_dir, folder)
+    config = json.loads((folder / "dami_pref.json").read_text())
+    del config["lambda_costs"]
+    (folder / "dami_pref.json").write_text(json.dumps(config))
+    ranker = LambdaRanker.from_pretrained(folder, device="cpu")
+    torch.testing.assert_close(ranker.expected_costs().cpu(), torch.tensor(ranker.grid))
