@@ -86,6 +86,8 @@ def test_results_json_validates_and_files_exist(results):
     validate_results(saved)
     assert saved["environment"]["packages"]["torch"] and "git_commit" in saved["environment"]
     assert saved["seeds"]["rollouts"] == 0
+    assert saved["seeds"]["rankers"] == {"dami_pref": 0, "dami_pred": 0, "dami_routing": 0}
+    assert set(saved["rankers"]) == {"dami_pref", "dami_pred", "dami_routing"}
     for plot in ("pareto", "lambda_by_difficulty", "cost_knob"):
         assert Path(saved["plots"][plot]).read_bytes()[:4] == b"\x89PNG"
     assert (out / "results.md").read_text().startswith("| method |")

@@ -77,6 +77,7 @@ def run_evaluation(args: EvalArgs) -> dict:
     from ..rollouts import ensure_rollouts, pair_identity
     from ..sweep import grade_result, parse_grid
     from .candidates import load_candidate_table
+    from ..ranker.checkpoint import read_ranker_config
     from .methods import check_ranker, choose_all, live_run, parse_methods
     from .report import (RESULTS_VERSION, cost_knob_plot, environment, lambda_heatmaps,
                          method_record, pareto_with_methods, results_table, validate_results)
@@ -208,7 +209,10 @@ def run_evaluation(args: EvalArgs) -> dict:
     results = {
         "format_version": RESULTS_VERSION, "environment": environment(),
         "config": {k: v for k, v in asdict(args).items()},
-        "seeds": {"rollouts": args.seed, "rankers": {n: p for n, p in rankers.items() if p}},
+        "seeds": {"rollouts": args.seed, "rankers": {
+            n: read_ranker_config(p).get("training", {}).get("seed")
+            for n, p in rankers.items() if p and n in names}},
+        "rankers": {n: p for n, p in rankers.items() if p and n in names},
         "grid": grid,
         "test": {"problems": len(test), "rollouts": str(test_dir),
                  "live_questions": min(args.live_limit or len(test), len(test))
