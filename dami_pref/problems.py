@@ -127,7 +127,11 @@ def read_rows(source: str | Path, split: str | None = None) -> list[dict[str, An
     text = str(source)
     looks_like_hub_id = text.count("/") == 1 and not text.startswith((".", "/", "~"))
     if looks_like_hub_id and not path.suffix:
-        return _rows_from_datasets(text, split or "test", is_disk=False)
+        if not split:  # guessing would roll out (or train on) the wrong split without a word
+            raise ProblemsError(f"{text} looks like a Hub dataset id: name its split with "
+                                "--split (e.g. --split train for rollouts, --split test for "
+                                "evaluation)")
+        return _rows_from_datasets(text, split, is_disk=False)
     raise ProblemsError(f"problems file not found: {source}")
 
 

@@ -82,6 +82,8 @@ def test_missing_and_unsupported_sources(tmp_path):
         load_problems(tmp_path / "p.csv")
     with pytest.raises(ProblemsError, match="unknown problems preset"):
         field_map("nope")
+    with pytest.raises(ProblemsError, match="name its split with --split"):  # before any download
+        load_problems("someone/math-problems")
 
 
 def test_toy_generator_is_seeded_disjoint_and_balanced():
