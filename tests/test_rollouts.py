@@ -223,3 +223,28 @@ def test_text_columns_train_trl_reward_trainer(pairs_folder, tmp_path):
     result = trainer.train()
     assert result.global_step == 2 and result.training_loss > 0
     assert not model.score.weight.detach().equal(before)
+
+
+@pytest.mark.slow
+def test_sampled_rollouts_do_not_depend_on_batches_or_processes(tmp_path):
+    """k samples per (problem, λ) from per-request seeds: the same table whatever the batch
+    size or the number of processes."""
+    from collections import defaultdict
+
+    sampled = ["--samples", "2", "--sample_temperature", "1.0", "--limit", "12"]
+    rollout(tmp_path / "one", *sampled)
+    rows = comparable(tmp_path / "one")
+    assert len(rows) == 12 * 3 * 2 and {r["sample"] for r in rows} == {0, 1}
+    completions = defaultdict(set)
+    for r in rows:
+        completions[(r["problem_id"], r["lambda"])].add(r["completion"])
+    assert any(len(c) > 1 for c in completions.values())  # it really sampled
+    rollout(tmp_path / "small_batches", *sampled, "--batch_size", "3")
+    assert comparable(tmp_path / "small_batches") == rows
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "configs" / "accelerate" / "cpu.yaml"), "--num_processes", "2",
+           "--main_process_port", str(free_port()), ROLLOUT, "--output", str(tmp_path / "two"),
+           *SMALL, *sampled]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert comparable(tmp_path / "two") == rows
