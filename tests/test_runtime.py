@@ -205,3 +205,46 @@ def test_delta_mode_answers_like_exact_on_the_toy_pair():
 def test_unknown_memory_mode(tiny_pair):
     with pytest.raises(DamiPrefError, match="memory_mode must be one of"):
         InterpolationRuntime(*tiny_pair, device="cpu", memory_mode="tiny")
+
+
+def test_parameter_name_vocabulary_size_and_unreadable_weights(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    instruct, thinking = make_pair(tmp_path)
+    tensors = load_file(str(thinking / "model.safetensors"))
+    renamed = {k.replace("layers.1.mlp.up_proj", "layers.1.mlp.upper_proj"): v
+               for k, v in tensors.items()}
+    save_file(renamed, str(thinking / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(PairMismatchError, match="parameter names differ"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+    save_file(tensors, str(thinking / "model.safetensors"), metadata={"format": "pt"})
+
+    tok = json.loads((thinking / "tokenizer.json").read_text())
+    tok["model"]["vocab"]["<extra>"] = max(tok["model"]["vocab"].values()) + 1
+    original = (thinking / "tokenizer.json").read_text()
+    (thinking / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(PairMismatchError, match="differ in size"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+    (thinking / "tokenizer.json").write_text(original)
+
+    (thinking / "model.safetensors").write_bytes(b"\x00" * 32)
+    with pytest.raises(DamiPrefError, match="not a readable safetensors file"):
+        InterpolationRuntime(instruct, thinking, device="cpu")
+
+
+def test_missing_shard_is_named(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    instruct, thinking = make_pair(tmp_path)
+    sharded = tmp_path / "sharded"
+    AutoModelForCausalLM.from_pretrained(thinking).save_pretrained(sharded, max_shard_size="20KB")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if (thinking / name).exists():
+            shutil.copy(thinking / name, sharded / name)
+    shards = sorted(sharded.glob("model-*.safetensors"))
+    assert len(shards) > 1
+    shards[-1].unlink()
+    with pytest.raises(DamiPrefError, match=f"missing.*{shards[-1].name}"):
+        InterpolationRuntime(instruct, sharded, device="cpu")
