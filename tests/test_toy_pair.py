@@ -1,0 +1,74 @@
+"""The bundled toy pair: its tokenizer, the properties it must keep, and the script that builds it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING, toy_problems_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_tokenizer_round_trip_and_thinking_tags():
+    from transformers import AutoTokenizer
+
+    for folder in (TOY_INSTRUCT, TOY_THINKING):
+        tok = AutoTokenizer.from_pretrained(folder)
+        text = "17+3+12=<think>17+3=20 20+12=32</think>32"
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.decode(ids) == text
+        for tag in ("<think>", "</think>"):
+            [tag_id] = tok(tag, add_special_tokens=False)["input_ids"]  # one token each
+            assert tok.convert_ids_to_tokens(tag_id) == tag
+        assert tok.pad_token_id is not None and tok.eos_token_id is not None
+        messages = [{"role": "user", "content": "2+2"}]
+        prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        assert "2+2" in prompt
+
+
+@pytest.mark.slow
+def test_committed_pair_has_every_required_property():
+    """A greedy sweep of the committed pair on its whole test set meets DESIGN's properties."""
+    from dami_pref.generation import DecodingOptions
+    from dami_pref.problems import load_problems
+    from dami_pref.runtime import InterpolationRuntime
+    from dami_pref.sweep import parse_grid, run_sweep, sweep_report
+    from dami_pref.toy_builder import check_properties, format_properties
+
+    problems = load_problems(toy_problems_path("test"))
+    grid = parse_grid("0:1:0.1")
+    outcomes = run_sweep(InterpolationRuntime(device="cpu"), problems, grid,
+                         DecodingOptions(max_new_tokens=128, batch_size=128), progress=False)
+    rows = check_properties(sweep_report(outcomes, config={}))
+    assert all(ok for _, _, ok in rows), "\n" + format_properties(rows)
+
+
+@pytest.mark.slow
+def test_toy_pair_script_builds_a_loadable_pair(tmp_path):
+    """The build script end to end at a tiny size (the real recipe is in dami_pref/toy/build.json)."""
+    from dami_pref.generation import DecodingOptions, GenerationRequest
+    from dami_pref.runtime import InterpolationRuntime
+
+    out = tmp_path / "toy"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "data_builders" / "toy_pair.py"), "--output", str(out),
+         "--pretrain_steps", "5", "--instruct_steps", "2", "--thinking_steps", "2",
+         "--n_train", "50", "--n_validation", "10", "--n_test_per_k", "2", "--hidden_size", "32",
+         "--num_layers", "1", "--intermediate_size", "64", "--check", "false"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for role in ("base", "instruct", "thinking"):
+        assert (out / role / "model.safetensors").is_file() and (out / role / "README.md").is_file()
+    counts = {split: len((out / "problems" / f"{split}.jsonl").read_text().splitlines())
+              for split in ("train", "validation", "test")}
+    assert counts == {"train": 50, "validation": 10, "test": 2 * 7}  # k = 2…8
+    assert json.loads((out / "build.json").read_text())["args"]["seed"] == 0
+    runtime = InterpolationRuntime(out / "instruct", out / "thinking", device="cpu")
+    [result] = runtime.generate([GenerationRequest("1+2", 0.5)],
+                                DecodingOptions(max_new_tokens=8, batch_size=1))
+    assert result.n_tokens >= 1
