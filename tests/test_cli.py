@@ -154,3 +154,15 @@ def test_sweep_in_delta_memory_mode(tmp_path):
         tables[mode] = [(row["lambda"], [(r["answer"], r["n_tokens"]) for r in row["results"]])
                         for row in report["lambdas"]]
     assert tables["delta"] == tables["exact"]
+
+
+def test_mismatched_pair_is_a_clear_error_on_the_command_line(tmp_path, capsys):
+    from conftest import make_pair
+
+    instruct, thinking = make_pair(tmp_path, thinking_overrides={"intermediate_size": 48})
+    out = tmp_path / "out"
+    code = main(["sweep", "--instruct", str(instruct), "--thinking", str(thinking), "--output",
+                 str(out), "--device", "cpu", "--limit", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "intermediate_size" in err and "Traceback" not in err
+    assert not out.exists()
