@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from .errors import DamiPrefError
-from .io import atomic_write_text, temporary_sibling
+from .io import atomic_write_text, building_folder
 from .ranker.checkpoint import PACKAGE_PREFIX, read_ranker_config
 
 SKIP = {"README.md"}
@@ -130,16 +130,11 @@ def export_ranker(ranker: str | Path, out: str | Path, *, repo_id: str | None = 
             results = json.loads(Path(evaluation).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise DamiPrefError(f"cannot read evaluation results {evaluation}: {err}") from None
-    tmp = temporary_sibling(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for item in ranker.iterdir():
-        if item.is_file() and item.name not in SKIP and not item.name.startswith("."):
-            shutil.copy2(item, tmp / item.name)
-    atomic_write_text(tmp / "README.md", model_card(config, repo_id, license, results))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with building_folder(out) as tmp:
+        for item in ranker.iterdir():
+            if item.is_file() and item.name not in SKIP and not item.name.startswith("."):
+                shutil.copy2(item, tmp / item.name)
+        atomic_write_text(tmp / "README.md", model_card(config, repo_id, license, results))
     if push:
         push_folder(out, repo_id, private=private, token=token)
     return out

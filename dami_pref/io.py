@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +28,24 @@ def temporary_sibling(path: str | Path) -> Path:
     """A hidden name beside ``path`` to build into before renaming (files or folders)."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+@contextmanager
+def building_folder(out: str | Path) -> Iterator[Path]:
+    """A fresh hidden folder beside ``out`` to build into.
+
+    When the block finishes it replaces ``out`` whole; when the block fails it is removed, and
+    ``out`` (old or absent) is left as it was. No reader ever sees a half-built folder.
+    """
+    out = Path(out)
+    tmp = temporary_sibling(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from .checkpoints import (check_pair, check_same_vocabulary, read_checkpoint, resolve_model_dir,
                           safetensors_files)
 from .errors import DamiPrefError
-from .io import temporary_sibling
+from .io import building_folder
 from .runtime import DTYPES, check_lambda
 
 _SAFETENSORS_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
@@ -69,11 +69,7 @@ def merge_pair(lam: float, out: str | Path, instruct: str | Path | None = None,
         raise DamiPrefError(f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
     forced = DTYPES[dtype] if dtype != "auto" else None
 
-    tmp = temporary_sibling(out)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with building_folder(out) as tmp:
         thinking_files = _key_to_file(thinking_dir)
         total_bytes = 0
         for shard in safetensors_files(instruct_dir):
@@ -108,10 +104,4 @@ def merge_pair(lam: float, out: str | Path, instruct: str | Path | None = None,
             "thinking": str(thinking or thinking_dir), "computed_in": "float32",
             "stored_as": dtype if forced is not None else "as the checkpoints",
         }, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

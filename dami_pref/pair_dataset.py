@@ -14,7 +14,6 @@ Folder layout (built under a temporary name, renamed when whole)::
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import DamiPrefError
-from .io import atomic_write_json, atomic_write_text, temporary_sibling
+from .io import atomic_write_json, atomic_write_text, building_folder
 from .preferences import (PairOptions, candidates_from_rows, oracle_candidate, pair_rows,
                           pairs_for_problem, split_problems)
 from .rollout_report import frontier, lambda_star_histogram
@@ -87,10 +86,7 @@ def build_pair_dataset(rollout_folder: str | Path, out: str | Path, options: Pai
         "frontier": frontier(table),
     }
 
-    tmp = temporary_sibling(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with building_folder(out) as tmp:
         features = _pair_features()
         dataset = datasets.DatasetDict({name: datasets.Dataset.from_list(records[name],
                                                                          features=features)
@@ -106,12 +102,6 @@ def build_pair_dataset(rollout_folder: str | Path, out: str | Path, options: Pai
                               [r["difficulty"] for r in oracle_rows], grid,
                               tmp / "lambda_star.png")
         atomic_write_text(tmp / "README.md", dataset_card(summary))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 

@@ -39,10 +39,17 @@ def pareto_plot(frontier: Sequence[tuple[float, float, float]], path: str | Path
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
+    """Save and close a matplotlib figure under a temporary name, then rename it into place."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path).with_suffix(".png")
-    fig.savefig(tmp)
+    fig.savefig(tmp, **savefig_kwargs)
     plt.close(fig)
     tmp.replace(path)
     return path

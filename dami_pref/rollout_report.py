@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .io import temporary_sibling
+from .plots import save_figure
 
 
 def frontier(table: pa.Table) -> list[dict]:
@@ -67,10 +67,4 @@ def lambda_star_histogram(oracle_lambdas: Sequence[float], difficulties: Sequenc
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path).with_suffix(".png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

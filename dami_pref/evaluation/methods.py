@@ -57,14 +57,8 @@ def ranker_choice(method: str, ranker_path: str, questions: Sequence[str], grid:
                   device: str, batch_size: int = 64, cost_weight: float = 0.0) -> Choice:
     from ..ranker.inference import LambdaRanker
 
+    check_ranker(method, ranker_path, grid)
     ranker = LambdaRanker.from_pretrained(ranker_path, device=device)
-    if [round(x, 6) for x in ranker.grid] != [round(x, 6) for x in grid]:
-        raise DamiPrefError(f"the ranker {ranker_path} was trained on the grid {ranker.grid}, "
-                            f"the evaluation uses {grid}")
-    expected = {"dami_pref": "pref", "dami_pred": "pred", "dami_routing": "route"}[method]
-    if ranker.objective != expected:
-        raise DamiPrefError(f"{ranker_path} was trained with objective {ranker.objective!r}; "
-                            f"{LABELS[method]} needs {expected!r}")
     start = time.perf_counter()
     scores = ranker.score(list(questions), batch_size=batch_size)
     lams = ranker.select_from_scores(scores, cost_weight)

@@ -152,7 +152,7 @@ def lambda_heatmaps(series: dict[str, Sequence[float]], difficulty: Sequence[str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io import temporary_sibling
+    from ..plots import save_figure
 
     levels = sorted({str(d) for d in difficulty},
                     key=lambda d: (0, int(d), "") if d.lstrip("-").isdigit() else (1, 0, d))
@@ -171,12 +171,7 @@ def lambda_heatmaps(series: dict[str, Sequence[float]], difficulty: Sequence[str
         ax.set_ylabel("difficulty")
         ax.set_title(label, fontsize=10)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="share of the level's questions")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path).with_suffix(".png")
-    fig.savefig(tmp, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def cost_knob_plot(frontier: list[dict], static: list[tuple[float, float, float]],

@@ -7,14 +7,13 @@ explicitly beside the adapter, so it cannot be lost the way some reward-model he
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import DamiPrefError
-from ..io import atomic_write_json, temporary_sibling
+from ..io import atomic_write_json, building_folder
 from .model import RankerModel, RankerSpec
 
 FORMAT_VERSION = 1
@@ -62,23 +61,18 @@ def save_ranker(folder: str | Path, model: RankerModel, tokenizer, spec: RankerS
             for k, v in state.items() if k.startswith("head.")}
     backbone = {k.removeprefix("backbone."): v for k, v in state.items()
                 if k.startswith("backbone.")}
-    tmp = temporary_sibling(folder)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.backbone.save_pretrained(str(tmp), state_dict=backbone, safe_serialization=True)
-    save_file(head, str(tmp / HEAD_FILE), metadata={"format": "pt"})
-    tokenizer.save_pretrained(str(tmp))
     import dami_pref
 
-    atomic_write_json(tmp / CONFIG_FILE, {
-        "format_version": FORMAT_VERSION, "library_version": dami_pref.__version__,
-        **spec.to_dict(), "backbone": portable_reference(spec.backbone),
-        "training": training or {}, "lambda_costs": lambda_costs or {}})
-    if not (tmp / ADAPTER_FILE).is_file():
-        raise DamiPrefError(f"peft did not write {ADAPTER_FILE}; cannot save the ranker")
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    with building_folder(folder) as tmp:
+        model.backbone.save_pretrained(str(tmp), state_dict=backbone, safe_serialization=True)
+        save_file(head, str(tmp / HEAD_FILE), metadata={"format": "pt"})
+        tokenizer.save_pretrained(str(tmp))
+        atomic_write_json(tmp / CONFIG_FILE, {
+            "format_version": FORMAT_VERSION, "library_version": dami_pref.__version__,
+            **spec.to_dict(), "backbone": portable_reference(spec.backbone),
+            "training": training or {}, "lambda_costs": lambda_costs or {}})
+        if not (tmp / ADAPTER_FILE).is_file():
+            raise DamiPrefError(f"peft did not write {ADAPTER_FILE}; cannot save the ranker")
     return folder
 
 
