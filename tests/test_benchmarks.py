@@ -148,3 +148,12 @@ def test_data_efficiency(toy_pairs):
                                            ("24", "pred")}
     for r in rows:
         assert 0 <= number(r[2]) <= 1
+
+
+def test_instruct_predictability(toy_pairs):
+    stdout = run_benchmark("instruct_predictability", "--rollouts",
+                           str(toy_pairs.parent / "rollouts"), "--folds", "3")
+    [k_only] = table_rows(stdout, "k only")
+    [hand_made] = table_rows(stdout, "hand-made")
+    assert 0 <= number(k_only[1]) <= 1 and 0 <= number(hand_made[1]) <= 1
+    assert "k2" in hand_made[2] and "k8" in hand_made[2]
