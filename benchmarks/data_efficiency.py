@@ -32,11 +32,10 @@ class EfficiencyArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from accelerate.state import AcceleratorState
-
-    from dami_pref.arguments import parse_args
-    from dami_pref.ranker.training import TrainArgs, train
+    from dami_pref.benchmarking import reset_accelerate_state
+    from dami_pref.cli.parsing import parse_args
+    from dami_pref.ranker.config import TrainArgs
+    from dami_pref.ranker.training import train
 
     args = parse_args(EfficiencyArgs, argv, prog="data_efficiency.py", description=__doc__)
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             for objective in objectives:
                 runs = []
                 for seed in range(args.seeds):
-                    AcceleratorState._reset_state(reset_partial_state=True)
+                    reset_accelerate_state()
                     result = train(TrainArgs(
                         pairs=args.pairs, output=f"{tmp}/{objective}-{n}-{seed}",
                         objective=objective, max_train_problems=n, seed=seed,

@@ -24,6 +24,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dami_pref.benchmarking import shape_config
+from dami_pref.cli.parsing import parse_args
+from dami_pref.utils.devices import parse_dtype
+
 
 @dataclass
 class StepArgs:
@@ -39,27 +43,20 @@ class StepArgs:
 
 def save_backbone(shape: str, dtype: str, folder: Path) -> None:
     import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
-    from benchmarks.lambda_switch import SHAPES
-    from dami_pref.runtime import DTYPES
-    from dami_pref.toy_tokenizer import build_tokenizer
+    from dami_pref.toy.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer()
-    config = Qwen3Config(**SHAPES[shape], tie_word_embeddings=True, max_position_embeddings=4096,
-                         rope_parameters={"rope_theta": 1e6, "rope_type": "default"},
-                         pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
+    config = shape_config(shape, pad_token_id=tokenizer.pad_token_id,
+                          eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)
-    Qwen3ForCausalLM(config).to(DTYPES[dtype]).save_pretrained(folder)
+    Qwen3ForCausalLM(config).to(parse_dtype(dtype)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
-    from dami_pref.arguments import parse_args
-
     args = parse_args(StepArgs, argv, prog="deepspeed_step.py", description=__doc__)
     if args.quick:
         args.shape, args.steps, args.stages = "tiny", 2, "2"

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+from transformers import GenerationConfig
+
+from dami_pref.benchmarking import random_runtime, remerge, time_once
+from dami_pref.cli.parsing import parse_args
+from dami_pref.utils.devices import parse_dtype, resolve_device
 
 # λ*(q) on the 700 toy test questions (the oracle of ./scripts/run_toy.sh, 2026-11-21): shares
 ORACLE_MIX = {0.0: 0.711, 0.1: 0.040, 0.2: 0.021, 0.3: 0.047, 0.4: 0.113, 0.5: 0.060,
@@ -47,20 +50,11 @@ class ThroughputArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from transformers import GenerationConfig
-
-    from benchmarks.lambda_switch import random_pair
-    from dami_pref.arguments import parse_args
-    from dami_pref.runtime import DTYPES, InterpolationRuntime, resolve_device
-    from dami_pref.toy_tokenizer import build_tokenizer
-
     args = parse_args(ThroughputArgs, argv, prog="generation_throughput.py", description=__doc__)
     if args.quick:
         args.shape, args.questions, args.new_tokens, args.per_question = "tiny", 12, 8, 2
     device = resolve_device(args.device)
-    instruct, thinking = random_pair(args.shape, DTYPES[args.dtype], device)
-    runtime = InterpolationRuntime.from_models(instruct, thinking, build_tokenizer())
+    runtime = random_runtime(args.shape, parse_dtype(args.dtype), device)
     model = runtime.model
     rng = random.Random(0)
     lams = rng.choices(list(ORACLE_MIX), weights=list(ORACLE_MIX.values()), k=args.questions)
@@ -72,13 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, lam in enumerate(lams):
         groups[lam].append(i)
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def grouped() -> float:
-        sync()
-        start = time.perf_counter()
+    def grouped() -> None:
         for lam, idx in sorted(groups.items()):
             runtime.set_lambda(lam)
             for at in range(0, len(idx), args.batch_size):
@@ -86,44 +74,32 @@ def main(argv: list[str] | None = None) -> int:
                                      device=device)
                 with torch.no_grad():
                     model.generate(batch, generation_config=config)
-        sync()
-        return time.perf_counter() - start
 
-    def grouped_cb() -> float:
-        sync()
-        start = time.perf_counter()
+    def grouped_cb() -> None:
         for lam, idx in sorted(groups.items()):
             runtime.set_lambda(lam)
             with torch.no_grad():
                 model.generate_batch([prompts[i] for i in idx], generation_config=config,
                                      max_new_tokens=args.new_tokens)
-        sync()
-        return time.perf_counter() - start
 
-    def per_question() -> float:
-        endpoints = (runtime.endpoint_state("instruct"), runtime.endpoint_state("thinking"))
-        sync()
-        start = time.perf_counter()
+    def per_question() -> None:
         for i in range(args.per_question):
-            merged = {n: torch.lerp(endpoints[0][n], endpoints[1][n], lams[i])
-                      for n in endpoints[0]}
-            model.load_state_dict(merged, strict=False)
+            remerge(runtime, lams[i])
             with torch.no_grad():
                 model.generate(torch.tensor([prompts[i]], device=device), generation_config=config)
-        sync()
-        return time.perf_counter() - start
 
     grouped()  # warm-up
-    rows = [("λ-grouped generate()", args.questions, grouped())]
+    rows = [("λ-grouped generate()", args.questions, time_once(grouped, device))]
     if args.continuous_batching:
         try:
             grouped_cb()  # warm-up
             rows.append(("λ-grouped generate_batch() (continuous batching)", args.questions,
-                         grouped_cb()))
+                         time_once(grouped_cb, device)))
         except Exception as err:  # noqa: BLE001 - report what stops it on this device
             rows.append((f"λ-grouped generate_batch(): not run ({type(err).__name__}: "
                          f"{str(err)[:80]})", 0, float("nan")))
-    rows.append(("re-merge per question, batch 1", args.per_question, per_question()))
+    rows.append(("re-merge per question, batch 1", args.per_question,
+                 time_once(per_question, device)))
     print(f"shape {args.shape}, {args.dtype} on {device}; {args.questions} questions over "
           f"{len(groups)} λ values, {args.prompt_tokens}+{args.new_tokens} tokens each, "
           f"batches of {args.batch_size}")

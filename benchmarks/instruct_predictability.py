@@ -27,7 +27,7 @@ class PredictabilityArgs:
 
 
 def features(question: str) -> list[float]:
-    from dami_pref.toy_task import parse_question
+    from dami_pref.toy.task import parse_question
 
     operands = parse_question(question)
     total, carries, crossings = 0, 0, 0
@@ -39,15 +39,13 @@ def features(question: str) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
     import numpy as np
     import pyarrow.parquet as pq
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from dami_pref.arguments import parse_args
+    from dami_pref.cli.parsing import parse_args
 
     args = parse_args(PredictabilityArgs, argv, prog="instruct_predictability.py",
                       description=__doc__)

@@ -25,6 +25,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dami_pref.benchmarking import PeakMemory, shape_config, time_once
+from dami_pref.cli.parsing import parse_args
+from dami_pref.errors import DamiPrefError
+from dami_pref.runtime.kv_cache import KVCacheOptions, cache_bytes
+from dami_pref.utils.devices import resolve_device
+
 CACHES = [("dynamic", "hqq"), ("quantized-4", "hqq"), ("quantized-2", "hqq"),
           ("quantized-4", "quanto"), ("quantized-2", "quanto"), ("offloaded", "hqq")]
 
@@ -46,19 +52,17 @@ class KVArgs:
     single: str | None = field(default=None, metadata={"help": "internal: one cache, memory part"})
 
 
-def cache_options(kind: str, backend: str, args: KVArgs):
-    from dami_pref.kv_cache import KVCacheOptions
-
+def cache_options(kind: str, backend: str, args: KVArgs) -> KVCacheOptions:
     return KVCacheOptions(kind, backend, args.residual_length, args.group_size)
 
 
 def toy_part(args: KVArgs) -> None:
-    from dami_pref.errors import DamiPrefError
-    from dami_pref.generation import DecodingOptions
-    from dami_pref.problems import load_problems
+    from dami_pref.data.problems import load_problems
+    from dami_pref.evaluation.sweep import run_sweep, summarize_outcomes
     from dami_pref.runtime import InterpolationRuntime
-    from dami_pref.sweep import parse_grid, run_sweep, summarize
+    from dami_pref.runtime.generation import DecodingOptions
     from dami_pref.toy import toy_problems_path
+    from dami_pref.utils.grid import parse_grid
 
     runtime = InterpolationRuntime(device=args.device)
     problems = load_problems(toy_problems_path("test"), limit=args.limit)
@@ -84,56 +88,43 @@ def toy_part(args: KVArgs) -> None:
         if reference is None:
             reference = answers
         differ = sum(a != b for a, b in zip(answers, reference))
-        cells = " | ".join(f"{100 * summarize(outcomes[g])['accuracy']:.1f}%" for g in grid)
-        tokens = " | ".join(f"{summarize(outcomes[g])['mean_tokens']:.1f}" for g in grid)
+        cells = " | ".join(f"{100 * summarize_outcomes(outcomes[g])['accuracy']:.1f}%" for g in grid)
+        tokens = " | ".join(f"{summarize_outcomes(outcomes[g])['mean_tokens']:.1f}" for g in grid)
         print(f"| {kind} | {backend if kind.startswith('quantized') else '—'} | {cells} | "
               f"{tokens} | {differ} of {len(answers)} | {seconds:.1f} |")
 
 
 def memory_single(args: KVArgs) -> dict:
     """One cache in this process: peak memory above the loaded model, and tokens per second."""
-    import resource
-
     import torch
-
-    from benchmarks.lambda_switch import SHAPES
-    from dami_pref.kv_cache import cache_bytes
-    from dami_pref.runtime import resolve_device
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
     kind, backend = args.single.split(":")
     device = resolve_device(args.device)
     options = cache_options(kind, backend, args)
     options.check(device)
-    config = Qwen3Config(**SHAPES[args.shape], tie_word_embeddings=True,
-                         max_position_embeddings=args.new_tokens + 64,
-                         rope_parameters={"rope_theta": 1e6, "rope_type": "default"})
+    config = shape_config(args.shape, max_positions=args.new_tokens + 64)
     torch.manual_seed(0)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = Qwen3ForCausalLM(config).to(device=device, dtype=dtype).eval()
     prompt = torch.randint(10, config.vocab_size, (args.batch_size, 32), device=device)
     kwargs = dict(do_sample=False, pad_token_id=0, eos_token_id=None, **options.generate_kwargs())
+    out = None
+
+    def generate() -> None:
+        nonlocal out
+        out = model.generate(prompt, max_new_tokens=args.new_tokens,
+                             min_new_tokens=args.new_tokens, return_dict_in_generate=True,
+                             **kwargs)
+
     with torch.no_grad():
         # Warm-up past the full-precision window, so the quantizer's imports, kernels and first
         # allocations are paid before the baseline is read.
         warm = min(args.residual_length + 16, args.new_tokens)
         model.generate(prompt, max_new_tokens=warm, min_new_tokens=warm, **kwargs)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        else:
-            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        start = time.perf_counter()
-        out = model.generate(prompt, max_new_tokens=args.new_tokens,
-                             min_new_tokens=args.new_tokens, return_dict_in_generate=True,
-                             **kwargs)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated() - base
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-        seconds = time.perf_counter() - start
+        meter = PeakMemory(device).start()
+        seconds = time_once(generate, device)
+        peak = meter.peak()
     kv_full = (2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim
                * (32 + args.new_tokens - 1) * args.batch_size * torch.finfo(dtype).bits // 8)
     return {"cache": kind, "backend": backend, "peak_bytes": peak, "seconds": seconds,
@@ -181,10 +172,6 @@ def memory_part(args: KVArgs) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
-    from dami_pref.arguments import parse_args
-
     args = parse_args(KVArgs, argv, prog="kv_cache.py", description=__doc__)
     # The quantized cache requantizes its whole quantized part whenever the window fills, so a
     # short window suits short toy traces but costs quadratic time on long generations.

@@ -15,32 +15,16 @@ have random weights of the named shape: no download is needed.
 
 from __future__ import annotations
 
-import json
-import platform
-import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 
-# name -> Qwen3Config fields (real published shapes for the Qwen3 ones)
-SHAPES = {
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=128),
-    "toy": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=32, vocab_size=105),
-    "small": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
-                  num_attention_heads=8, num_key_value_heads=4, head_dim=64, vocab_size=32000),
-    "qwen3-0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
-                       num_attention_heads=16, num_key_value_heads=8, head_dim=128,
-                       vocab_size=151936),
-    "qwen3-4b": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
-                     num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-                     vocab_size=151936),
-}
+from dami_pref.benchmarking import SHAPES, device_name, random_runtime, remerge, timed
+from dami_pref.cli.parsing import parse_args
+from dami_pref.utils.devices import parse_dtype, resolve_device
+from dami_pref.utils.io import atomic_write_json
 
 
 @dataclass
@@ -53,23 +37,6 @@ class BenchArgs:
     out: str | None = field(default=None, metadata={"help": "write results JSON here"})
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def copy_bandwidth(numel: int, dtype: torch.dtype, device: torch.device, repeats: int) -> float:
     """Bytes per second of a plain device copy of ``numel`` elements (read + write counted)."""
     src = torch.empty(numel, dtype=dtype, device=device).uniform_()
@@ -78,42 +45,15 @@ def copy_bandwidth(numel: int, dtype: torch.dtype, device: torch.device, repeats
     return 2 * numel * src.element_size() / seconds
 
 
-def random_pair(shape: str, dtype: torch.dtype, device: torch.device):
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    config = Qwen3Config(**SHAPES[shape], tie_word_embeddings=True, max_position_embeddings=4096,
-                         rope_parameters={"rope_theta": 1e6, "rope_type": "default"})
-    torch.manual_seed(0)
-    with torch.device(device):
-        instruct = Qwen3ForCausalLM(config).to(dtype)
-        thinking = Qwen3ForCausalLM(config).to(dtype)
-    return instruct, thinking
-
-
 def bench_shape(shape: str, device: torch.device, dtype: torch.dtype, repeats: int) -> dict:
-    from dami_pref.runtime import InterpolationRuntime
-    from dami_pref.toy_tokenizer import build_tokenizer
-
-    instruct, thinking = random_pair(shape, dtype, device)
-    runtime = InterpolationRuntime.from_models(instruct, thinking, build_tokenizer())
-    del thinking
+    runtime = random_runtime(shape, dtype, device)
     n_params = sum(p.numel() for p in runtime.model.parameters())
     moved = runtime.bytes_per_switch
     bandwidth = copy_bandwidth(n_params, dtype, device, repeats)
     floor = moved / bandwidth
-
     lams = iter([0.3, 0.7] * (repeats + 2))
     switch = timed(lambda: runtime.set_lambda(next(lams)), device, repeats)
-
-    endpoint_i = runtime.endpoint_state("instruct")
-    endpoint_t = runtime.endpoint_state("thinking")
-
-    def naive() -> None:
-        merged = {name: torch.lerp(endpoint_i[name], endpoint_t[name], 0.5)
-                  for name in endpoint_i}
-        runtime.model.load_state_dict(merged, strict=False)
-
-    naive_s = timed(naive, device, max(2, repeats // 2))
+    naive_s = timed(lambda: remerge(runtime, 0.5), device, max(2, repeats // 2))
     return {
         "shape": shape, "parameters": n_params, "dtype": str(dtype).removeprefix("torch."),
         "bytes_per_switch": moved, "copy_bandwidth_GBps": bandwidth / 1e9,
@@ -123,20 +63,7 @@ def bench_shape(shape: str, device: torch.device, dtype: torch.dtype, repeats: i
     }
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import os
-
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, " \
-           f"{torch.get_num_threads()} torch threads"
-
-
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dami_pref.arguments import parse_args
-    from dami_pref.runtime import DTYPES, resolve_device
-
     args = parse_args(BenchArgs, argv, prog="lambda_switch.py", description=__doc__)
     shapes = ["tiny"] if args.quick else [s.strip() for s in args.shapes.split(",") if s.strip()]
     unknown = [s for s in shapes if s not in SHAPES]
@@ -145,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     device = resolve_device(args.device)
-    dtype = DTYPES[args.dtype]
+    dtype = parse_dtype(args.dtype)
     repeats = 2 if args.quick else args.repeats
     rows = [bench_shape(shape, device, dtype, repeats) for shape in shapes]
     print(f"device: {device_name(device)}; torch {torch.__version__}; "
@@ -160,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['naive_ms']:.3f} | {r['switch_over_floor']:.2f}× | "
               f"{r['naive_over_switch']:.2f}× |")
     if args.out:
-        from dami_pref.io import atomic_write_json
-
         atomic_write_json(args.out, {"device": device_name(device), "torch": torch.__version__,
                                      "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
                                      "results": rows})

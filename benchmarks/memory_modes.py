@@ -23,6 +23,12 @@ from pathlib import Path
 
 import torch
 
+from dami_pref.benchmarking import PeakMemory, random_pair, random_runtime
+from dami_pref.cli.parsing import parse_args
+from dami_pref.utils.devices import parse_dtype, resolve_device
+
+NOISE = 0.01  # Θ_T = Θ_I + 1 % relative noise: a pair that shares a base
+
 
 @dataclass
 class ModeArgs:
@@ -34,50 +40,35 @@ class ModeArgs:
     single: str | None = field(default=None, metadata={"help": "internal: shape:mode memory run"})
 
 
-def build(shape: str, dtype: torch.dtype, device: torch.device, mode: str, keep: bool):
-    from benchmarks.lambda_switch import random_pair
-    from dami_pref.runtime import InterpolationRuntime
-    from dami_pref.toy_tokenizer import build_tokenizer
-
-    instruct, thinking = random_pair(shape, dtype, device)
-    with torch.no_grad():  # a pair that shares a base: Θ_T = Θ_I + small noise
-        for pi, pt in zip(instruct.parameters(), thinking.parameters()):
-            pt.copy_(pi + 0.01 * pi.std() * torch.randn_like(pi))
-    originals = None
-    if keep:
-        originals = ({n: p.detach().clone() for n, p in instruct.named_parameters()},
-                     {n: p.detach().clone() for n, p in thinking.named_parameters()})
-    runtime = InterpolationRuntime.from_models(instruct, thinking, build_tokenizer(),
-                                               memory_mode=mode)
-    return runtime, originals
-
-
 def memory_single(args: ModeArgs) -> dict:
-    import resource
+    # imported (and the tokenizer built once) before the baseline, so they are not counted
+    import transformers  # noqa: F401
 
-    import transformers  # noqa: F401 - imported before the baseline, so it is not counted
+    import dami_pref.runtime  # noqa: F401
+    from dami_pref.toy.tokenizer import build_tokenizer
 
-    from benchmarks.lambda_switch import random_pair  # noqa: F401
-    from dami_pref.runtime import DTYPES, InterpolationRuntime, resolve_device  # noqa: F401
+    build_tokenizer()
 
     shape, mode = args.single.split(":")
     device = resolve_device(args.device)
-    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    runtime, _ = build(shape, DTYPES[args.dtype], device, mode, keep=False)
+    meter = PeakMemory(device).start(from_zero=device.type == "cuda")
+    runtime = random_runtime(shape, parse_dtype(args.dtype), device, mode, NOISE)
     runtime.set_lambda(0.5)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - start
     return {"shape": shape, "mode": mode, "resident_bytes": runtime.resident_bytes,
-            "peak_bytes": peak}
+            "peak_bytes": meter.peak()}
+
+
+def references(shape: str, dtype: torch.dtype, device: torch.device):
+    """Copies of both endpoints' weights, to compare the live weights with."""
+    instruct, thinking = random_pair(shape, dtype, device, NOISE)
+    return ({n: p.detach().clone() for n, p in instruct.named_parameters()},
+            {n: p.detach().clone() for n, p in thinking.named_parameters()})
 
 
 def errors(shape: str, dtype: torch.dtype, device: torch.device, mode: str,
            checkpoints: list[int]) -> list[dict]:
-    runtime, (ref_i, ref_t) = build(shape, dtype, device, mode, keep=True)
+    ref_i, ref_t = references(shape, dtype, device)
+    runtime = random_runtime(shape, dtype, device, mode, NOISE)
     rng = random.Random(0)
     done, rows = 0, []
     for target in checkpoints:
@@ -103,10 +94,6 @@ def errors(shape: str, dtype: torch.dtype, device: torch.device, mode: str,
 
 def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
-    from dami_pref.arguments import parse_args
-    from dami_pref.runtime import DTYPES, resolve_device
-
     args = parse_args(ModeArgs, argv, prog="memory_modes.py", description=__doc__)
     if args.quick:
         args.shapes, args.switches = "tiny", "1,10"
@@ -136,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
           "weights equal to the blend rounded once |\n|---|---|---:|---:|---:|")
     for shape in shapes:
         for mode in ("exact", "delta"):
-            for r in errors(shape, DTYPES[args.dtype], device, mode, checkpoints):
+            for r in errors(shape, parse_dtype(args.dtype), device, mode, checkpoints):
                 print(f"| {shape} | {mode} | {r['switches']} | {r['relative_rms_error']:.2e} | "
                       f"{100 * r['exactly_rounded']:.2f}% |")
     return 0

@@ -13,13 +13,18 @@ Reported: milliseconds per question (scoring every candidate), batched, and the 
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+from peft import get_peft_model
+from transformers import Qwen3Model
+
+from dami_pref.benchmarking import shape_config, timed
+from dami_pref.cli.parsing import parse_args
+from dami_pref.ranker.features import last_token_pool
+from dami_pref.ranker.model import LoraSettings, RankerModel, RankerSpec
+from dami_pref.utils.devices import parse_dtype, resolve_device
 
 
 @dataclass
@@ -36,22 +41,46 @@ class ScoringArgs:
     quick: bool = False
 
 
+def bench_shape(shape: str, args: ScoringArgs, device: torch.device, dtype: torch.dtype,
+                grid: list[float]) -> tuple[float, float]:
+    """(λ head, text-encoded) milliseconds per question for one backbone shape."""
+    config = shape_config(shape, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    backbone = Qwen3Model(config).to(device=device, dtype=dtype)
+    lora = LoraSettings(r=16, alpha=32)
+    spec = RankerSpec(backbone=shape, grid=grid, hidden_size=config.hidden_size)
+    ranker = RankerModel(get_peft_model(backbone, lora.peft_config()), spec).to(device).eval()
+    text_head = torch.nn.Linear(config.hidden_size, 1).to(device=device, dtype=dtype)
+    vocab = config.vocab_size
+    questions = torch.randint(10, vocab, (args.questions, args.question_tokens), device=device)
+    lam_text = torch.randint(10, vocab, (args.candidates, args.lambda_tokens), device=device)
+
+    def one_pass() -> None:
+        for at in range(0, args.questions, args.batch_size):
+            ids = questions[at:at + args.batch_size]
+            ranker(ids, torch.ones_like(ids))
+
+    def text_encoded() -> None:
+        # every (question, candidate) is its own sequence, batched like the λ head's
+        rows = torch.cat([torch.cat([q.expand(args.candidates, -1), lam_text], dim=1)
+                          for q in questions])
+        for at in range(0, rows.shape[0], args.batch_size):
+            ids = rows[at:at + args.batch_size]
+            mask = torch.ones_like(ids)
+            hidden = ranker.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+            text_head(last_token_pool(hidden, mask))
+
+    with torch.no_grad():
+        return tuple(1e3 * timed(fn, device, args.repeats) / args.questions
+                     for fn in (one_pass, text_encoded))
+
+
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from peft import get_peft_model
-    from transformers import Qwen3Config, Qwen3Model
-
-    from benchmarks.lambda_switch import SHAPES
-    from dami_pref.arguments import parse_args
-    from dami_pref.ranker.features import last_token_pool
-    from dami_pref.ranker.model import LoraSettings, RankerModel, RankerSpec
-    from dami_pref.runtime import DTYPES, resolve_device
-
     args = parse_args(ScoringArgs, argv, prog="ranker_scoring.py", description=__doc__)
     if args.quick:
         args.shapes, args.questions, args.repeats = "tiny", 8, 1
     device = resolve_device(args.device)
-    dtype = DTYPES[args.dtype]
+    dtype = parse_dtype(args.dtype)
     grid = [round(i / (args.candidates - 1), 6) for i in range(args.candidates)]
     print(f"device {device}, dtype {args.dtype}, {args.questions} questions of "
           f"{args.question_tokens} tokens, {args.candidates} candidates (λ text: "
@@ -59,50 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| shape | λ head ms / question | text-encoded ms / question | ratio |\n"
           "|---|---:|---:|---:|")
     for shape in [s for s in args.shapes.split(",") if s]:
-        config = Qwen3Config(**SHAPES[shape], max_position_embeddings=4096,
-                             rope_parameters={"rope_theta": 1e6, "rope_type": "default"})
-        torch.manual_seed(0)
-        backbone = Qwen3Model(config).to(device=device, dtype=dtype)
-        lora = LoraSettings(r=16, alpha=32)
-        spec = RankerSpec(backbone=shape, grid=grid, hidden_size=config.hidden_size)
-        ranker = RankerModel(get_peft_model(backbone, lora.peft_config()), spec).to(device).eval()
-        text_head = torch.nn.Linear(config.hidden_size, 1).to(device=device, dtype=dtype)
-        vocab = config.vocab_size
-        questions = torch.randint(10, vocab, (args.questions, args.question_tokens), device=device)
-        lam_text = torch.randint(10, vocab, (args.candidates, args.lambda_tokens), device=device)
-
-        def one_pass() -> None:
-            for at in range(0, args.questions, args.batch_size):
-                ids = questions[at:at + args.batch_size]
-                ranker(ids, torch.ones_like(ids))
-
-        def text_encoded() -> None:
-            # every (question, candidate) is its own sequence, batched like the λ head's
-            rows = torch.cat([torch.cat([q.expand(args.candidates, -1), lam_text], dim=1)
-                              for q in questions])
-            for at in range(0, rows.shape[0], args.batch_size):
-                ids = rows[at:at + args.batch_size]
-                mask = torch.ones_like(ids)
-                hidden = ranker.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
-                text_head(last_token_pool(hidden, mask))
-
-        def timed(fn) -> float:
-            with torch.no_grad():
-                fn()  # warm-up
-                times = []
-                for _ in range(args.repeats):
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    start = time.perf_counter()
-                    fn()
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    times.append(time.perf_counter() - start)
-            return 1e3 * statistics.median(times) / args.questions
-
-        head_ms, text_ms = timed(one_pass), timed(text_encoded)
+        head_ms, text_ms = bench_shape(shape, args, device, dtype, grid)
         print(f"| {shape} | {head_ms:.2f} | {text_ms:.2f} | {text_ms / head_ms:.1f}× |")
-        del ranker, backbone
     return 0
 
 

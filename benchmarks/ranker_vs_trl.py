@@ -109,7 +109,8 @@ def run_trl(args: CompareArgs, backbone: str, work: Path) -> dict:
 
 
 def run_ranker(args: CompareArgs, work: Path, epochs: float) -> dict:
-    from dami_pref.ranker.training import TrainArgs, train
+    from dami_pref.ranker.config import TrainArgs
+    from dami_pref.ranker.training import train
 
     result = train(TrainArgs(pairs=args.pairs, output=str(work / "ranker"), backbone=args.backbone,
                              epochs=epochs, max_steps=args.max_steps,
@@ -130,10 +131,8 @@ def run_ranker(args: CompareArgs, work: Path, epochs: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from accelerate.state import AcceleratorState
-
-    from dami_pref.arguments import parse_args
+    from dami_pref.benchmarking import reset_accelerate_state
+    from dami_pref.cli.parsing import parse_args
     from dami_pref.toy import TOY_BASE
 
     args = parse_args(CompareArgs, argv, prog="ranker_vs_trl.py", description=__doc__)
@@ -144,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         ours = {}
         for epochs in [float(x) for x in args.ranker_epochs.split(",")]:
             ours[epochs] = run_ranker(args, Path(tmp), epochs)
-            AcceleratorState._reset_state(reset_partial_state=True)
+            reset_accelerate_state()
         theirs = run_trl(args, backbone, Path(tmp))
     print(f"torch threads {torch.get_num_threads()}; pairs {args.pairs}; backbone {backbone}")
     print("| trainer | steps | epochs | seconds | seconds / epoch | val pairwise accuracy |\n"

@@ -19,9 +19,17 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
+
+from dami_pref.benchmarking import remerge
+from dami_pref.cli.parsing import parse_args
+from dami_pref.data.problems import load_problems
+from dami_pref.runtime import InterpolationRuntime
+from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
+from dami_pref.toy import toy_problems_path
+from dami_pref.utils.grid import parse_grid
+from dami_pref.utils.io import atomic_write_json
 
 
 @dataclass
@@ -38,14 +46,6 @@ class ThroughputArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dami_pref.arguments import parse_args
-    from dami_pref.generation import DecodingOptions, GenerationRequest
-    from dami_pref.problems import load_problems
-    from dami_pref.runtime import InterpolationRuntime
-    from dami_pref.sweep import parse_grid
-    from dami_pref.toy import toy_problems_path
-
     args = parse_args(ThroughputArgs, argv, prog="rollout_throughput.py", description=__doc__)
     if args.quick:
         args.problems, args.grid, args.per_question = 40, "0,0.5,1", 20
@@ -63,16 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
     subset = random.Random(0).sample(range(len(requests)), min(args.per_question, len(requests)))
     single = DecodingOptions(max_new_tokens=args.max_new_tokens, batch_size=1)
-    endpoints = (runtime.endpoint_state("instruct"), runtime.endpoint_state("thinking"))
     tokens, mismatches, start = 0, 0, time.perf_counter()
     for index in subset:
-        lam = requests[index].lam
-        merged = {name: torch.lerp(endpoints[0][name], endpoints[1][name], lam)
-                  for name in endpoints[0]}
-        runtime.model.load_state_dict(merged, strict=False)
-        # The live weights now hold λ (as a separate merging process would leave them), so the
-        # runtime must not switch again: tell it which λ it holds.
-        runtime._lam = lam
+        # as a separate merging process would: the runtime then holds λ and does not switch
+        remerge(runtime, requests[index].lam)
         [result] = runtime.generate([requests[index]], single)
         tokens += result.n_tokens
         mismatches += result.completion != grouped[index].completion
@@ -91,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
           f"took {grouped_s:.1f} s grouped; {mismatches} of {len(subset)} per-question answers "
           "differ from the batched ones")
     if args.out:
-        from dami_pref.io import atomic_write_json
-
         atomic_write_json(args.out, {"requests": len(requests), "grouped_seconds": grouped_s,
                                      "grouped_tokens_per_s": grouped_rate,
                                      "per_question_tokens_per_s": single_rate,

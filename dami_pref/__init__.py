@@ -1,8 +1,7 @@
 """dami-pref: per-question reasoning depth by interpolating an Instruct and a Thinking model."""
 
-__version__ = "0.1.0"
-
-from .errors import DamiPrefError, PairMismatchError, ProblemsError  # noqa: E402
+from .errors import DamiPrefError, PairMismatchError, ProblemsError
+from .version import __version__
 
 __all__ = ["DamiPrefError", "PairMismatchError", "ProblemsError", "InterpolationRuntime",
            "LambdaRanker", "__version__"]

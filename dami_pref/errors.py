@@ -11,3 +11,7 @@ class PairMismatchError(DamiPrefError):
 
 class ProblemsError(DamiPrefError):
     """A problem set cannot be read: missing file, malformed row, missing field."""
+
+
+class OptionError(DamiPrefError, ValueError):
+    """An option's value is outside its allowed range."""

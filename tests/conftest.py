@@ -14,6 +14,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def reset_accelerate_state() -> None:
+    """Forget Accelerate's process-wide state between in-process runs, with accelerate's own
+    test helper (``AccelerateTestCase.tearDown`` resets ``AcceleratorState`` and ``GradientState``)."""
+    from accelerate.test_utils.testing import AccelerateTestCase
+
+    AccelerateTestCase().tearDown()
+
+
 def tiny_config(vocab_size: int, **overrides):
     from transformers import Qwen3Config
 
@@ -39,7 +47,7 @@ def make_pair(root: Path, *, seed: int = 0, noise: float = 0.002, dtype: torch.d
     """A random base and two slightly perturbed copies: a pair that shares a base."""
     from transformers import Qwen3ForCausalLM
 
-    from dami_pref.toy_tokenizer import build_tokenizer
+    from dami_pref.toy.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
@@ -84,11 +92,11 @@ def load_safetensors_dir(folder: Path) -> dict[str, torch.Tensor]:
 def build_toy_pairs(root: Path, n_problems: int = 64, grid=(0.0, 0.25, 0.5, 0.75, 1.0),
                     validation_fraction: float = 0.25) -> Path:
     """Real rollouts of the toy pair on a few training problems, turned into a pairs folder."""
-    from dami_pref.generation import DecodingOptions
-    from dami_pref.pair_dataset import build_pair_dataset
-    from dami_pref.preferences import PairOptions
-    from dami_pref.problems import load_problems
-    from dami_pref.rollouts import RolloutPlan, RolloutStore, make_manifest, run_units
+    from dami_pref.runtime.generation import DecodingOptions
+    from dami_pref.data.pair_dataset import build_pair_dataset
+    from dami_pref.data.preferences import PairOptions
+    from dami_pref.data.problems import load_problems
+    from dami_pref.data.rollouts import RolloutPlan, RolloutStore, make_manifest, run_units
     from dami_pref.runtime import InterpolationRuntime
     from dami_pref.toy import toy_problems_path
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dami_pref.arguments import parse_args
+from dami_pref.cli.parsing import parse_args
 from dami_pref.errors import DamiPrefError
-from dami_pref.sweep import parse_grid
+from dami_pref.utils.grid import parse_grid
 
 
 @dataclass

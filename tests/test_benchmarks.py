@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,16 +45,15 @@ def number(cell: str) -> float:
 
 @pytest.fixture(scope="module")
 def ranker(toy_pairs, tmp_path_factory) -> Path:
-    from accelerate.state import AcceleratorState
-
-    from dami_pref.ranker.training import TrainArgs, train
+    from dami_pref.ranker.config import TrainArgs
+    from dami_pref.ranker.training import train
 
     out = tmp_path_factory.mktemp("bench_ranker") / "ranker"
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     train(TrainArgs(pairs=str(toy_pairs), output=str(out), batch_size=8, max_steps=4,
                     eval_every=100, save_every=100, device="cpu", progress=False,
                     report_to="none", max_length=64))
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     return out
 
 

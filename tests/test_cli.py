@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dami_pref.cli import main
-from dami_pref.problems import write_jsonl
+from dami_pref.utils.io import write_jsonl
 from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 
@@ -66,7 +66,7 @@ def test_merge_reloads_equal_to_the_runtime(tmp_path, tiny_pair):
 def test_merge_bf16_matches_runtime_and_endpoints_exact(tmp_path, tiny_pair_bf16):
     from transformers import AutoModelForCausalLM
 
-    from dami_pref.merge import merge_pair
+    from dami_pref.runtime.merge import merge_pair
     from dami_pref.runtime import InterpolationRuntime
     from conftest import load_safetensors_dir
 
@@ -84,7 +84,7 @@ def test_merge_bf16_matches_runtime_and_endpoints_exact(tmp_path, tiny_pair_bf16
 
 
 def test_merge_dtype_option_is_recorded(tmp_path, tiny_pair):
-    from dami_pref.merge import merge_pair
+    from dami_pref.runtime.merge import merge_pair
 
     out = merge_pair(0.5, tmp_path / "m", *tiny_pair, dtype="bfloat16")
     config = json.loads((out / "config.json").read_text())

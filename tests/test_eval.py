@@ -3,35 +3,34 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from dami_pref.errors import DamiPrefError
-from dami_pref.evaluation.harness import EvalArgs, run_evaluation
+from dami_pref.cli.eval import EvalArgs, evaluate
 from dami_pref.evaluation.report import validate_results
+from conftest import reset_accelerate_state
 
 GRID = "0,0.25,0.5,0.75,1"  # the grid of the toy_pairs fixture
 
 
 @pytest.fixture(scope="module")
 def rankers(toy_pairs, tmp_path_factory) -> dict[str, str]:
-    from accelerate.state import AcceleratorState
-
-    from dami_pref.ranker.training import TrainArgs, train
+    from dami_pref.ranker.config import TrainArgs
+    from dami_pref.ranker.training import train
 
     root = tmp_path_factory.mktemp("rankers")
     out = {}
     for method, objective in (("dami_pref", "pref"), ("dami_pred", "pred"),
                               ("dami_routing", "route")):
-        AcceleratorState._reset_state(reset_partial_state=True)
+        reset_accelerate_state()
         train(TrainArgs(pairs=str(toy_pairs), output=str(root / objective), objective=objective,
                         batch_size=8, max_steps=10, learning_rate=5e-3, eval_every=100,
                         save_every=100, device="cpu", progress=False, report_to="none",
                         max_length=64))
         out[method] = str(root / objective)
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     return out
 
 
@@ -46,7 +45,7 @@ def tiny(out: Path, rankers: dict, **changes) -> EvalArgs:
 
 @pytest.fixture(scope="module")
 def results(rankers, tmp_path_factory) -> dict:
-    return run_evaluation(tiny(tmp_path_factory.mktemp("eval") / "eval", rankers))
+    return evaluate(tiny(tmp_path_factory.mktemp("eval") / "eval", rankers))
 
 
 def test_every_method_in_the_table(results):
@@ -107,18 +106,18 @@ def test_results_json_validates_and_files_exist(results):
 
 def test_rollouts_are_reused(results, rankers):
     out = Path(results["config"]["output"])
-    again = run_evaluation(tiny(out, rankers, methods="thinking,oracle", modes="offline"))
+    again = evaluate(tiny(out, rankers, methods="thinking,oracle", modes="offline"))
     assert again["timings"]["rollouts_seconds"] < results["timings"]["rollouts_seconds"]
     assert {r["method"] for r in again["methods"]} == {"thinking", "oracle"}
 
 
 def test_ranker_on_another_grid(rankers, tmp_path):
     with pytest.raises(DamiPrefError, match="trained on the grid"):
-        run_evaluation(tiny(tmp_path / "e", rankers, grid="0,0.5,1", methods="dami_pref",
+        evaluate(tiny(tmp_path / "e", rankers, grid="0,0.5,1", methods="dami_pref",
                             modes="offline"))
     assert not (tmp_path / "e").exists()  # refused before any rollout
     with pytest.raises(DamiPrefError, match="trained with objective 'pred'"):
-        run_evaluation(tiny(tmp_path / "e", rankers, methods="dami_pref",
+        evaluate(tiny(tmp_path / "e", rankers, methods="dami_pref",
                             dami_pref_ranker=rankers["dami_pred"]))
     assert not (tmp_path / "e").exists()
 
@@ -136,13 +135,14 @@ def test_live_mode_chooses_inside_the_timed_run(results):
 
 def test_harness_on_a_gsm8k_style_file(rankers, tmp_path):
     """Any problems source: a jsonl in GSM8K form, renamed columns, no difficulty field."""
-    from dami_pref.problems import load_problems, write_jsonl
+    from dami_pref.data.problems import load_problems
+    from dami_pref.utils.io import write_jsonl
     from dami_pref.toy import toy_problems_path
 
     rows = [{"qid": f"g{i}", "text": p.question, "solution": f"Adding up.\n#### {p.answer}"}
             for i, p in enumerate(load_problems(toy_problems_path("test"), limit=10))]
     write_jsonl(rows, tmp_path / "gsm.jsonl")
-    got = run_evaluation(tiny(tmp_path / "e", rankers, test_problems=str(tmp_path / "gsm.jsonl"),
+    got = evaluate(tiny(tmp_path / "e", rankers, test_problems=str(tmp_path / "gsm.jsonl"),
                               validation_problems=str(tmp_path / "gsm.jsonl"), preset="gsm8k",
                               question_field="text", answer_field="solution", id_field="qid",
                               methods="thinking,dami_pref,oracle", modes="offline"))
@@ -155,14 +155,14 @@ def test_harness_on_a_gsm8k_style_file(rankers, tmp_path):
 def test_test_rollouts_missing_lambda_values(results, rankers, tmp_path):
     out = Path(results["config"]["output"])
     with pytest.raises(DamiPrefError, match=r"no rollouts for λ \[0.1"):
-        run_evaluation(tiny(tmp_path / "e", rankers, grid="0,0.1,1", methods="thinking",
+        evaluate(tiny(tmp_path / "e", rankers, grid="0,0.1,1", methods="thinking",
                             modes="offline", test_rollouts=str(out / "rollouts_test")))
 
 
 def test_unknown_method_and_missing_ranker(rankers, tmp_path):
     with pytest.raises(DamiPrefError, match="unknown method"):
-        run_evaluation(tiny(tmp_path / "e", rankers, methods="thinking,dami_magic"))
+        evaluate(tiny(tmp_path / "e", rankers, methods="thinking,dami_magic"))
     with pytest.raises(DamiPrefError, match="needs dami_pred_ranker"):
-        run_evaluation(tiny(tmp_path / "e", rankers, methods="dami_pred",
+        evaluate(tiny(tmp_path / "e", rankers, methods="dami_pred",
                             dami_pred_ranker=None))
     assert not (tmp_path / "e").exists()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from dami_pref.errors import DamiPrefError
-from dami_pref.generation import DecodingOptions, GenerationRequest
-from dami_pref.grading import answers_match
+from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
+from dami_pref.data.grading import answers_match
 from dami_pref.runtime import InterpolationRuntime
-from dami_pref.toy_task import direct_completion, parse_question, running_sums
+from dami_pref.toy.task import direct_completion, parse_question, running_sums
 
 QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9+15+6+11+18"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dami_pref.grading import (answers_match, final_answer, gold_answer, grade, is_parsable,
+from dami_pref.data.grading import (answers_match, final_answer, gold_answer, grade, is_parsable,
                                last_boxed, split_thinking)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dami_pref.errors import DamiPrefError
-from dami_pref.generation import DecodingOptions, GenerationRequest
-from dami_pref.kv_cache import KVCacheOptions
+from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
+from dami_pref.runtime.kv_cache import KVCacheOptions
 from dami_pref.runtime import InterpolationRuntime
 
 # Hard questions at λ=1 write ~60-token traces, well past the 8-token full-precision window,
@@ -81,8 +81,8 @@ def test_every_generating_command_takes_the_option(tmp_path):
     import json
 
     assert json.loads((out / "sweep.json").read_text())["config"]["kv_cache"] == "quantized-4"
-    from dami_pref.commands.select import SelectArgs
-    from dami_pref.evaluation.harness import EvalArgs
+    from dami_pref.cli.select import SelectArgs
+    from dami_pref.cli.eval import EvalArgs
 
     for cls in (SelectArgs, EvalArgs):
         assert {"kv_cache", "kv_cache_backend", "kv_cache_residual_length"} <= set(
@@ -93,7 +93,7 @@ def test_every_generating_command_takes_the_option(tmp_path):
 def test_cache_bytes_counts_what_each_cache_holds(runtime, backend):
     import torch
 
-    from dami_pref.kv_cache import cache_bytes
+    from dami_pref.runtime.kv_cache import cache_bytes
 
     model, config = runtime.model, runtime.model.config
     prompt = torch.randint(10, config.vocab_size, (2, 16))

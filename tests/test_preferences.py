@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dami_pref.ordering import Candidate
-from dami_pref.preferences import (PairOptions, candidates_from_rows, lambda_text,
-                                   oracle_candidate, pair_rows, pairs_for_problem,
-                                   split_problems)
+from dami_pref.data.preferences import (PairOptions, candidates_from_rows, lambda_text,
+                                        pair_rows, pairs_for_problem, split_problems)
+from dami_pref.utils.ordering import Candidate, oracle
 
 STRICT = PairOptions(acc_tolerance=0.0, cost_tolerance=0.0)
 
@@ -60,7 +59,7 @@ def test_several_samples_average_into_acc_and_cost():
 
 def test_oracle_is_the_cheapest_best():
     cands = [Candidate(0.0, 0.5, 3), Candidate(0.6, 1.0, 30), Candidate(1.0, 1.0, 30)]
-    assert oracle_candidate(cands).lam == 0.6  # equal cost: the lower λ
+    assert oracle(cands).lam == 0.6  # equal cost: the lower λ
 
 
 def test_pair_rows_have_every_column():

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from dami_pref.errors import ProblemsError
-from dami_pref.problems import field_map, load_problems, write_jsonl
+from dami_pref.data.problems import field_map, load_problems
+from dami_pref.utils.io import write_jsonl
 from dami_pref.toy import toy_problems_path
-from dami_pref.toy_task import generate_splits, parse_question, running_sums
+from dami_pref.toy.task import generate_splits, parse_question, running_sums
 
 ROWS = [{"id": "a", "question": "1+2", "answer": "3", "difficulty": 2},
         {"id": "b", "question": "4+5+6", "answer": "15", "difficulty": 3}]

@@ -18,7 +18,9 @@ import torch
 from dami_pref.errors import DamiPrefError
 from dami_pref.ranker.features import last_token_pool
 from dami_pref.ranker.losses import pairwise_bce, pred_mse, route_bce
-from dami_pref.ranker.training import TrainArgs, train
+from dami_pref.ranker.config import TrainArgs
+from dami_pref.ranker.training import train
+from conftest import reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[1]
 PREF = str(ROOT / "train" / "pref.py")
@@ -26,11 +28,9 @@ PREF = str(ROOT / "train" / "pref.py")
 
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
 
 
 def quick_args(pairs: Path, out: Path, **changes) -> TrainArgs:
@@ -74,16 +74,15 @@ def test_pooling_takes_the_last_real_token_on_either_side():
 
 
 def test_left_and_right_padding_give_the_same_scores():
-    from dami_pref.ranker.data import RankerCollator
+    from dami_pref.ranker.encoding import QuestionEncoder
     from dami_pref.ranker.model import RankerSpec, build_ranker
     from dami_pref.toy import TOY_BASE
 
     spec = RankerSpec(backbone=str(TOY_BASE), grid=[0.0, 0.5, 1.0])
     model, tokenizer = build_ranker(spec)
     model.eval()
-    collator = RankerCollator(tokenizer, spec.prompt_template, 64, spec.grid)
     questions = ["3+4", "12+7+19+1+5+8"]
-    right = collator.encode(questions)
+    right = QuestionEncoder(tokenizer, spec.prompt_template, 64)(questions)
     ids, mask = right["input_ids"], right["attention_mask"]
     lengths = mask.sum(1)
     left_ids, left_mask = torch.full_like(ids, tokenizer.pad_token_id), torch.zeros_like(mask)
@@ -123,7 +122,7 @@ def test_trainable_parameters_change_and_the_backbone_does_not(toy_pairs, tmp_pa
 
 def test_saved_ranker_round_trips(toy_pairs, tmp_path):
     from dami_pref.ranker.checkpoint import load_ranker, read_ranker_config
-    from dami_pref.ranker.data import RankerCollator
+    from dami_pref.ranker.encoding import QuestionEncoder
 
     out = tmp_path / "ranker"
     train(quick_args(toy_pairs, out))
@@ -134,7 +133,7 @@ def test_saved_ranker_round_trips(toy_pairs, tmp_path):
     assert config["backbone"] == "dami_pref://toy/base" and config["grid"][-1] == 1.0
     a, tok, _ = load_ranker(out)
     b, _, _ = load_ranker(out)
-    batch = RankerCollator(tok, "{question}", 64, config["grid"]).encode(["3+4", "9+9+9+9"])
+    batch = QuestionEncoder(tok, "{question}", 64)(["3+4", "9+9+9+9"])
     with torch.no_grad():
         torch.testing.assert_close(a(**batch)["scores"], b(**batch)["scores"])
 
@@ -229,7 +228,7 @@ def test_pairs_missing_columns(toy_pairs, tmp_path):
 def test_grid_mismatch_and_wrong_backbone(toy_pairs, tmp_path):
     with pytest.raises(DamiPrefError, match="differs from the grid of the pairs"):
         train(quick_args(toy_pairs, tmp_path / "r", grid="0:1:0.1"))
-    with pytest.raises(DamiPrefError, match="model folder not found"):
+    with pytest.raises(DamiPrefError, match="backbone folder not found"):
         train(quick_args(toy_pairs, tmp_path / "r", backbone=str(tmp_path / "nope")))
     with pytest.raises(DamiPrefError, match="longer than the backbone's context"):
         train(quick_args(toy_pairs, tmp_path / "r", max_length=100_000))

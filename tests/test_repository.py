@@ -39,34 +39,96 @@ def test_lambda_switch_benchmark_smoke(tmp_path):
     assert row["bytes_per_switch"] == 3 * 4 * row["parameters"]
 
 
-def _script_args(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"_script_{name}",
-                                                  ROOT / "data_builders" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_experiment_config_parses():
+    """Each YAML in configs/<set-up>/ is named after its stage and parses as that command."""
     import yaml
 
-    from dami_pref.arguments import parse_args
-    from dami_pref.evaluation.harness import EvalArgs
-    from dami_pref.ranker.training import TrainArgs
+    from dami_pref.cli import COMMANDS
+    from dami_pref.cli.parsing import parse_args
 
-    kinds = {"toy.yaml": TrainArgs, "qwen3_4b.yaml": TrainArgs,
-             "eval_toy.yaml": EvalArgs, "eval_qwen3_4b.yaml": EvalArgs,
-             "rollout_toy.yaml": _script_args("rollout").RolloutArgs,
-             "rollout_qwen3_4b.yaml": _script_args("rollout").RolloutArgs,
-             "pairs_toy.yaml": _script_args("pairs").PairsArgs}
-    found = {p.name for p in (ROOT / "configs").glob("*.yaml")}
-    assert found == set(kinds), "a config without a parser test, or a missing config"
-    for name, cls in kinds.items():
-        parsed = parse_args(cls, ["--config", str(ROOT / "configs" / name)])
-        assert isinstance(parsed, cls)
+    stage_of = {"rollout": "rollout", "pairs": "pairs", "train": "train", "eval": "eval"}
+    found = sorted(p.relative_to(ROOT / "configs") for p in (ROOT / "configs").glob("*/*.yaml")
+                   if p.parent.name != "accelerate")
+    assert {str(p.parent) for p in found} == {"toy", "qwen3_4b"}
+    assert not list((ROOT / "configs").glob("*.yaml")), "configs live in configs/<set-up>/"
+    for rel in found:
+        stage = stage_of[rel.stem.split("_")[0]]
+        module_name, class_name, _ = COMMANDS[stage]
+        import importlib
+
+        cls = getattr(importlib.import_module(f"dami_pref.cli.{module_name}"), class_name)
+        assert isinstance(parse_args(cls, ["--config", str(ROOT / "configs" / rel)]), cls), rel
+    for setup in ("toy", "qwen3_4b"):
+        assert {p.stem.split("_")[0] for p in (ROOT / "configs" / setup).glob("*.yaml")} == \
+            set(stage_of), f"{setup} lacks a stage's config"
     for path in (ROOT / "configs" / "accelerate").glob("*.yaml"):
         data = yaml.safe_load(path.read_text())
         assert data["distributed_type"] in ("MULTI_GPU", "DEEPSPEED"), path.name
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Every dami_pref module and the dami_pref modules it imports (at any depth of its code)."""
+    import ast
+
+    package = ROOT / "dami_pref"
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = node.module or ""
+                if node.level:
+                    target = ".".join(base[:len(base) - node.level + 1] + ([target] if target
+                                                                          else []))
+                for candidate in [target] + [f"{target}.{a.name}" for a in node.names]:
+                    if candidate in modules:
+                        deps.add(candidate)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name in modules}
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_no_import_cycles_and_layers_hold():
+    graph = _import_graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(module, path):
+        state[module] = 1
+        for dep in graph[module]:
+            if state.get(dep) == 1:
+                cycles.append(path[path.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep, path + [dep])
+        state[module] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, f"import cycles: {cycles}"
+    library = {m: d for m, d in graph.items() if not m.startswith("dami_pref.cli")}
+    assert not [(m, d) for m, ds in library.items() for d in ds if d.startswith("dami_pref.cli")]
+    leaves = ("dami_pref.utils", "dami_pref.errors", "dami_pref.version")
+    assert not [(m, d) for m, ds in graph.items() if m.startswith("dami_pref.utils")
+                for d in ds if not d.startswith(leaves)], "utils must import no stage"
+
+
+def test_no_function_in_the_library_runs_over_60_lines():
+    import ast
+
+    long = []
+    for path in (ROOT / "dami_pref").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length})")
+    assert not long, long

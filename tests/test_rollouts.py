@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dami_pref.problems import write_jsonl
+from dami_pref.utils.io import write_jsonl
 from dami_pref.toy import toy_problems_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,8 +169,8 @@ def pairs_folder(reference, tmp_path_factory) -> Path:
 
 
 def test_pairs_folder(pairs_folder, reference):
-    from dami_pref.pair_dataset import load_pair_dataset
-    from dami_pref.preferences import PairOptions, candidates_from_rows, pairs_for_problem
+    from dami_pref.data.pair_dataset import load_pair_dataset
+    from dami_pref.data.preferences import PairOptions, candidates_from_rows, pairs_for_problem
 
     dataset, candidates, oracle, summary = load_pair_dataset(pairs_folder)
     assert summary["problems"] == {"train": 18, "validation": 6}

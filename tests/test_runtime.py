@@ -10,7 +10,8 @@ import torch
 
 from conftest import load_safetensors_dir, make_pair
 from dami_pref.errors import DamiPrefError, PairMismatchError
-from dami_pref.runtime import InterpolationRuntime, LambdaError
+from dami_pref.runtime import InterpolationRuntime
+from dami_pref.utils.grid import LambdaError
 
 
 def live_state(runtime) -> dict[str, torch.Tensor]:
@@ -192,7 +193,7 @@ def test_delta_mode_holds_two_copies_and_tracks_the_reference(tiny_pair):
 
 
 def test_delta_mode_answers_like_exact_on_the_toy_pair():
-    from dami_pref.generation import DecodingOptions, GenerationRequest
+    from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
 
     requests = [GenerationRequest(q, lam) for q in ("3+4", "12+7+19+5", "9+18+2+11+9+14")
                 for lam in (0.0, 0.4, 1.0)]

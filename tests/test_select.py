@@ -15,22 +15,22 @@ import yaml
 
 from dami_pref.cli import main
 from dami_pref.errors import DamiPrefError
+from conftest import reset_accelerate_state
 
 QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9+15+6+11+18"]
 
 
 @pytest.fixture(scope="module")
 def ranker_dir(toy_pairs, tmp_path_factory) -> Path:
-    from accelerate.state import AcceleratorState
-
-    from dami_pref.ranker.training import TrainArgs, train
+    from dami_pref.ranker.config import TrainArgs
+    from dami_pref.ranker.training import train
 
     out = tmp_path_factory.mktemp("ranker") / "ranker"
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     train(TrainArgs(pairs=str(toy_pairs), output=str(out), batch_size=8, max_steps=30,
                     learning_rate=5e-3, eval_every=100, save_every=100, device="cpu",
                     progress=False, report_to="none", max_length=64))
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     return out
 
 
@@ -85,7 +85,7 @@ def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
 
 
 def test_select_file_in_order_and_generate_matches_runtime(ranker_dir, ranker, tmp_path):
-    from dami_pref.generation import GenerationRequest
+    from dami_pref.runtime.generation import GenerationRequest
     from dami_pref.runtime import InterpolationRuntime
 
     path = tmp_path / "q.jsonl"
@@ -195,7 +195,7 @@ def test_export_folder_and_card(ranker_dir, tmp_path):
 
 
 def test_export_records_a_hub_backbone_as_base_model(ranker_dir, tmp_path):
-    from dami_pref.export import model_card
+    from dami_pref.ranker.export import model_card
     from dami_pref.ranker.checkpoint import read_ranker_config
 
     config = read_ranker_config(ranker_dir)
@@ -219,7 +219,7 @@ def test_push_without_network_fails_clearly_and_keeps_the_folder(ranker_dir, tmp
 
 
 def test_export_needs_repo_id_to_push(ranker_dir, tmp_path):
-    from dami_pref.export import export_ranker
+    from dami_pref.ranker.export import export_ranker
 
     with pytest.raises(DamiPrefError, match="--push needs --repo_id"):
         export_ranker(ranker_dir, tmp_path / "e", push=True)

@@ -34,11 +34,12 @@ def test_tokenizer_round_trip_and_thinking_tags():
 @pytest.mark.slow
 def test_committed_pair_has_every_required_property():
     """A greedy sweep of the committed pair on its whole test set meets DESIGN's properties."""
-    from dami_pref.generation import DecodingOptions
-    from dami_pref.problems import load_problems
+    from dami_pref.runtime.generation import DecodingOptions
+    from dami_pref.data.problems import load_problems
     from dami_pref.runtime import InterpolationRuntime
-    from dami_pref.sweep import parse_grid, run_sweep, sweep_report
-    from dami_pref.toy_builder import check_properties, format_properties
+    from dami_pref.evaluation.sweep import run_sweep, sweep_report
+    from dami_pref.utils.grid import parse_grid
+    from dami_pref.toy.properties import check_properties, format_properties
 
     problems = load_problems(toy_problems_path("test"))
     grid = parse_grid("0:1:0.1")
@@ -51,7 +52,7 @@ def test_committed_pair_has_every_required_property():
 @pytest.mark.slow
 def test_toy_pair_script_builds_a_loadable_pair(tmp_path):
     """The build script end to end at a tiny size (the real recipe is in dami_pref/toy/build.json)."""
-    from dami_pref.generation import DecodingOptions, GenerationRequest
+    from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
     from dami_pref.runtime import InterpolationRuntime
 
     out = tmp_path / "toy"

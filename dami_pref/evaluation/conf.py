@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..utils.tokens import end_token_ids, left_pad
+
 DEFAULT_THINK_SKIP = "<think></think>"
 
 
@@ -38,16 +40,6 @@ DEFAULT_THINK_SKIP = "<think></think>"
 class ConfFeatures:
     ambiguity: np.ndarray  # HA per question
     discrepancy: np.ndarray  # CD per question
-
-
-def _left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
-    return ids, mask
 
 
 @torch.no_grad()
@@ -62,15 +54,13 @@ def confidence_features(runtime, questions: Sequence[str], answer_tokens: int = 
     tok, model = runtime.tokenizer, runtime.model
     cache_kwargs = kv_cache.generate_kwargs() if kv_cache is not None else {}
     pad = tok.pad_token_id
-    eos = model.generation_config.eos_token_id
-    eos = set(eos if isinstance(eos, list) else [eos if eos is not None else tok.eos_token_id])
+    eos = end_token_ids(model, tok)
     skip_ids = tok(think_skip, add_special_tokens=False)["input_ids"] if think_skip else []
     ha, cd = [], []
     for at in range(0, len(questions), batch_size):
-        prompts = [tok(runtime.render_prompt(q), add_special_tokens=False)["input_ids"]
-                   for q in questions[at:at + batch_size]]
+        prompts = runtime.encode_prompts(questions[at:at + batch_size])
         runtime.set_lambda(0.0)
-        ids, mask = _left_pad(prompts, pad)
+        ids, mask = left_pad(prompts, pad)
         out = model.generate(input_ids=ids.to(runtime.device), attention_mask=mask.to(runtime.device),
                              max_new_tokens=answer_tokens, do_sample=False, pad_token_id=pad,
                              output_logits=True, return_dict_in_generate=True,
@@ -83,7 +73,7 @@ def confidence_features(runtime, questions: Sequence[str], answer_tokens: int = 
             answers.append(row[:end + 1])
         runtime.set_lambda(1.0)
         full = [p + skip_ids + a for p, a in zip(prompts, answers)]
-        ids_t, mask_t = _left_pad(full, pad)
+        ids_t, mask_t = left_pad(full, pad)
         logits_t = model(input_ids=ids_t.to(runtime.device),
                          attention_mask=mask_t.to(runtime.device)).logits.float()
         width = ids_t.shape[1]

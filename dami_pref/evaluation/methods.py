@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import DamiPrefError
+from ..utils.grid import Grid
+from ..utils.ordering import Candidate, oracle
 from .candidates import CandidateTable
 
 KNOWN = ("static", "instruct", "thinking", "best_static", "dami_pref", "dami_pred",
@@ -47,10 +49,8 @@ def parse_methods(spec: str) -> list[str]:
 
 def best_static(validation: CandidateTable) -> float:
     """The static λ with the best validation accuracy (then the fewest tokens)."""
-    scores = [validation.score([lam] * len(validation)) for lam in validation.grid]
-    best = max(range(len(scores)), key=lambda j: (round(scores[j]["accuracy"], 12),
-                                                  -scores[j]["mean_tokens"]))
-    return validation.grid[best]
+    # accuracies are rounded so that float noise in a mean cannot break a tie
+    return oracle([Candidate(c.lam, round(c.acc, 12), c.cost) for c in validation.static()]).lam
 
 
 def ranker_choice(method: str, ranker_path: str, questions: Sequence[str], grid: list[float],
@@ -63,7 +63,7 @@ def ranker_choice(method: str, ranker_path: str, questions: Sequence[str], grid:
     scores = ranker.score(list(questions), batch_size=batch_size)
     lams = ranker.select_from_scores(scores, cost_weight)
     seconds = time.perf_counter() - start
-    details = {"ranker": ranker_path, "scores": scores}
+    details = {"ranker": ranker_path, "scores": scores, "expected_costs": ranker.expected_costs()}
 
     def chooser(some: list[str]) -> list[float]:
         return ranker.select_from_scores(ranker.score(list(some), batch_size=batch_size),
@@ -77,10 +77,10 @@ def check_ranker(method: str, ranker_path: str, grid: list[float]) -> None:
     from ..ranker.checkpoint import read_ranker_config
 
     config = read_ranker_config(ranker_path)
-    trained = [round(float(x), 6) for x in config.get("grid", [])]
-    if trained != [round(x, 6) for x in grid]:
+    trained = [float(x) for x in config.get("grid", [])]
+    if not trained or Grid(trained) != Grid(grid):
         raise DamiPrefError(f"the ranker {ranker_path} was trained on the grid {trained}, "
-                            f"the evaluation uses {grid}")
+                            f"the evaluation uses {list(grid)}")
     expected = {"dami_pref": "pref", "dami_pred": "pred", "dami_routing": "route"}[method]
     if config.get("objective", "pref") != expected:
         raise DamiPrefError(f"{ranker_path} was trained with objective "
@@ -148,7 +148,7 @@ def conf_choice(runtime, test: CandidateTable, validation: CandidateTable,
 
 def live_run(runtime, questions: Sequence[str], lams: Sequence[float], decoding) -> dict:
     """Generate every question at its λ (grouped by λ); wall time includes the switches."""
-    from ..generation import GenerationRequest
+    from ..runtime.generation import GenerationRequest
 
     runtime.set_lambda(0.0)
     switches = runtime.switches

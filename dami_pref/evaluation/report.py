@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.ordering import difficulty_key
+from ..utils.plots import pareto_plot
 from .candidates import CandidateTable
 from .methods import Choice
 
@@ -22,16 +24,16 @@ def environment() -> dict:
     """Package versions and the git commit, so a result can be traced to its code."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import dami_pref
+    from ..version import PACKAGE_DIR, __version__
 
-    versions = {"dami-pref": dami_pref.__version__}
+    versions = {"dami-pref": __version__}
     for name in PACKAGES:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = None
     try:
-        root = Path(dami_pref.__file__).resolve().parents[1]
+        root = PACKAGE_DIR.parent
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10).stdout.strip() or None
         dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root,
@@ -47,8 +49,8 @@ def by_difficulty(lams: Sequence[float], difficulty: Sequence[str | None]) -> di
     for lam, d in zip(lams, difficulty):
         if d is not None:
             groups[str(d)].append(lam)
-    key = (lambda d: (0, int(d), "") if d.lstrip("-").isdigit() else (1, 0, d))
-    return {d: float(np.mean(v)) for d, v in sorted(groups.items(), key=lambda kv: key(kv[0]))}
+    return {d: float(np.mean(v))
+            for d, v in sorted(groups.items(), key=lambda kv: difficulty_key(kv[0]))}
 
 
 def method_record(choice: Choice, test: CandidateTable, thinking_tokens: float,
@@ -135,8 +137,6 @@ def validate_results(results: dict) -> None:
 
 # -- plots ------------------------------------------------------------------------------------
 def pareto_with_methods(records: list[dict], path: Path, title: str) -> Path:
-    from ..plots import pareto_plot
-
     static = sorted((float(r["method"].split("_", 1)[1]), r["accuracy"], r["mean_tokens"])
                     for r in records if r["method"].startswith("static_"))
     points = [(r["label"], r["accuracy"], r["mean_tokens"]) for r in records
@@ -144,39 +144,100 @@ def pareto_with_methods(records: list[dict], path: Path, title: str) -> Path:
     return pareto_plot(static, path, title=title, points=points)
 
 
-def lambda_heatmaps(series: dict[str, Sequence[float]], difficulty: Sequence[str | None],
-                    grid: Sequence[float], path: Path) -> Path:
-    """Per method, the share of each difficulty's questions sent to each λ."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..plots import save_figure
-
-    levels = sorted({str(d) for d in difficulty},
-                    key=lambda d: (0, int(d), "") if d.lstrip("-").isdigit() else (1, 0, d))
-    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.8), dpi=120,
-                             squeeze=False)
-    index = {round(g, 6): j for j, g in enumerate(grid)}
-    for ax, (label, lams) in zip(axes[0], series.items()):
-        share = np.zeros((len(levels), len(grid)))
-        for lam, d in zip(lams, difficulty):
-            share[levels.index(str(d)), index[round(lam, 6)]] += 1
-        share /= np.maximum(share.sum(1, keepdims=True), 1)
-        image = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="lower")
-        ax.set_xticks(range(len(grid)), [f"{g:g}" for g in grid], fontsize=7)
-        ax.set_yticks(range(len(levels)), levels, fontsize=8)
-        ax.set_xlabel("chosen λ")
-        ax.set_ylabel("difficulty")
-        ax.set_title(label, fontsize=10)
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="share of the level's questions")
-    return save_figure(fig, path, bbox_inches="tight")
-
-
 def cost_knob_plot(frontier: list[dict], static: list[tuple[float, float, float]],
                    path: Path) -> Path:
-    from ..plots import pareto_plot
-
     points = [(f"β={row['beta']:g}", row["accuracy"], row["mean_tokens"]) for row in frontier]
     return pareto_plot(static, path, title="DAMI-Pref with the cost knob β", points=points)
+
+
+# -- the whole report -------------------------------------------------------------------------
+def routing_and_conf_extras(choices: list[Choice], test: CandidateTable) -> dict:
+    """ROC-AUCs of DAMI-Routing's logit and DAMI-Conf's signal against 'λ* > 0.5'."""
+    from sklearn.metrics import roc_auc_score
+
+    extra: dict = {}
+    needs_thinking = np.array([lam > 0.5 for lam in test.oracle()])
+    two_classes = len(set(needs_thinking)) == 2
+    for c in choices:
+        if c.method == "dami_routing" and two_classes:
+            logits = c.details["scores"][:, -1].numpy()  # logit · (λmax − ½): monotone in logit
+            extra["routing_roc_auc"] = float(roc_auc_score(needs_thinking, logits))
+        if c.method == "dami_conf":
+            extra["dami_conf"] = {k: v for k, v in c.details.items() if k != "signal"}
+            if two_classes:
+                extra["dami_conf"]["roc_auc"] = float(roc_auc_score(needs_thinking,
+                                                                    c.details["signal"]))
+    return extra
+
+
+def cost_knob(pref: Choice | None, test: CandidateTable, betas: Sequence[float]) -> list[dict]:
+    """DAMI-Pref's accuracy and tokens at every β of the cost knob, from the same scores."""
+    from ..ranker.selection import select_index
+
+    if pref is None or not betas:
+        return []
+    costs = pref.details["expected_costs"].cpu()
+    frontier = []
+    for beta in betas:
+        idx = select_index(pref.details["scores"], beta * costs if beta else None)
+        frontier.append({"beta": beta, **test.score([test.grid[i] for i in idx.tolist()])})
+    return frontier
+
+
+def draw_plots(records: list[dict], choices: list[Choice], test: CandidateTable,
+               knob: list[dict], out: Path) -> dict[str, str]:
+    from ..utils.plots import lambda_heatmaps
+
+    plots = {}
+    pref = next((c for c in choices if c.method == "dami_pref"), None)
+    if knob:
+        static = [(c.lam, c.acc, c.cost) for c in test.static()]
+        plots["cost_knob"] = str(cost_knob_plot(knob, static, out / "cost_knob.png"))
+    plots["pareto"] = str(pareto_with_methods(records, out / "pareto.png",
+                                              f"{len(test)} test problems, offline"))
+    if pref is not None:
+        plots["lambda_by_difficulty"] = str(lambda_heatmaps(
+            {"DAMI-Pref": pref.lams, "oracle λ*(q)": test.oracle()}, test.difficulty,
+            test.grid, out / "lambda_by_difficulty.png"))
+    return plots
+
+
+def write_report(settings, tables, choices: list[Choice], live: dict[str, dict],
+                 thinking_seconds: float | None) -> dict:
+    """Score every choice offline, add the live runs, write results.json/.md and the plots."""
+    from ..ranker.checkpoint import read_ranker_config
+    from ..utils.io import atomic_write_json, atomic_write_text
+
+    test, out = tables.test, settings.output
+    thinking_tokens = test.score([test.grid.highest] * len(test))["mean_tokens"]
+    records = [method_record(c, test, thinking_tokens, live.get(c.method), thinking_seconds)
+               for c in choices]
+    pref = next((c for c in choices if c.method == "dami_pref"), None)
+    knob = cost_knob(pref, test, settings.cost_weights)
+    plots = draw_plots(records, choices, test, knob, out)
+    rankers = settings.used_rankers()
+    is_live = "live" in settings.modes
+    results = {
+        "format_version": RESULTS_VERSION, "environment": environment(),
+        "config": dict(settings.config),
+        "seeds": {"rollouts": settings.seed, "rankers": {
+            n: read_ranker_config(p).get("training", {}).get("seed") for n, p in rankers.items()}},
+        "rankers": rankers, "grid": list(test.grid),
+        "test": {"problems": len(test), "rollouts": str(tables.test_dir),
+                 "live_questions": min(settings.live_limit or len(test), len(test))
+                 if is_live else 0,
+                 "thinking_live_seconds": thinking_seconds,
+                 "live_batch_size": (settings.live_batch_size or settings.batch_size)
+                 if is_live else None},
+        "validation": {"problems": len(tables.validation),
+                       "rollouts": str(tables.validation_dir)},
+        "methods": records, "cost_knob": knob, "plots": plots,
+        "timings": {"rollouts_seconds": tables.rollout_seconds},
+        **routing_and_conf_extras(choices, test),
+    }
+    validate_results(results)
+    atomic_write_json(out / "results.json", results)
+    table = results_table(records)
+    atomic_write_text(out / "results.md", table + "\n")
+    results["table"] = table
+    return results

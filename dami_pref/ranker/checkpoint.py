@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import DamiPrefError
-from ..io import atomic_write_json, building_folder
+from ..utils.io import atomic_write_json, building_folder
+from ..version import PACKAGE_DIR, __version__
 from .model import RankerModel, RankerSpec
 
 FORMAT_VERSION = 1
@@ -27,9 +28,7 @@ PACKAGE_PREFIX = "dami_pref://"  # a path inside the installed package, e.g. the
 def portable_reference(name_or_path: str) -> str:
     """Record a backbone so the folder still loads elsewhere: paths inside the package become
     ``dami_pref://…``, anything else stays as the user gave it (a Hub id or a path)."""
-    import dami_pref
-
-    package = Path(dami_pref.__file__).resolve().parent
+    package = PACKAGE_DIR
     path = Path(name_or_path).expanduser()
     if path.exists():
         try:
@@ -40,10 +39,8 @@ def portable_reference(name_or_path: str) -> str:
 
 
 def resolve_reference(reference: str) -> str:
-    import dami_pref
-
     if reference.startswith(PACKAGE_PREFIX):
-        return str(Path(dami_pref.__file__).resolve().parent / reference[len(PACKAGE_PREFIX):])
+        return str(PACKAGE_DIR / reference[len(PACKAGE_PREFIX):])
     return reference
 
 
@@ -61,14 +58,12 @@ def save_ranker(folder: str | Path, model: RankerModel, tokenizer, spec: RankerS
             for k, v in state.items() if k.startswith("head.")}
     backbone = {k.removeprefix("backbone."): v for k, v in state.items()
                 if k.startswith("backbone.")}
-    import dami_pref
-
     with building_folder(folder) as tmp:
         model.backbone.save_pretrained(str(tmp), state_dict=backbone, safe_serialization=True)
         save_file(head, str(tmp / HEAD_FILE), metadata={"format": "pt"})
         tokenizer.save_pretrained(str(tmp))
         atomic_write_json(tmp / CONFIG_FILE, {
-            "format_version": FORMAT_VERSION, "library_version": dami_pref.__version__,
+            "format_version": FORMAT_VERSION, "library_version": __version__,
             **spec.to_dict(), "backbone": portable_reference(spec.backbone),
             "training": training or {}, "lambda_costs": lambda_costs or {}})
         if not (tmp / ADAPTER_FILE).is_file():

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from ..errors import DamiPrefError
-from .data import render_question
+from ..utils.devices import parse_dtype, resolve_device
+from ..utils.hub import local_or_hub
+from .encoding import QuestionEncoder
 from .selection import grid_scores, select_index
-
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.md"]
 
 
 class LambdaRanker:
@@ -33,6 +33,8 @@ class LambdaRanker:
         self.config = config
         self.spec = model.spec
         self.device = next(model.parameters()).device
+        self.encoder = QuestionEncoder(tokenizer, self.spec.prompt_template, self.spec.max_length,
+                                       self.spec.chat_template)
         self.truncated = 0  # questions cut to max_length so far
 
     @classmethod
@@ -45,25 +47,12 @@ class LambdaRanker:
         ``backbone`` overrides the backbone recorded in ``dami_pref.json`` (for instance a local
         copy of a Hub model).
         """
-        from ..runtime import DTYPES, resolve_device
         from .checkpoint import load_ranker
 
-        folder = Path(path_or_hub_id).expanduser()
-        if not folder.exists():
-            text = str(path_or_hub_id)
-            if text.count("/") != 1 or text.startswith((".", "/", "~")):
-                raise DamiPrefError(f"ranker folder not found: {text}")
-            try:
-                from huggingface_hub import snapshot_download
-
-                folder = Path(snapshot_download(text, revision=revision,
-                                                allow_patterns=HUB_PATTERNS))
-            except Exception as err:  # noqa: BLE001
-                raise DamiPrefError(f"{text!r} is not a local folder, and downloading it from "
-                                    f"the Hub failed: {type(err).__name__}: {err}") from None
-        torch_dtype = None if dtype == "auto" else DTYPES.get(dtype)
+        folder = local_or_hub(path_or_hub_id, revision=revision, what="ranker")
         model, tokenizer, config = load_ranker(folder, backbone=backbone,
-                                               device=resolve_device(device), dtype=torch_dtype,
+                                               device=resolve_device(device),
+                                               dtype=parse_dtype(dtype),
                                                trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, config)
 
@@ -86,22 +75,12 @@ class LambdaRanker:
         return values.to(self.device)
 
     def _encode(self, questions: Sequence[str]) -> dict[str, torch.Tensor]:
-        texts = [render_question(q, self.spec.prompt_template, self.tokenizer,
-                                 self.spec.chat_template) for q in questions]
-        self.tokenizer.padding_side = "right"
-        self.tokenizer.truncation_side = "left"
-        add_special = not (self.spec.chat_template and getattr(self.tokenizer, "chat_template",
-                                                                None))
-        full = self.tokenizer(texts, add_special_tokens=add_special)["input_ids"]
-        cut = sum(len(ids) > self.spec.max_length for ids in full)
+        cut = sum(n > self.spec.max_length for n in self.encoder.lengths(questions))
         if cut:
             self.truncated += cut
             warnings.warn(f"{cut} question(s) longer than the ranker's {self.spec.max_length} "
                           "tokens were cut to their last tokens", stacklevel=3)
-        enc = self.tokenizer(texts, padding=True, truncation=True,
-                             max_length=self.spec.max_length, return_tensors="pt",
-                             add_special_tokens=add_special)
-        return {k: v.to(self.device) for k, v in enc.items()}
+        return {k: v.to(self.device) for k, v in self.encoder(questions).items()}
 
     @torch.no_grad()
     def score(self, questions: Sequence[str], batch_size: int = 64) -> torch.Tensor:

@@ -109,10 +109,10 @@ def load_backbone(name_or_path: str, dtype: torch.dtype | None = None,
     """The backbone without its LM head (AutoModel), safetensors only."""
     from transformers import AutoModel, AutoTokenizer
 
-    from ..checkpoints import resolve_model_dir
     from ..errors import DamiPrefError
+    from ..utils.hub import local_or_hub
 
-    folder = resolve_model_dir(name_or_path)
+    folder = local_or_hub(name_or_path, what="backbone")
     try:
         model = AutoModel.from_pretrained(folder, dtype=dtype, use_safetensors=True,
                                           trust_remote_code=trust_remote_code)

@@ -13,71 +13,19 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from ..errors import DamiPrefError
+from ..utils.devices import parse_dtype, peak_memory_bytes
+from .config import TrainArgs
 from .data import ProblemExample, RankerCollator, load_examples
+from .encoding import QuestionEncoder
 from .losses import pairwise_bce, pred_mse, route_bce
 from .metrics import SUMS, batch_sums, finish
 from .model import OBJECTIVES, LoraSettings, RankerSpec, build_ranker
-
-
-@dataclass
-class TrainArgs:
-    """Arguments of ``train/pref.py`` (also readable from ``--config FILE.yaml``)."""
-
-    pairs: str = field(default="outputs/toy/pairs", metadata={"help": "pairs folder"})
-    output: str = field(default="outputs/toy/ranker", metadata={
-        "help": "ranker folder to write; checkpoints go to OUTPUT-checkpoints/"})
-    backbone: str | None = field(default=None, metadata={
-        "help": "ranker backbone (folder or Hub id); default: the toy base"})
-    objective: str = field(default="pref", metadata={
-        "help": "pref (DAMI-Pref, pairs), pred (DAMI-Pred, regress λ*), route (DAMI-Routing)"})
-    grid: str | None = field(default=None, metadata={
-        "help": "expected λ grid; an error if the pairs were built on another"})
-    prompt_template: str = "{question}"
-    chat_template: bool = field(default=True, metadata={
-        "help": "render questions through the backbone's chat template (if it has one)"})
-    max_length: int = field(default=512, metadata={
-        "help": "longest question in tokens; longer ones keep their last tokens"})
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    lora_target_modules: str = field(default="all-linear", metadata={
-        "help": "'all-linear' or a comma list such as q_proj,v_proj"})
-    head_width: int = 128
-    pair_weighting: str = field(default="none", metadata={
-        "help": "none, or acc_gap (weight 1 + accuracy gap)"})
-    margin: float = 0.0
-    learning_rate: float = 1e-3
-    head_learning_rate: float | None = field(default=None, metadata={
-        "help": "learning rate of the head (default: --learning_rate)"})
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.05
-    epochs: float = 3.0
-    max_steps: int | None = field(default=None, metadata={"help": "overrides --epochs"})
-    batch_size: int = field(default=32, metadata={"help": "problems per process per micro-batch"})
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float = 1.0
-    eval_batch_size: int = 64
-    eval_every: int = field(default=50, metadata={"help": "optimizer steps between evaluations"})
-    save_every: int = field(default=100, metadata={"help": "optimizer steps between save_state"})
-    keep_checkpoints: int = 2
-    max_train_problems: int | None = field(default=None, metadata={
-        "help": "train on a seeded random subset of this many training problems"})
-    resume: bool = field(default=False, metadata={
-        "help": "continue from the newest checkpoint in OUTPUT-checkpoints/"})
-    seed: int = 0
-    dtype: str = field(default="auto", metadata={"help": "backbone dtype: auto, float32, bfloat16"})
-    device: str = field(default="auto", metadata={"help": "auto, or cpu to ignore any GPU"})
-    gradient_checkpointing: bool = False
-    report_to: str = field(default="stdout", metadata={
-        "help": "comma list of trackers: stdout, tensorboard, wandb"})
-    trust_remote_code: bool = False
-    progress: bool = True
 
 
 # -- logging through Accelerate's trackers ----------------------------------------------------
@@ -202,30 +150,12 @@ def save_checkpoint(accelerator, output: str | Path, state: dict, keep: int) -> 
     return target
 
 
-def peak_memory_bytes(device: torch.device) -> int:
-    """Peak memory of this process so far: torch's allocations on a GPU, RSS on a CPU."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-
-
 # -- the whole run ---------------------------------------------------------------------------
-def train(args: TrainArgs) -> dict:
-    """Train a ranker and write its folder; returns the final metrics and timings."""
+def make_accelerator(args: TrainArgs):
+    """An Accelerator for this run: CPU, GPUs or DeepSpeed, as ``accelerate launch`` set it up."""
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, set_seed
-    from torch.utils.data import DataLoader
-    from transformers import get_cosine_schedule_with_warmup
+    from accelerate.utils import DataLoaderConfiguration
 
-    from ..runtime import DTYPES
-    from ..sweep import parse_grid
-    from ..toy import TOY_BASE
-    from .checkpoint import save_ranker
-
-    if args.objective not in OBJECTIVES:
-        raise DamiPrefError(f"unknown objective {args.objective!r}; choose one of {OBJECTIVES}")
     # Under DeepSpeed, Accelerate must set up DeepSpeed itself (its CPU accelerator included).
     deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
     cpu = (args.device == "cpu" or not torch.cuda.is_available()) and not deepspeed
@@ -236,11 +166,18 @@ def train(args: TrainArgs) -> dict:
         from accelerate import PartialState
 
         PartialState(backend="gloo")
-    accelerator = Accelerator(
+    return Accelerator(
         cpu=cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=make_trackers(args.report_to) or None, project_dir=str(checkpoint_root(args.output)),
+        log_with=make_trackers(args.report_to) or None,
+        project_dir=str(checkpoint_root(args.output)),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
-    set_seed(args.seed)
+
+
+def training_examples(args: TrainArgs, n_processes: int
+                      ) -> tuple[list[ProblemExample], list[ProblemExample], list[float], dict]:
+    """(train examples, validation examples, grid, pairs summary), subsampled and checked."""
+    from ..utils.grid import parse_grid
+
     grid = parse_grid(args.grid) if args.grid else None
     examples, grid, summary = load_examples(args.pairs, grid, args.pair_weighting)
     train_examples = examples["train"]
@@ -252,21 +189,28 @@ def train(args: TrainArgs) -> dict:
         train_examples = [train_examples[i] for i in keep]
     if args.objective == "pref":
         train_examples = [e for e in train_examples if e.pairs]
-    if len(train_examples) < args.batch_size * accelerator.num_processes:
+    if len(train_examples) < args.batch_size * n_processes:
         raise DamiPrefError(f"{len(train_examples)} training problems are fewer than one batch "
-                            f"({args.batch_size} × {accelerator.num_processes} processes); "
+                            f"({args.batch_size} × {n_processes} processes); "
                             "lower --batch_size or build more pairs")
     val_examples = [e for e in examples["validation"] if e.pairs or args.objective != "pref"]
+    return train_examples, val_examples, grid, summary
+
+
+def ranker_for(args: TrainArgs, grid: list[float]):
+    """A fresh ranker (backbone with LoRA, new head) and its tokenizer and spec."""
+    from ..toy import TOY_BASE
 
     targets: list[str] | str = args.lora_target_modules
     if targets != "all-linear":
         targets = [t.strip() for t in str(targets).split(",") if t.strip()]
     spec = RankerSpec(backbone=args.backbone or str(TOY_BASE), grid=grid,
                       objective=args.objective, prompt_template=args.prompt_template,
-                      chat_template=args.chat_template, max_length=args.max_length, head_width=args.head_width,
+                      chat_template=args.chat_template, max_length=args.max_length,
+                      head_width=args.head_width,
                       lora=LoraSettings(args.lora_r, args.lora_alpha, args.lora_dropout, targets))
-    dtype = None if args.dtype == "auto" else DTYPES.get(args.dtype)
-    model, tokenizer = build_ranker(spec, dtype, args.trust_remote_code, seed=args.seed)
+    model, tokenizer = build_ranker(spec, parse_dtype(args.dtype), args.trust_remote_code,
+                                    seed=args.seed)
     context = getattr(model.backbone.config, "max_position_embeddings", None)
     if context and spec.max_length > context:
         raise DamiPrefError(f"--max_length {spec.max_length} is longer than the backbone's "
@@ -275,26 +219,38 @@ def train(args: TrainArgs) -> dict:
     if args.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable()
         model.backbone.enable_input_require_grads()
-    collator = RankerCollator(tokenizer, spec.prompt_template, spec.max_length, grid,
-                              spec.chat_template)
-    loader = DataLoader(train_examples, batch_size=args.batch_size, shuffle=True,
-                        collate_fn=collator, drop_last=True)
+    return model, tokenizer, spec
+
+
+def make_optimizer(model, args: TrainArgs) -> torch.optim.Optimizer:
+    """AdamW with the LoRA weights at ``learning_rate`` and the head at its own rate."""
     head_params = [p for p in model.head.parameters() if p.requires_grad]
     head_ids = {id(p) for p in head_params}
     lora_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    optimizer = torch.optim.AdamW([
+    return torch.optim.AdamW([
         {"params": lora_params, "lr": args.learning_rate},
         {"params": head_params, "lr": args.head_learning_rate or args.learning_rate}],
         weight_decay=args.weight_decay)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    steps_per_epoch = max(len(loader) // args.gradient_accumulation_steps, 1)
-    total_steps = args.max_steps or math.ceil(args.epochs * steps_per_epoch)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps),
-                                                total_steps)
-    accelerator.register_for_checkpointing(scheduler)
-    accelerator.init_trackers("dami_pref_ranker", config={
-        k: v for k, v in asdict(args).items() if isinstance(v, (int, float, str, bool))})
 
+
+@dataclass
+class Run:
+    """What the loop needs, prepared by Accelerate."""
+
+    args: TrainArgs
+    accelerator: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loader: object
+    scheduler: object
+    collator: RankerCollator
+    val_examples: list[ProblemExample]
+    total_steps: int
+
+
+def start_state(run: Run) -> dict:
+    """A fresh loop state (clearing old checkpoints), or the newest checkpoint's with --resume."""
+    args, accelerator = run.args, run.accelerator
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "history": []}
     if not args.resume and accelerator.is_main_process:
         shutil.rmtree(checkpoint_root(args.output), ignore_errors=True)  # a fresh run
@@ -306,86 +262,159 @@ def train(args: TrainArgs) -> dict:
         accelerator.load_state(str(found))
         state = json.loads((found / "trainer_state.json").read_text())
         accelerator.print(f"resumed from {found} (step {state['global_step']})")
+    return state
 
-    started = time.perf_counter()
-    last_good = latest_checkpoint(args.output)
+
+def micro_step(run: Run, batch: dict, state: dict, last_good: Path | None) -> float:
+    """Forward, backward and (when the accumulation is complete) an optimizer step.
+
+    Returns the loss averaged over processes. A non-finite loss on any process stops the run
+    before anything else is written, naming the last good checkpoint.
+    """
+    accelerator, args = run.accelerator, run.args
+    with accelerator.accumulate(run.model):
+        loss, _ = batch_loss(run.model, batch, args.objective, args.margin)
+        # one all-reduce per micro-batch: (loss, is it non-finite) summed over processes
+        finite = torch.isfinite(loss.detach())
+        stats = accelerator.reduce(torch.stack([
+            torch.where(finite, loss.detach(), torch.zeros_like(loss)).float(),
+            (~finite).float()]), "sum")
+        if stats[1].item() > 0:
+            raise DamiPrefError(
+                f"the loss became non-finite at step {state['global_step'] + 1} "
+                f"(epoch {state['epoch']}); training stopped. The last good checkpoint "
+                f"is {last_good or 'none (none was saved yet)'}; lower "
+                "--learning_rate and run again (with --resume to continue from it)")
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and args.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(run.model.parameters(), args.max_grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return stats[0].item() / accelerator.num_processes
+
+
+def after_optimizer_step(run: Run, state: dict, step_loss: float, last_good: Path | None
+                         ) -> Path | None:
+    """Count the step, then evaluate and checkpoint on their cadence; returns the last good."""
+    args, accelerator = run.args, run.accelerator
+    run.scheduler.step()
+    state["global_step"] += 1
+    state["history"].append(step_loss)
+    step = state["global_step"]
+    if step % args.eval_every == 0 or step == run.total_steps:
+        metrics = evaluate(run.model, run.val_examples, run.collator, accelerator,
+                           args.objective, args.eval_batch_size)
+        accelerator.log({"train_loss": step_loss, "lr": run.scheduler.get_last_lr()[0],
+                         **{f"val_{k}": v for k, v in metrics.items()}}, step=step)
+    if step % args.save_every == 0 and step < run.total_steps:
+        last_good = save_checkpoint(accelerator, args.output, state, args.keep_checkpoints)
+    return last_good
+
+
+def train_loop(run: Run, state: dict) -> dict:
+    """Epochs of micro-batches until ``total_steps`` optimizer steps; resumes mid-epoch."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total_steps, initial=state["global_step"], desc=f"ranker ({args.objective})",
-               disable=not (args.progress and accelerator.is_main_process), dynamic_ncols=True)
-    model.train()
+    accelerator, args = run.accelerator, run.args
+    last_good = latest_checkpoint(args.output)
+    bar = tqdm(total=run.total_steps, initial=state["global_step"],
+               desc=f"ranker ({args.objective})", dynamic_ncols=True,
+               disable=not (args.progress and accelerator.is_main_process))
+    run.model.train()
     running, micro = 0.0, 0
-    while state["global_step"] < total_steps:
-        loader.set_epoch(state["epoch"])
-        batches = (accelerator.skip_first_batches(loader, state["batches_in_epoch"])
-                   if state["batches_in_epoch"] else loader)
-        for batch in batches:
-            with accelerator.accumulate(model):
-                loss, _ = batch_loss(model, batch, args.objective, args.margin)
-                # one all-reduce per micro-batch: (loss, is it non-finite) summed over processes
-                finite = torch.isfinite(loss.detach())
-                stats = accelerator.reduce(torch.stack([
-                    torch.where(finite, loss.detach(), torch.zeros_like(loss)).float(),
-                    (~finite).float()]), "sum")
-                if stats[1].item() > 0:
-                    bar.close()
-                    raise DamiPrefError(
-                        f"the loss became non-finite at step {state['global_step'] + 1} "
-                        f"(epoch {state['epoch']}); training stopped. The last good checkpoint "
-                        f"is {last_good or 'none (none was saved yet)'}; lower "
-                        "--learning_rate and run again (with --resume to continue from it)")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            state["batches_in_epoch"] += 1
-            running += stats[0].item() / accelerator.num_processes
-            micro += 1
-            if not accelerator.sync_gradients:
-                continue
-            scheduler.step()
-            state["global_step"] += 1
-            step_loss, running, micro = running / micro, 0.0, 0
-            state["history"].append(step_loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}")
-            step = state["global_step"]
-            if step % args.eval_every == 0 or step == total_steps:
-                metrics = evaluate(model, val_examples, collator, accelerator, args.objective,
-                                   args.eval_batch_size)
-                accelerator.log({"train_loss": step_loss, "lr": scheduler.get_last_lr()[0],
-                                 **{f"val_{k}": v for k, v in metrics.items()}}, step=step)
-            if step % args.save_every == 0 and step < total_steps:
-                last_good = save_checkpoint(accelerator, args.output, state,
-                                            args.keep_checkpoints)
-            if step >= total_steps:
-                break
-        else:
-            state["epoch"] += 1
-            state["batches_in_epoch"] = 0
-    bar.close()
+    try:
+        while state["global_step"] < run.total_steps:
+            run.loader.set_epoch(state["epoch"])
+            batches = (accelerator.skip_first_batches(run.loader, state["batches_in_epoch"])
+                       if state["batches_in_epoch"] else run.loader)
+            for batch in batches:
+                running += micro_step(run, batch, state, last_good)
+                state["batches_in_epoch"] += 1
+                micro += 1
+                if not accelerator.sync_gradients:
+                    continue
+                step_loss, running, micro = running / micro, 0.0, 0
+                last_good = after_optimizer_step(run, state, step_loss, last_good)
+                bar.update(1)
+                bar.set_postfix(loss=f"{step_loss:.4f}")
+                if state["global_step"] >= run.total_steps:
+                    break
+            else:
+                state["epoch"] += 1
+                state["batches_in_epoch"] = 0
+    finally:
+        bar.close()
+    return state
+
+
+def prepare_run(args: TrainArgs, accelerator, model, tokenizer, spec: RankerSpec,
+                train_examples: list[ProblemExample], val_examples: list[ProblemExample]) -> Run:
+    """DataLoader, optimizer and scheduler, prepared by Accelerate; trackers started."""
+    from torch.utils.data import DataLoader
+    from transformers import get_cosine_schedule_with_warmup
+
+    encoder = QuestionEncoder(tokenizer, spec.prompt_template, spec.max_length,
+                              spec.chat_template)
+    collator = RankerCollator(encoder, spec.grid)
+    loader = DataLoader(train_examples, batch_size=args.batch_size, shuffle=True,
+                        collate_fn=collator, drop_last=True)
+    optimizer = make_optimizer(model, args)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    steps_per_epoch = max(len(loader) // args.gradient_accumulation_steps, 1)
+    total_steps = args.max_steps or math.ceil(args.epochs * steps_per_epoch)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps),
+                                                total_steps)
+    accelerator.register_for_checkpointing(scheduler)
+    accelerator.init_trackers("dami_pref_ranker", config={
+        k: v for k, v in asdict(args).items() if isinstance(v, (int, float, str, bool))})
+    return Run(args, accelerator, model, optimizer, loader, scheduler, collator, val_examples,
+               total_steps)
+
+
+def train(args: TrainArgs) -> dict:
+    """Train a ranker and write its folder; returns the final metrics and timings."""
+    from accelerate.utils import set_seed
+
+    if args.objective not in OBJECTIVES:
+        raise DamiPrefError(f"unknown objective {args.objective!r}; choose one of {OBJECTIVES}")
+    accelerator = make_accelerator(args)
+    set_seed(args.seed)
+    train_examples, val_examples, grid, summary = training_examples(
+        args, accelerator.num_processes)
+    model, tokenizer, spec = ranker_for(args, grid)
+    run = prepare_run(args, accelerator, model, tokenizer, spec, train_examples, val_examples)
+    state = start_state(run)
+    started = time.perf_counter()
+    state = train_loop(run, state)
     seconds = time.perf_counter() - started
     peak_memory = peak_memory_bytes(accelerator.device)
-    final = evaluate(model, val_examples, collator, accelerator, args.objective,
+    final = evaluate(run.model, val_examples, run.collator, accelerator, args.objective,
                      args.eval_batch_size)
-    full_state = accelerator.get_state_dict(model)  # gathers ZeRO-3 partitions
+    summary_record = {
+        "objective": args.objective, "steps": state["global_step"],
+        "train_problems": len(train_examples), "validation_problems": len(val_examples),
+        "train_pairs": sum(len(e.pairs) for e in train_examples),
+        "pairs_source": str(args.pairs),
+        "rollout_fingerprint": summary.get("rollout_fingerprint"),
+        "final_train_loss": state["history"][-1] if state["history"] else None,
+        "validation": final, "seconds": seconds, "processes": accelerator.num_processes,
+        "distributed_type": str(accelerator.distributed_type).split(".")[-1],
+        "peak_memory_bytes": peak_memory, "seed": args.seed}
+    save_trained(run, tokenizer, spec, summary_record, summary.get("lambda_mean_cost"))
+    return {"validation": final, "seconds": seconds, "steps": state["global_step"],
+            "losses": state["history"], "distributed_type": summary_record["distributed_type"],
+            "processes": accelerator.num_processes, "peak_memory_bytes": peak_memory}
+
+
+def save_trained(run: Run, tokenizer, spec: RankerSpec, training: dict,
+                 lambda_costs: dict | None) -> None:
+    """Write the ranker folder from the main process (ZeRO-3 partitions gathered first)."""
+    from .checkpoint import save_ranker
+
+    accelerator = run.accelerator
+    full_state = accelerator.get_state_dict(run.model)  # gathers ZeRO-3 partitions
     if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        save_ranker(args.output, unwrapped, tokenizer, spec, training={
-            "objective": args.objective, "steps": state["global_step"],
-            "train_problems": len(train_examples), "validation_problems": len(val_examples),
-            "train_pairs": sum(len(e.pairs) for e in train_examples),
-            "pairs_source": str(args.pairs),
-            "rollout_fingerprint": summary.get("rollout_fingerprint"),
-            "final_train_loss": state["history"][-1] if state["history"] else None,
-            "validation": final, "seconds": seconds, "processes": accelerator.num_processes,
-            "distributed_type": str(accelerator.distributed_type).split(".")[-1],
-            "peak_memory_bytes": peak_memory, "seed": args.seed},
-            lambda_costs=summary.get("lambda_mean_cost"), state_dict=full_state)
+        save_ranker(run.args.output, accelerator.unwrap_model(run.model), tokenizer, spec,
+                    training=training, lambda_costs=lambda_costs, state_dict=full_state)
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return {"validation": final, "seconds": seconds, "steps": state["global_step"],
-            "losses": state["history"],
-            "distributed_type": str(accelerator.distributed_type).split(".")[-1],
-            "processes": accelerator.num_processes, "peak_memory_bytes": peak_memory}

@@ -1,7 +1,11 @@
 """The bundled toy Instruct/Thinking pair, its base, and its problem sets.
 
-Built by ``data_builders/toy_pair.py`` and shipped with the package, so every command has a
-working default with no download. Nothing in the library treats these folders specially.
+Everything about the toy lives here: the task (``task.py``), the character tokenizer
+(``tokenizer.py``), the builder (``builder.py``), the properties it must have
+(``properties.py``), and the committed models and problem sets it produces. Built by
+``dami-pref toy`` (or ``data_builders/toy_pair.py``) and shipped with the package, so every
+command has a working default with no download. Nothing in the library treats these folders
+specially.
 """
 
 from pathlib import Path

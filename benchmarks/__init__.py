@@ -1,0 +1,1 @@
+"""Performance benchmarks: `python benchmarks/NAME.py` or `python -m benchmarks.NAME`."""

@@ -1,0 +1,98 @@
+"""Argument groups shared by every command that loads a pair or generates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..runtime.generation import DecodingOptions
+from ..runtime.kv_cache import KVCacheOptions
+
+
+@dataclass
+class PairArgs:
+    instruct: str | None = field(default=None, metadata={
+        "help": "Instruct (System 1) checkpoint: folder or Hub id (default: the bundled toy pair)"})
+    thinking: str | None = field(default=None, metadata={
+        "help": "Thinking (System 2) checkpoint: folder or Hub id (default: the bundled toy pair)"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto"})
+    dtype: str = field(default="auto", metadata={
+        "help": "auto (as stored), float32, bfloat16 or float16"})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "allow model code from the checkpoint's repository to run (off by default)"})
+    chat_template_from: str = field(default="instruct", metadata={
+        "help": "whose chat template renders prompts: instruct or thinking"})
+    memory_mode: str = field(default="exact", metadata={
+        "help": "exact (both endpoints + live weights, λ=0/1 bit exact) or delta (live weights + "
+                "Θ_T − Θ_I: two copies instead of three, rounding accumulates over switches)"})
+    prompt_template: str = field(default="{question}", metadata={
+        "help": "wraps each question before the chat template, e.g. "
+                "'{question} Put your final answer within \\boxed{{}}.'"})
+
+    def runtime(self):
+        from ..runtime.interpolation import InterpolationRuntime
+
+        return InterpolationRuntime(self.instruct, self.thinking, device=self.device,
+                                    dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+                                    chat_template_from=self.chat_template_from,
+                                    prompt_template=self.prompt_template,
+                                    memory_mode=self.memory_mode)
+
+
+@dataclass
+class DecodingArgs:
+    max_new_tokens: int = field(default=256, metadata={"help": "generation limit per answer"})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    batch_size: int = field(default=64, metadata={"help": "questions per generate() call"})
+    kv_cache: str = field(default="dynamic", metadata={
+        "help": "KV cache: dynamic, quantized-4, quantized-2 (transformers' QuantizedCache) or "
+                "offloaded (OffloadedCache, CUDA only)"})
+    kv_cache_backend: str = field(default="hqq", metadata={
+        "help": "quantized cache backend: hqq or quanto"})
+    kv_cache_residual_length: int = field(default=128, metadata={
+        "help": "newest tokens a quantized cache keeps in full precision"})
+    kv_cache_group_size: int = field(default=64, metadata={
+        "help": "quantization group size of a quantized cache"})
+
+    def kv_cache_options(self) -> KVCacheOptions:
+        return KVCacheOptions(self.kv_cache, self.kv_cache_backend,
+                              self.kv_cache_residual_length, self.kv_cache_group_size)
+
+    def decoding(self) -> DecodingOptions:
+        return DecodingOptions(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                               top_p=self.top_p, batch_size=self.batch_size,
+                               kv_cache=self.kv_cache_options())
+
+
+@dataclass
+class ProblemArgs:
+    problems: str | None = field(default=None, metadata={
+        "help": "problems: .jsonl/.json/.parquet file, datasets folder or Hub dataset id "
+                "(default: the toy test set)"})
+    split: str | None = field(default=None, metadata={"help": "split of a Hub/datasets source"})
+    preset: str = field(default="default", metadata={
+        "help": "column preset: default (id/question/answer), gsm8k, math, math500 or aime"})
+    id_field: str | None = field(default=None, metadata={"help": "column holding the id"})
+    question_field: str | None = field(default=None, metadata={"help": "column of the question"})
+    answer_field: str | None = field(default=None, metadata={"help": "column of the gold answer"})
+    limit: int | None = field(default=None, metadata={"help": "use at most this many problems"})
+    subsample_seed: int | None = field(default=None, metadata={
+        "help": "with --limit: draw a seeded random subset instead of the first rows"})
+
+    def load(self, default_split: str = "test"):
+        from ..data.problems import field_map, load_problems
+        from ..toy import toy_problems_path
+
+        source = self.problems or toy_problems_path(default_split)
+        fields = field_map(self.preset, id=self.id_field, question=self.question_field,
+                           answer=self.answer_field)
+        return load_problems(source, fields=fields, split=self.split, limit=self.limit,
+                             seed=self.subsample_seed)
+
+
+def pair_identity_of(args: PairArgs, instruct_dir, thinking_dir) -> dict:
+    """What identifies the models behind a rollout table: checkpoints and prompt settings."""
+    from ..data.rollouts import pair_identity
+
+    return pair_identity(instruct_dir, thinking_dir, args.dtype, args.prompt_template,
+                         args.chat_template_from, args.memory_mode)

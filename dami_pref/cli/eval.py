@@ -1,0 +1,131 @@
+"""``dami-pref eval``: DAMI-Pref against every baseline on a test set, offline and live."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import DamiPrefError
+from .common import DecodingArgs, PairArgs, pair_identity_of
+
+
+@dataclass
+class EvalArgs(PairArgs, DecodingArgs):
+    """Arguments of ``dami-pref eval`` and ``eval/run.py`` (also from ``--config FILE.yaml``)."""
+
+    output: str = field(default="outputs/toy/eval", metadata={"help": "results folder"})
+    test_problems: str | None = field(default=None, metadata={
+        "help": "test problems (any source the data builders accept); default: the toy test set"})
+    test_split: str | None = None
+    validation_problems: str | None = field(default=None, metadata={
+        "help": "validation problems (best static λ, DAMI-Conf calibration); default: toy"})
+    validation_split: str | None = None
+    preset: str = field(default="default", metadata={
+        "help": "column preset of the test set: default, gsm8k, math, math500 or aime"})
+    question_field: str | None = field(default=None, metadata={
+        "help": "question column of the test set (overrides the preset)"})
+    answer_field: str | None = None
+    id_field: str | None = None
+    validation_preset: str | None = field(default=None, metadata={
+        "help": "column preset of the validation set, when it comes from another dataset "
+                "(default: the test set's preset and fields)"})
+    limit: int | None = field(default=None, metadata={"help": "test problems to use"})
+    validation_limit: int | None = None
+    test_rollouts: str | None = field(default=None, metadata={
+        "help": "finished rollout folder of the test problems, used as it is (default: made "
+                "under OUTPUT/rollouts_test)"})
+    validation_rollouts: str | None = None
+    grid: str = "0:1:0.1"
+    methods: str = field(default="all", metadata={
+        "help": "comma list of static, instruct, thinking, best_static, dami_pref, dami_pred, "
+                "dami_routing, dami_conf, oracle; or all"})
+    dami_pref_ranker: str | None = None
+    dami_pred_ranker: str | None = None
+    dami_routing_ranker: str | None = None
+    modes: str = field(default="offline,live", metadata={"help": "offline, live, or both"})
+    live_limit: int | None = field(default=None, metadata={
+        "help": "test questions generated in live mode (default: all)"})
+    live_batch_size: int | None = field(default=None, metadata={
+        "help": "batch size of live generation (default: --batch_size); 1 serves questions one "
+                "by one, where a question's tokens set its latency"})
+    cost_weights: str = field(default="-8,-4,-2,-1,0,1,2,4", metadata={
+        "help": "β values of the DAMI-Pref cost-knob frontier (negative: more thinking)"})
+    conf_answer_tokens: int = 8
+    conf_think_skip: str = "<think></think>"
+    seed: int = 0
+    progress: bool = True
+
+    def settings(self):
+        """The library's view of these arguments, every string parsed."""
+        from ..evaluation.harness import EvalSettings
+        from ..evaluation.methods import parse_methods
+        from ..utils.grid import parse_grid
+
+        modes = frozenset(m.strip() for m in self.modes.split(",") if m.strip())
+        if not modes or modes - {"offline", "live"}:
+            raise DamiPrefError(f"--modes must name offline and/or live, got {self.modes!r}")
+        try:
+            betas = [float(x) for x in self.cost_weights.split(",") if x.strip()]
+        except ValueError:
+            betas = [float("nan")]
+        if any(b != b for b in betas):
+            raise DamiPrefError(f"--cost_weights must be numbers, got {self.cost_weights!r}")
+        return EvalSettings(
+            grid=parse_grid(self.grid), methods=parse_methods(self.methods),
+            output=Path(self.output), modes=modes, cost_weights=betas,
+            rankers={"dami_pref": self.dami_pref_ranker, "dami_pred": self.dami_pred_ranker,
+                     "dami_routing": self.dami_routing_ranker},
+            batch_size=self.batch_size, seed=self.seed, live_limit=self.live_limit,
+            live_batch_size=self.live_batch_size, conf_answer_tokens=self.conf_answer_tokens,
+            conf_think_skip=self.conf_think_skip, test_rollouts=self.test_rollouts,
+            validation_rollouts=self.validation_rollouts, progress=self.progress,
+            config=asdict(self))
+
+    def problems(self, which: str):
+        """The ``test`` or ``validation`` problems, columns mapped."""
+        from ..data.problems import field_map, load_problems
+        from ..toy import toy_problems_path
+
+        source, split, limit = ((self.test_problems, self.test_split, self.limit)
+                                if which == "test" else
+                                (self.validation_problems, self.validation_split,
+                                 self.validation_limit))
+        if which == "validation" and self.validation_preset:
+            fields = field_map(self.validation_preset)
+        else:
+            fields = field_map(self.preset, question=self.question_field,
+                               answer=self.answer_field, id=self.id_field)
+        return load_problems(source or toy_problems_path(which), fields=fields, split=split,
+                             limit=limit)
+
+
+def evaluate(args: EvalArgs) -> dict:
+    """Run the evaluation these arguments describe; returns the results (with the table)."""
+    from ..evaluation.harness import run_evaluation
+
+    settings = args.settings()
+    settings.check()  # rankers, grid and objectives: fail before any model loads
+    test, validation = args.problems("test"), args.problems("validation")
+    runtime = args.runtime()
+    pair = pair_identity_of(args, runtime.instruct_path, runtime.thinking_path)
+    return run_evaluation(settings, runtime, test, validation, args.decoding(), pair)
+
+
+def run(args: EvalArgs) -> int:
+    results = evaluate(args)
+    print(results["table"])
+    extra = []
+    if "routing_roc_auc" in results:
+        extra.append(f"DAMI-Routing ROC-AUC {results['routing_roc_auc']:.3f}")
+    if "dami_conf" in results and "roc_auc" in results["dami_conf"]:
+        extra.append(f"DAMI-Conf signal ROC-AUC {results['dami_conf']['roc_auc']:.3f}")
+    if extra:
+        print("\n" + "; ".join(extra) + " (against 'λ* > 0.5' on the test problems)")
+    if results["cost_knob"]:
+        print("\ncost knob β (DAMI-Pref): " + ", ".join(
+            f"β={r['beta']:g}: {100 * r['accuracy']:.1f}% at {r['mean_tokens']:.1f} tokens"
+            for r in results["cost_knob"]))
+    out = results["config"]["output"]
+    print(f"\nwrote {out}/results.json and {out}/results.md; plots: "
+          + ", ".join(results["plots"].values()))
+    return 0

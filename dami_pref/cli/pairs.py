@@ -1,0 +1,38 @@
+"""``dami-pref pairs``: (Acc, Cost)-ranked preference pairs from graded rollouts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PairsArgs:
+    rollouts: str = field(default="outputs/rollouts", metadata={"help": "rollout folder"})
+    output: str = field(default="outputs/pairs", metadata={"help": "pairs folder to write"})
+    acc_tolerance: float = field(default=0.0, metadata={
+        "help": "accuracy gaps up to this count as ties (0 = any gap decides)"})
+    cost_tolerance: float = field(default=0.05, metadata={
+        "help": "at equal accuracy, cost gaps up to this fraction of the dearer cost are ties"})
+    validation_fraction: float = field(default=0.1, metadata={
+        "help": "share of problems (not pairs) held out for validation"})
+    seed: int = field(default=0, metadata={"help": "seeds the train/validation split"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --output"})
+
+
+def run(args: PairsArgs) -> int:
+    from ..data.frontier import format_frontier
+    from ..data.pair_dataset import build_pair_dataset
+    from ..data.preferences import PairOptions
+
+    summary = build_pair_dataset(args.rollouts, args.output,
+                                 PairOptions(args.acc_tolerance, args.cost_tolerance),
+                                 validation_fraction=args.validation_fraction, seed=args.seed,
+                                 overwrite=args.overwrite)
+    print(format_frontier(summary["frontier"]))
+    p, n = summary["problems"], summary["pairs"]
+    print(f"\nproblems: {p['train']} train, {p['validation']} validation; pairs: {n['train']} "
+          f"train, {n['validation']} validation ({summary['pairs_per_problem']:.1f} per problem); "
+          f"problems with no signal: {summary['problems_without_signal']}")
+    print(f"wrote {args.output} (dataset/, parquet/, candidates.parquet, oracle.parquet, "
+          "lambda_star.png, README.md)")
+    return 0

@@ -1,0 +1,93 @@
+"""``dami-pref rollout``: every candidate λ on a problem set, the raw material of the pairs.
+
+Resumable and sharded: processes started with ``accelerate launch`` split the shards, and a
+killed run picks up where it stopped (see :mod:`dami_pref.data.rollouts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import DamiPrefError
+from .common import DecodingArgs, PairArgs, ProblemArgs, pair_identity_of
+
+
+@dataclass
+class RolloutArgs(PairArgs, DecodingArgs, ProblemArgs):
+    output: str = field(default="outputs/rollouts", metadata={"help": "rollout folder"})
+    grid: str = field(default="0:1:0.1", metadata={
+        "help": "candidate λ values: start:stop:step (stop included) or a comma list"})
+    samples: int = field(default=1, metadata={
+        "help": "samples per (problem, λ); 1 decodes greedily, more sample with "
+                "--sample_temperature/--top_p"})
+    sample_temperature: float = field(default=0.7, metadata={
+        "help": "temperature used when --samples > 1"})
+    seed: int = field(default=0, metadata={"help": "seeds every sample (same seed at every λ)"})
+    shard_size: int = field(default=64, metadata={
+        "help": "problems per unit of work (the granularity of resuming and of sharding)"})
+    overwrite: bool = field(default=False, metadata={
+        "help": "replace a folder that holds rollouts made with other settings"})
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise DamiPrefError(f"--samples must be ≥ 1, got {self.samples}")
+        if self.shard_size < 1:
+            raise DamiPrefError(f"--shard_size must be ≥ 1, got {self.shard_size}")
+        if self.temperature != 0.0:  # rollouts take their temperature from --samples
+            raise DamiPrefError(
+                f"rollouts decode greedily with --samples 1 and sample at "
+                f"--sample_temperature with --samples > 1; --temperature {self.temperature} "
+                f"would be ignored. Use --samples K --sample_temperature {self.temperature}")
+
+    def rollout_decoding(self):
+        from ..runtime.generation import DecodingOptions
+
+        return DecodingOptions(
+            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+            temperature=0.0 if self.samples == 1 else self.sample_temperature, top_p=self.top_p,
+            kv_cache=self.kv_cache_options())
+
+
+def run(args: RolloutArgs) -> int:
+    import torch
+    from accelerate import PartialState
+
+    from ..data.frontier import format_frontier, table_frontier
+    from ..data.rollouts import (RolloutPlan, RolloutStore, load_rollouts, make_manifest,
+                                 run_units)
+    from ..runtime.checkpoints import resolve_model_dir
+    from ..toy import TOY_INSTRUCT, TOY_THINKING
+    from ..utils.grid import parse_grid
+
+    grid = parse_grid(args.grid)
+    problems = args.load(default_split="train")
+    decoding = args.rollout_decoding()
+    cpu = args.device == "cpu" or not torch.cuda.is_available()
+    state = PartialState(cpu=cpu)
+    pair = pair_identity_of(args, resolve_model_dir(args.instruct or TOY_INSTRUCT),
+                            resolve_model_dir(args.thinking or TOY_THINKING))
+    plan = RolloutPlan(tuple(grid), args.samples, args.shard_size, len(problems))
+    manifest = make_manifest(plan, decoding, args.seed, pair, problems, source=asdict(args))
+    store = RolloutStore(args.output)
+    resume = store.check_compatible(manifest, args.overwrite)  # every process: same verdict
+    state.wait_for_everyone()
+    if state.is_main_process:
+        store.start(manifest, problems, resume)
+    state.wait_for_everyone()
+    if args.device in ("auto", None) or state.num_processes > 1:
+        args.device = str(state.device)
+    counts = run_units(args.runtime(), problems, plan, decoding, args.seed, store,
+                       rank=state.process_index, world=state.num_processes,
+                       progress=args.progress and (state.is_main_process or cpu is False))
+    state.wait_for_everyone()
+    if state.is_main_process:
+        table_path = store.finalize(plan)
+        _, _, table = load_rollouts(store.folder)
+        print(format_frontier(table_frontier(table), ("accuracy", "mean_tokens", "think_rate",
+                                                      "unfinished_rate", "rows")))
+        print(f"\n{table.num_rows} rollouts ({len(problems)} problems × {len(grid)} λ × "
+              f"{args.samples} sample(s)); this run generated {counts['generated_tokens']:,} "
+              f"tokens in {counts['seconds']:.1f} s on process 0, skipped {counts['skipped']} "
+              f"finished unit(s)\nwrote {table_path}")
+    return 0

@@ -1,0 +1,45 @@
+"""``dami-pref sweep``: every λ of a grid over a problem set, with the oracle and a Pareto plot."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .common import DecodingArgs, PairArgs, ProblemArgs
+
+
+@dataclass
+class SweepArgs(PairArgs, DecodingArgs, ProblemArgs):
+    grid: str = field(default="0:1:0.1", metadata={
+        "help": "λ values: start:stop:step (stop included) or a comma list"})
+    output: str = field(default="outputs/sweep", metadata={
+        "help": "folder for sweep.json, sweep.md and pareto.png"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+
+def run(args: SweepArgs) -> int:
+    from ..evaluation.sweep import (format_difficulty_table, format_table, oracle_line,
+                                    run_sweep, sweep_report)
+    from ..utils.grid import parse_grid
+    from ..utils.io import atomic_write_json, atomic_write_text
+    from ..utils.plots import pareto_plot
+
+    grid = parse_grid(args.grid)
+    problems = args.load()  # fail on bad problems before loading any model
+    decoding = args.decoding()
+    output = Path(args.output)
+    runtime = args.runtime()
+    outcomes = run_sweep(runtime, problems, grid, decoding, progress=args.progress)
+    report = sweep_report(outcomes, config=asdict(args))
+    table, by_difficulty, oracle = format_table(report), format_difficulty_table(report), \
+        oracle_line(report)
+    json_path = atomic_write_json(output / "sweep.json", report)
+    atomic_write_text(output / "sweep.md", f"{table}\n\n{by_difficulty}\n\n{oracle}\n")
+    frontier = [(row["lambda"], row["accuracy"], row["mean_tokens"]) for row in report["lambdas"]]
+    plot = pareto_plot(frontier, output / "pareto.png",
+                       title=f"λ sweep on {len(problems)} problems",
+                       points=[("oracle λ*(q)", report["oracle"]["accuracy"],
+                                report["oracle"]["mean_tokens"])])
+    print(table, by_difficulty, oracle, sep="\n\n")
+    print(f"\nwrote {json_path}, {output / 'sweep.md'} and {plot}")
+    return 0

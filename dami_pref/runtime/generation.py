@@ -1,0 +1,173 @@
+"""Batched generation over many λ values: one switch per distinct λ, its requests batched.
+
+Sampling draws every request's tokens from its own seeded generator, so a request's completion
+does not depend on which other requests share its batch, or on the batch size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from ..errors import DamiPrefError
+from ..utils.answers import final_answer, split_thinking
+from ..utils.grid import check_lambda
+from ..utils.tokens import end_token_ids, left_pad, token_id
+from .kv_cache import KVCacheOptions
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    question: str
+    lam: float
+    seed: int = 0  # used when sampling
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How to decode. ``temperature == 0`` is greedy decoding."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    batch_size: int = 64
+    kv_cache: KVCacheOptions = KVCacheOptions()
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise DamiPrefError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
+        if self.batch_size < 1:
+            raise DamiPrefError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if self.temperature < 0:
+            raise DamiPrefError(f"temperature must be ≥ 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise DamiPrefError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    lam: float
+    completion: str  # generated text, thinking span included, special tokens removed
+    answer: str  # the final answer after the thinking span ("" if the span never closed)
+    n_tokens: int  # every generated token, the end-of-sequence token included
+    think_tokens: int  # tokens of the thinking span, its tags included
+    finished: bool  # False when generation hit max_new_tokens
+    seconds: float  # this request's share of its batch's wall time
+
+
+class RowSeededSampler(LogitsProcessor):
+    """Temperature / top-p sampling with one torch.Generator per row.
+
+    It returns scores that are −inf everywhere but the sampled token, so ``generate`` run
+    greedily picks exactly the token each row's own generator drew.
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float,
+                 device: torch.device) -> None:
+        self.generators = []
+        for seed in seeds:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(int(seed))
+            self.generators.append(gen)
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            sorted_probs, sorted_idx = probs.sort(dim=-1, descending=True)
+            outside = sorted_probs.cumsum(-1) - sorted_probs > self.top_p
+            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, sorted_idx, sorted_probs)
+        chosen = torch.stack([torch.multinomial(probs[i], 1, generator=gen)
+                              for i, gen in enumerate(self.generators)])
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter(-1, chosen, 0.0)
+
+
+def _thinking_span_length(tokens: list[int], open_id: int | None, close_id: int | None) -> int:
+    if close_id is not None and close_id in tokens:
+        close_at = tokens.index(close_id)
+        open_at = tokens.index(open_id) if open_id in tokens[:close_at] else 0
+        return close_at - open_at + 1
+    if open_id is not None and open_id in tokens:
+        return len(tokens) - tokens.index(open_id)
+    return 0
+
+
+def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOptions,
+             progress: bool = False) -> list[GenerationResult]:
+    """Answer every request; results come back in the order of the requests."""
+    from tqdm.auto import tqdm
+
+    tokenizer, model = runtime.tokenizer, runtime.model
+    options.kv_cache.check(runtime.device)
+    eos = end_token_ids(model, tokenizer)
+    open_id, close_id = token_id(tokenizer, "<think>"), token_id(tokenizer, "</think>")
+    encoded = runtime.encode_prompts([r.question for r in requests])
+    lams = [check_lambda(r.lam) for r in requests]
+    # Group by λ (one switch each), starting from the λ already loaded; inside a group, sort by
+    # prompt length so batches carry little padding.
+    order = sorted(range(len(requests)),
+                   key=lambda i: (lams[i] != runtime.lam, lams[i], len(encoded[i])))
+    results: list[GenerationResult | None] = [None] * len(requests)
+    bar = tqdm(total=len(requests), disable=not progress, unit="q", dynamic_ncols=True)
+    generated_tokens, started = 0, time.perf_counter()
+    for lam, group in groupby(order, key=lambda i: lams[i]):
+        runtime.set_lambda(lam)
+        group = list(group)
+        for at in range(0, len(group), options.batch_size):
+            batch = group[at:at + options.batch_size]
+            t0 = time.perf_counter()
+            rows = _generate_batch(runtime, [encoded[i] for i in batch],
+                                   [requests[i].seed for i in batch], options)
+            seconds = (time.perf_counter() - t0) / len(batch)
+            for i, tokens in zip(batch, rows):
+                results[i] = _result(tokenizer, lam, tokens, eos, open_id, close_id,
+                                     options.max_new_tokens, seconds)
+                generated_tokens += results[i].n_tokens
+            bar.update(len(batch))
+            rate = generated_tokens / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix(lam=f"{lam:g}", tok_s=f"{rate:,.0f}")
+    bar.close()
+    return results  # type: ignore[return-value]
+
+
+def _generate_batch(runtime, prompts: list[list[int]], seeds: list[int],
+                    options: DecodingOptions) -> list[list[int]]:
+    tokenizer, model = runtime.tokenizer, runtime.model
+    pad = tokenizer.pad_token_id
+    input_ids, attention = left_pad(prompts, pad)
+    width = input_ids.shape[1]
+    kwargs = dict(max_new_tokens=options.max_new_tokens, do_sample=False, pad_token_id=pad,
+                  num_beams=1, top_k=None, top_p=None, temperature=None,
+                  **options.kv_cache.generate_kwargs())
+    if not options.greedy:
+        kwargs["logits_processor"] = LogitsProcessorList(
+            [RowSeededSampler(seeds, options.temperature, options.top_p, runtime.device)])
+    with torch.no_grad():
+        out = model.generate(input_ids=input_ids.to(runtime.device),
+                             attention_mask=attention.to(runtime.device), **kwargs)
+    return out[:, width:].tolist()
+
+
+def _result(tokenizer, lam: float, tokens: list[int], eos: set[int], open_id: int | None,
+            close_id: int | None, max_new_tokens: int, seconds: float) -> GenerationResult:
+    end = next((j for j, t in enumerate(tokens) if t in eos), None)
+    finished = end is not None
+    tokens = tokens[:end + 1] if finished else tokens[:max_new_tokens]
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    split = split_thinking(text)
+    answer = final_answer(split.answer_text) if split.span_closed and finished else ""
+    return GenerationResult(lam=lam, completion=text, answer=answer, n_tokens=len(tokens),
+                            think_tokens=_thinking_span_length(tokens, open_id, close_id),
+                            finished=finished, seconds=seconds)

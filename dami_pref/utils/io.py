@@ -1,0 +1,102 @@
+"""Writing outputs so that a crash never leaves a half-written file or folder under its final name.
+
+Files and folders are built under a hidden temporary name beside the destination and renamed
+into place when whole. Replacing an existing folder renames the old one aside first, then swaps
+the new one in, then removes the old one: a kill at any instant leaves one of them whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TEMP_MARK = ".tmp"
+
+
+def temporary_sibling(path: str | Path, tag: str = "") -> Path:
+    """A hidden name beside ``path`` to build into before renaming (files or folders)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{TEMP_MARK}{tag}{os.getpid()}")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file path beside ``path``; renamed onto ``path`` when the block succeeds.
+
+    The temporary name keeps the destination's suffix, so writers that look at it (parquet,
+    matplotlib) pick the right format.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(path).with_suffix(path.suffix)
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write rows as JSON lines, atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return Path(path)
+
+
+def write_parquet(table, path: str | Path) -> Path:
+    """Write a pyarrow table as parquet, atomically."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def replace_folder(new: Path, out: Path) -> None:
+    """Swap the finished folder ``new`` in as ``out``: the old ``out`` is renamed aside before
+    ``new`` takes its name, and removed only afterwards."""
+    if out.exists():
+        old = temporary_sibling(out, "old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        new.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(out)
+
+
+@contextmanager
+def building_folder(out: str | Path) -> Iterator[Path]:
+    """A fresh hidden folder beside ``out`` to build into.
+
+    When the block finishes it replaces ``out`` whole; when the block fails it is removed, and
+    ``out`` (old or absent) is left as it was. No reader ever sees a half-built folder.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_folder(tmp, out)

@@ -1,0 +1,38 @@
+"""Token-level helpers shared by generation, confidence passes and the ranker."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import DamiPrefError
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch id lists with left padding, so every prompt ends at the same column."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row):] = 1
+    return ids, mask
+
+
+def end_token_ids(model, tokenizer) -> set[int]:
+    """The ids that end a generation: the model's generation config first, then the tokenizer's."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+    if not ids:
+        raise DamiPrefError("the model defines no end-of-sequence token; set eos_token_id in its "
+                            "generation_config.json or tokenizer")
+    return ids
+
+
+def token_id(tokenizer, token: str) -> int | None:
+    """The id of a single vocabulary token, or None when the vocabulary lacks it."""
+    ids = tokenizer.convert_tokens_to_ids([token])
+    tid = ids[0] if ids else None
+    return tid if tid is not None and tid != tokenizer.unk_token_id else None
