@@ -32,9 +32,8 @@ class EfficiencyArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dami_pref.benchmarking import reset_accelerate_state
     from dami_pref.cli.parsing import parse_args
-    from dami_pref.ranker.config import TrainArgs
+    from dami_pref.ranker.config import ranker_arguments
     from dami_pref.ranker.training import train
 
     args = parse_args(EfficiencyArgs, argv, prog="data_efficiency.py", description=__doc__)
@@ -46,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
             for objective in objectives:
                 runs = []
                 for seed in range(args.seeds):
-                    reset_accelerate_state()
-                    result = train(TrainArgs(
-                        pairs=args.pairs, output=f"{tmp}/{objective}-{n}-{seed}",
+                    result = train(*ranker_arguments(
+                        pairs=args.pairs, output_dir=f"{tmp}/{objective}-{n}-{seed}",
                         objective=objective, max_train_problems=n, seed=seed,
-                        max_steps=args.steps, batch_size=min(args.batch_size, n),
-                        learning_rate=args.learning_rate, device="cpu", eval_every=10 ** 9,
-                        save_every=10 ** 9, report_to="none", progress=False, max_length=64))
+                        max_steps=args.steps, per_device_train_batch_size=min(args.batch_size, n),
+                        learning_rate=args.learning_rate, use_cpu=True, eval_strategy="no",
+                        save_strategy="no", report_to="none", disable_tqdm=True,
+                        max_length=64))
                     runs.append(result["validation"])
                 mean = {k: statistics.mean(r[k] for r in runs) for k in runs[0]}
                 rows.append({**mean, "train_problems": n, "objective": objective})

@@ -72,11 +72,12 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                    str(root / "configs" / "accelerate" / f"deepspeed_zero{stage}.yaml"),
                    "--num_processes", str(args.processes), "--main_process_port", str(port),
-                   str(root / "train" / "pref.py"), "--pairs", args.pairs, "--output", str(out),
-                   "--backbone", str(backbone), "--max_steps", str(args.steps), "--batch_size",
-                   str(args.batch_size), "--lora_r", "16", "--lora_alpha", "32",
-                   "--eval_every", "1000000", "--save_every", "1000000", "--eval_batch_size",
-                   "16", "--max_length", "64", "--report_to", "none", "--no-progress",
+                   str(root / "train" / "pref.py"), "--pairs", args.pairs, "--output_dir",
+                   str(out), "--model_name_or_path", str(backbone), "--max_steps",
+                   str(args.steps), "--per_device_train_batch_size", str(args.batch_size),
+                   "--lora_r", "16", "--lora_alpha", "32", "--eval_strategy", "no",
+                   "--save_strategy", "no", "--per_device_eval_batch_size", "16",
+                   "--max_length", "64", "--report_to", "none", "--disable_tqdm", "true",
                    "--dtype", args.dtype]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root,
                                   env={**os.environ, "OMP_NUM_THREADS": str(os.cpu_count() or 1)})

@@ -109,18 +109,17 @@ def run_trl(args: CompareArgs, backbone: str, work: Path) -> dict:
 
 
 def run_ranker(args: CompareArgs, work: Path, epochs: float) -> dict:
-    from dami_pref.ranker.config import TrainArgs
+    from dami_pref.ranker.config import ranker_arguments
+    from dami_pref.ranker.data import load_examples
     from dami_pref.ranker.training import train
 
-    result = train(TrainArgs(pairs=args.pairs, output=str(work / "ranker"), backbone=args.backbone,
-                             epochs=epochs, max_steps=args.max_steps,
-                             max_train_problems=args.train_problems,
-                             batch_size=args.ranker_batch_size, learning_rate=args.learning_rate,
-                             lora_r=args.lora_r, lora_alpha=args.lora_alpha, device="cpu",
-                             eval_every=10 ** 9, save_every=10 ** 9, report_to="none",
-                             progress=False, max_length=64))
-    from dami_pref.ranker.data import load_examples
-
+    result = train(*ranker_arguments(
+        pairs=args.pairs, output_dir=str(work / f"ranker-{epochs:g}"),
+        model_name_or_path=args.backbone, num_train_epochs=epochs,
+        max_steps=args.max_steps or -1, max_train_problems=args.train_problems,
+        per_device_train_batch_size=args.ranker_batch_size, learning_rate=args.learning_rate,
+        lora_r=args.lora_r, lora_alpha=args.lora_alpha, use_cpu=True, eval_strategy="no",
+        save_strategy="no", report_to="none", disable_tqdm=True, max_length=64))
     examples, _, _ = load_examples(args.pairs)
     n_train = min(args.train_problems or len(examples["train"]), len(examples["train"]))
     per_epoch = n_train // args.ranker_batch_size
@@ -131,7 +130,6 @@ def run_ranker(args: CompareArgs, work: Path, epochs: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dami_pref.benchmarking import reset_accelerate_state
     from dami_pref.cli.parsing import parse_args
     from dami_pref.toy import TOY_BASE
 
@@ -143,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
         ours = {}
         for epochs in [float(x) for x in args.ranker_epochs.split(",")]:
             ours[epochs] = run_ranker(args, Path(tmp), epochs)
-            reset_accelerate_state()
         theirs = run_trl(args, backbone, Path(tmp))
     print(f"torch threads {torch.get_num_threads()}; pairs {args.pairs}; backbone {backbone}")
     print("| trainer | steps | epochs | seconds | seconds / epoch | val pairwise accuracy |\n"

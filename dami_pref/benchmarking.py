@@ -147,10 +147,3 @@ def device_name(device: torch.device) -> str:
     return (f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, "
             f"{torch.get_num_threads()} torch threads")
 
-
-def reset_accelerate_state() -> None:
-    """Forget Accelerate's process-wide state between trainings run in one process, with
-    accelerate's own test helper (``AccelerateTestCase.tearDown``)."""
-    from accelerate.test_utils.testing import AccelerateTestCase
-
-    AccelerateTestCase().tearDown()

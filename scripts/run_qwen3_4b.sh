@@ -38,7 +38,8 @@ echo "== 3/4 rankers: DAMI-Pref, DAMI-Pred, DAMI-Routing"
 for objective in pref pred route; do
     suffix=$([ "$objective" = pref ] && echo "" || echo "_$objective")
     accelerate launch "${ACCEL[@]}" train/pref.py --config "$CFG/train.yaml" \
-        --pairs "$OUT/pairs_gsm8k" --objective "$objective" --output "$OUT/ranker$suffix" \
+        --pairs "$OUT/pairs_gsm8k" --objective "$objective" --output_dir "$OUT/ranker$suffix" \
+        --overwrite_output_dir \
         "${TRAIN[@]}"
 done
 echo "== 4/4 evaluation: ${SETS[*]}"

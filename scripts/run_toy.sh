@@ -3,7 +3,7 @@
 #   rollouts of the toy training problems → preference pairs → rankers (DAMI-Pref and the
 #   DAMI-Pred / DAMI-Routing baselines) → evaluation against every baseline, offline and live.
 # The problem sets are the seeded ones shipped in dami_pref/toy/problems (rebuilt by
-# `dami-pref toy --problems_only`). Finished steps are reused when rerun.
+# `dami-pref toy --problems_only`). Rollouts are reused when rerun; the other steps are redone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TOKENIZERS_PARALLELISM=false
@@ -13,9 +13,11 @@ dami-pref rollout --config configs/toy/rollout.yaml
 echo "== 2/4 preference pairs"
 dami-pref pairs --config configs/toy/pairs.yaml --overwrite
 echo "== 3/4 rankers: DAMI-Pref, then the DAMI-Pred and DAMI-Routing baselines"
-accelerate launch train/pref.py --config configs/toy/train.yaml
-accelerate launch train/pref.py --config configs/toy/train.yaml --objective pred --output outputs/toy/ranker_pred
-accelerate launch train/pref.py --config configs/toy/train.yaml --objective route --output outputs/toy/ranker_route
+for objective in pref pred route; do
+    output=outputs/toy/ranker$([ "$objective" = pref ] || echo "_$objective")
+    accelerate launch train/pref.py --config configs/toy/train.yaml --objective "$objective" \
+        --output_dir "$output" --overwrite_output_dir
+done
 echo "== 4/4 evaluation on the 700 toy test problems"
 dami-pref eval --config configs/toy/eval.yaml
 # The same pipeline for the Qwen3-4B Instruct/Thinking-2507 pair on a GPU node:

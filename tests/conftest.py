@@ -22,6 +22,16 @@ def reset_accelerate_state() -> None:
     AccelerateTestCase().tearDown()
 
 
+def quick_args(pairs: Path, out: Path, **changes):
+    """Arguments of a quick ranker training on CPU (the three objects ``train`` takes)."""
+    from dami_pref.ranker.config import ranker_arguments
+
+    values = dict(pairs=str(pairs), output_dir=str(out), per_device_train_batch_size=8,
+                  max_steps=6, eval_steps=3, save_steps=100, learning_rate=5e-3, use_cpu=True,
+                  disable_tqdm=True, report_to="none", max_length=64, logging_steps=1)
+    return ranker_arguments(**{**values, **changes})
+
+
 def tiny_config(vocab_size: int, **overrides):
     from transformers import Qwen3Config
 

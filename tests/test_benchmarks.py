@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import reset_accelerate_state
+from conftest import quick_args, reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,14 +45,11 @@ def number(cell: str) -> float:
 
 @pytest.fixture(scope="module")
 def ranker(toy_pairs, tmp_path_factory) -> Path:
-    from dami_pref.ranker.config import TrainArgs
     from dami_pref.ranker.training import train
 
     out = tmp_path_factory.mktemp("bench_ranker") / "ranker"
     reset_accelerate_state()
-    train(TrainArgs(pairs=str(toy_pairs), output=str(out), batch_size=8, max_steps=4,
-                    eval_every=100, save_every=100, device="cpu", progress=False,
-                    report_to="none", max_length=64))
+    train(*quick_args(toy_pairs, out, max_steps=4, eval_steps=100))
     reset_accelerate_state()
     return out
 

@@ -10,14 +10,13 @@ import pytest
 from dami_pref.errors import DamiPrefError
 from dami_pref.cli.eval import EvalArgs, evaluate
 from dami_pref.evaluation.report import validate_results
-from conftest import reset_accelerate_state
+from conftest import quick_args, reset_accelerate_state
 
 GRID = "0,0.25,0.5,0.75,1"  # the grid of the toy_pairs fixture
 
 
 @pytest.fixture(scope="module")
 def rankers(toy_pairs, tmp_path_factory) -> dict[str, str]:
-    from dami_pref.ranker.config import TrainArgs
     from dami_pref.ranker.training import train
 
     root = tmp_path_factory.mktemp("rankers")
@@ -25,10 +24,8 @@ def rankers(toy_pairs, tmp_path_factory) -> dict[str, str]:
     for method, objective in (("dami_pref", "pref"), ("dami_pred", "pred"),
                               ("dami_routing", "route")):
         reset_accelerate_state()
-        train(TrainArgs(pairs=str(toy_pairs), output=str(root / objective), objective=objective,
-                        batch_size=8, max_steps=10, learning_rate=5e-3, eval_every=100,
-                        save_every=100, device="cpu", progress=False, report_to="none",
-                        max_length=64))
+        train(*quick_args(toy_pairs, root / objective, objective=objective, max_steps=10,
+                          eval_steps=100))
         out[method] = str(root / objective)
     reset_accelerate_state()
     return out

@@ -9,18 +9,16 @@ import shutil
 import socket
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import quick_args, reset_accelerate_state
 from dami_pref.errors import DamiPrefError
 from dami_pref.ranker.features import last_token_pool
 from dami_pref.ranker.losses import pairwise_bce, pred_mse, route_bce
-from dami_pref.ranker.config import TrainArgs
 from dami_pref.ranker.training import train
-from conftest import reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[1]
 PREF = str(ROOT / "train" / "pref.py")
@@ -31,13 +29,6 @@ def fresh_accelerate_state():
     reset_accelerate_state()
     yield
     reset_accelerate_state()
-
-
-def quick_args(pairs: Path, out: Path, **changes) -> TrainArgs:
-    base = TrainArgs(pairs=str(pairs), output=str(out), batch_size=8, max_steps=6,
-                     eval_every=3, save_every=100, learning_rate=5e-3, device="cpu",
-                     progress=False, report_to="none", max_length=64)
-    return replace(base, **changes)
 
 
 # -- losses against hand-computed numbers ----------------------------------------------------
@@ -105,7 +96,7 @@ def test_trainable_parameters_change_and_the_backbone_does_not(toy_pairs, tmp_pa
     from dami_pref.toy import TOY_BASE
 
     out = tmp_path / "ranker"
-    train(quick_args(toy_pairs, out, objective=objective))
+    train(*quick_args(toy_pairs, out, objective=objective))
     fresh, _ = build_ranker(RankerSpec(backbone=str(TOY_BASE), grid=[0.0, 0.25, 0.5, 0.75, 1.0],
                                        objective=objective), seed=0)
     trained, _, config = load_ranker(out)
@@ -125,7 +116,7 @@ def test_saved_ranker_round_trips(toy_pairs, tmp_path):
     from dami_pref.ranker.encoding import QuestionEncoder
 
     out = tmp_path / "ranker"
-    train(quick_args(toy_pairs, out))
+    train(*quick_args(toy_pairs, out))
     assert {p.name for p in out.iterdir()} >= {"adapter_model.safetensors", "adapter_config.json",
                                                "head.safetensors", "dami_pref.json",
                                                "tokenizer.json"}
@@ -139,8 +130,8 @@ def test_saved_ranker_round_trips(toy_pairs, tmp_path):
 
 
 def test_batch_size_times_accumulation_is_equivalent(toy_pairs, tmp_path):
-    one = train(quick_args(toy_pairs, tmp_path / "a", batch_size=16, max_steps=4))
-    two = train(quick_args(toy_pairs, tmp_path / "b", batch_size=8,
+    one = train(*quick_args(toy_pairs, tmp_path / "a", per_device_train_batch_size=16, max_steps=4))
+    two = train(*quick_args(toy_pairs, tmp_path / "b", per_device_train_batch_size=8,
                            gradient_accumulation_steps=2, max_steps=4))
     assert one["losses"] == pytest.approx(two["losses"], abs=1e-5)
     assert one["validation"]["pairwise_accuracy"] == pytest.approx(
@@ -148,18 +139,22 @@ def test_batch_size_times_accumulation_is_equivalent(toy_pairs, tmp_path):
 
 
 def test_resume_continues_to_the_same_losses(toy_pairs, tmp_path):
-    straight = train(quick_args(toy_pairs, tmp_path / "straight", max_steps=8, save_every=100))
+    straight = train(*quick_args(toy_pairs, tmp_path / "straight", max_steps=8))
     out = tmp_path / "stopped"
-    train(quick_args(toy_pairs, out, max_steps=8, save_every=3))  # checkpoints at 3 and 6
-    shutil.rmtree(out)  # as if the run had stopped after its step-6 checkpoint
-    resumed = train(quick_args(toy_pairs, out, max_steps=8, save_every=3, resume=True))
+    train(*quick_args(toy_pairs, out, max_steps=8, save_steps=3))  # checkpoints at 6 and 8
+    # as if the run had stopped after its step-6 checkpoint
+    shutil.rmtree(out)
+    shutil.rmtree(out.with_name("stopped-checkpoints") / "checkpoint-8")
+    resumed = train(*quick_args(toy_pairs, out, max_steps=8, save_steps=3,
+                                resume_from_checkpoint="true"))
     assert len(resumed["losses"]) == 8
     assert resumed["losses"] == pytest.approx(straight["losses"], abs=1e-6)
+    assert resumed["validation"] == pytest.approx(straight["validation"], abs=1e-6)
 
 
 @pytest.mark.parametrize("objective", ["pred", "route"])
 def test_baseline_objectives_train(toy_pairs, tmp_path, objective):
-    result = train(quick_args(toy_pairs, tmp_path / objective, objective=objective, max_steps=8))
+    result = train(*quick_args(toy_pairs, tmp_path / objective, objective=objective, max_steps=8))
     assert all(math.isfinite(x) for x in result["losses"])
     assert result["losses"][-1] < result["losses"][0]
     assert 0 <= result["validation"]["top1_agreement"] <= 1
@@ -175,9 +170,10 @@ def free_port() -> int:
 def launch(config: str, processes: int, pairs: Path, out: Path, *extra: str):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(ROOT / "configs" / "accelerate" / config), "--num_processes", str(processes),
-           "--main_process_port", str(free_port()), PREF, "--pairs", str(pairs), "--output",
-           str(out), "--max_steps", "6", "--eval_every", "3", "--learning_rate", "5e-3",
-           "--max_length", "64", "--no-progress", "--report_to", "none", *extra]
+           "--main_process_port", str(free_port()), PREF, "--pairs", str(pairs), "--output_dir",
+           str(out), "--max_steps", "6", "--eval_steps", "3", "--learning_rate", "5e-3",
+           "--max_length", "64", "--disable_tqdm", "true", "--report_to", "none",
+           "--logging_steps", "1", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -186,8 +182,9 @@ def launch(config: str, processes: int, pairs: Path, out: Path, *extra: str):
 
 @pytest.mark.slow
 def test_two_cpu_processes_match_one(toy_pairs, tmp_path):
-    one = train(quick_args(toy_pairs, tmp_path / "one", batch_size=16))
-    proc, two = launch("cpu.yaml", 2, toy_pairs, tmp_path / "two", "--batch_size", "8")
+    one = train(*quick_args(toy_pairs, tmp_path / "one", per_device_train_batch_size=16))
+    proc, two = launch("cpu.yaml", 2, toy_pairs, tmp_path / "two",
+                       "--per_device_train_batch_size", "8", "--use_cpu", "true")
     assert two["processes"] == 2 and two["distributed_type"] == "MULTI_CPU"
     assert proc.stdout.count("pref: 6 steps") == 1  # only the main process reports
     for key in ("pairwise_accuracy", "top1_agreement", "accuracy_regret", "tokens_regret"):
@@ -203,7 +200,8 @@ def test_two_cpu_processes_match_one(toy_pairs, tmp_path):
 def test_deepspeed_on_cpu(toy_pairs, tmp_path, config, processes):
     from dami_pref.ranker.checkpoint import load_ranker
 
-    _, training = launch(config, processes, toy_pairs, tmp_path / "ds", "--batch_size", "8")
+    _, training = launch(config, processes, toy_pairs, tmp_path / "ds",
+                         "--per_device_train_batch_size", "8")
     assert training["distributed_type"] == "DEEPSPEED" and training["processes"] == processes
     assert math.isfinite(training["final_train_loss"])
     model, _, _ = load_ranker(tmp_path / "ds")  # the gathered weights load back
@@ -222,16 +220,16 @@ def test_pairs_missing_columns(toy_pairs, tmp_path):
     datasets.DatasetDict({k: v.remove_columns(["chosen_lambda"]) for k, v in data.items()}
                          ).save_to_disk(str(broken / "dataset"))
     with pytest.raises(DamiPrefError, match=r"lack column\(s\) \['chosen_lambda'\]"):
-        train(quick_args(broken, tmp_path / "r"))
+        train(*quick_args(broken, tmp_path / "r"))
 
 
 def test_grid_mismatch_and_wrong_backbone(toy_pairs, tmp_path):
     with pytest.raises(DamiPrefError, match="differs from the grid of the pairs"):
-        train(quick_args(toy_pairs, tmp_path / "r", grid="0:1:0.1"))
+        train(*quick_args(toy_pairs, tmp_path / "r", grid="0:1:0.1"))
     with pytest.raises(DamiPrefError, match="backbone folder not found"):
-        train(quick_args(toy_pairs, tmp_path / "r", backbone=str(tmp_path / "nope")))
+        train(*quick_args(toy_pairs, tmp_path / "r", model_name_or_path=str(tmp_path / "nope")))
     with pytest.raises(DamiPrefError, match="longer than the backbone's context"):
-        train(quick_args(toy_pairs, tmp_path / "r", max_length=100_000))
+        train(*quick_args(toy_pairs, tmp_path / "r", max_length=100_000))
     assert not (tmp_path / "r").exists()
 
 
@@ -246,19 +244,23 @@ def test_empty_training_split(toy_pairs, tmp_path):
                                pa.array(["validation"] * oracle.num_rows))
     pq.write_table(oracle, broken / "oracle.parquet")
     with pytest.raises(DamiPrefError, match="training split is empty"):
-        train(quick_args(broken, tmp_path / "r"))
+        train(*quick_args(broken, tmp_path / "r"))
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy_pairs, tmp_path):
+    from safetensors.torch import load_file
+
     out = tmp_path / "r"
     with pytest.raises(DamiPrefError, match="non-finite") as info:
-        train(quick_args(toy_pairs, out, learning_rate=1e9, head_learning_rate=1e9,
-                         max_grad_norm=0.0, max_steps=40, save_every=1, keep_checkpoints=1))
+        train(*quick_args(toy_pairs, out, learning_rate=1e9, head_learning_rate=1e9,
+                          max_grad_norm=0.0, max_steps=40, save_steps=1, save_total_limit=1))
     message = str(info.value)
     assert "last good checkpoint is" in message and not out.exists()
     kept = Path(message.split("last good checkpoint is ")[1].split(";")[0])
     state = json.loads((kept / "trainer_state.json").read_text())
-    assert all(math.isfinite(x) for x in state["history"])
+    assert all(math.isfinite(row["loss"]) for row in state["log_history"] if "loss" in row)
+    for name in ("head.safetensors", "adapter_model.safetensors"):  # its weights are finite
+        assert all(bool(torch.isfinite(t).all()) for t in load_file(str(kept / name)).values())
 
 
 @pytest.mark.parametrize("n, world, batch", [(17, 2, 4), (5, 3, 1), (1, 2, 8), (0, 2, 4),
@@ -266,7 +268,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy_pairs, tmp
 def test_eval_batches_are_even_across_processes(n, world, batch):
     """Every process runs as many evaluation batches (ZeRO-3 gathers in every forward pass),
     and together they score each example exactly once."""
-    from dami_pref.ranker.training import eval_batches
+    from dami_pref.ranker.trainer import eval_batches
 
     shares = [eval_batches(n, rank, world, batch) for rank in range(world)]
     assert len({len(s) for s in shares}) == 1
@@ -275,13 +277,138 @@ def test_eval_batches_are_even_across_processes(n, world, batch):
     assert all(len(b) <= batch for s in shares for b in s)
 
 
-def test_metrics_are_logged_through_the_stdout_tracker(toy_pairs, tmp_path, capsys):
-    """The default tracker prints one JSON line per evaluation, as any Accelerate tracker gets."""
-    train(quick_args(toy_pairs, tmp_path / "ranker", report_to="stdout"))
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()
-             if x.startswith('{"step"')]
-    assert [line["step"] for line in lines] == [3, 6]  # eval_every=3, max_steps=6
-    for line in lines:
-        assert {"train_loss", "lr", "val_pairwise_accuracy", "val_top1_agreement",
-                "val_accuracy_regret", "val_tokens_regret"} <= set(line)
-        assert 0.0 <= line["val_pairwise_accuracy"] <= 1.0 and line["train_loss"] > 0
+def test_metrics_are_logged_by_the_trainer(toy_pairs, tmp_path):
+    """Evaluation metrics go through Trainer's log (and so to every --report_to integration)."""
+    result = train(*quick_args(toy_pairs, tmp_path / "ranker"))
+    evals = [row for row in result["log_history"] if "eval_pairwise_accuracy" in row]
+    assert [row["step"] for row in evals] == [3, 6]  # eval_steps=3, max_steps=6
+    for row in evals:
+        assert {"eval_top1_agreement", "eval_accuracy_regret", "eval_tokens_regret",
+                "eval_accuracy_selected"} <= set(row)
+        assert 0.0 <= row["eval_pairwise_accuracy"] <= 1.0
+    losses = [row for row in result["log_history"] if "loss" in row]
+    assert len(losses) == 6 and all(row["loss"] > 0 and "learning_rate" in row for row in losses)
+
+
+# -- resuming safely ----------------------------------------------------------------------------
+class _Payload:
+    """Unpickling this runs code: it writes a file (a stand-in for any command)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "pwned"))
+
+
+def test_resume_refuses_a_planted_pickle_and_runs_nothing(toy_pairs, tmp_path):
+    out = tmp_path / "r"
+    train(*quick_args(toy_pairs, out, max_steps=4, save_steps=2))
+    shutil.rmtree(out)
+    checkpoint = out.with_name("r-checkpoints") / "checkpoint-4"
+    marker = tmp_path / "ran.txt"
+    torch.save({"state": _Payload(str(marker))}, checkpoint / "optimizer.pt")
+    with pytest.raises(DamiPrefError, match=r"optimizer\.pt: refused to resume"):
+        train(*quick_args(toy_pairs, out, max_steps=4, save_steps=2,
+                          resume_from_checkpoint="true"))
+    assert not marker.exists()
+
+
+def test_resume_refuses_other_settings_and_a_fresh_run_refuses_to_overwrite(toy_pairs, tmp_path):
+    out = tmp_path / "r"
+    train(*quick_args(toy_pairs, out, max_steps=4, save_steps=2))
+    with pytest.raises(DamiPrefError, match="already holds a ranker"):
+        train(*quick_args(toy_pairs, out, max_steps=4))
+    for change, key in ((dict(per_device_train_batch_size=4), "per_device_train_batch_size"),
+                        (dict(lora_r=4), "lora"), (dict(objective="pred"), "objective")):
+        with pytest.raises(DamiPrefError, match=f"made by another run.*{key}"):
+            train(*quick_args(toy_pairs, out, max_steps=4, resume_from_checkpoint="true",
+                              **change))
+    again = train(*quick_args(toy_pairs, out, max_steps=4, overwrite_output_dir=True))
+    assert again["steps"] == 4
+
+
+def test_resuming_a_finished_run_trains_no_further(toy_pairs, tmp_path):
+    out = tmp_path / "r"
+    first = train(*quick_args(toy_pairs, out, max_steps=4, save_steps=2))
+    shutil.rmtree(out)  # killed after the last checkpoint, before the ranker folder was written
+    again = train(*quick_args(toy_pairs, out, max_steps=4, save_steps=2,
+                              resume_from_checkpoint="true"))
+    assert again["steps"] == 4 and again["validation"] == pytest.approx(first["validation"])
+
+
+@pytest.mark.slow
+def test_deepspeed_resume_loads_weights_only(toy_pairs, tmp_path):
+    out = tmp_path / "ds"
+    launch("deepspeed_zero2.yaml", 1, toy_pairs, out, "--save_steps", "3",
+           "--per_device_train_batch_size", "8")
+    shutil.rmtree(out)
+    shutil.rmtree(out.with_name("ds-checkpoints") / "checkpoint-6")
+    _, training = launch("deepspeed_zero2.yaml", 1, toy_pairs, out, "--save_steps", "3",
+                         "--per_device_train_batch_size", "8", "--resume_from_checkpoint", "true")
+    assert training["steps"] == 6 and math.isfinite(training["final_train_loss"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config, processes", [("zero2.json", 1), ("zero3.json", 2)])
+def test_deepspeed_json_under_torchrun(toy_pairs, tmp_path, config, processes):
+    """``--deepspeed ds.json``, TRL's other way to ask for DeepSpeed, under torchrun on CPU."""
+    out = tmp_path / "dj"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+           "--master_port", str(free_port()), PREF, "--pairs", str(toy_pairs), "--output_dir",
+           str(out), "--max_steps", "4", "--eval_steps", "2", "--max_length", "64",
+           "--disable_tqdm", "true", "--report_to", "none", "--per_device_train_batch_size", "8",
+           "--deepspeed", str(ROOT / "configs" / "deepspeed" / config)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    training = json.loads((out / "dami_pref.json").read_text())["training"]
+    assert training["distributed_type"] == "DEEPSPEED" and training["processes"] == processes
+
+
+class FakeHub:
+    """Stands in for the Hub: records what would be uploaded (this sandbox has no network)."""
+
+    def __init__(self) -> None:
+        self.uploads = []
+
+    def whoami(self, token=None):
+        return {"name": "tester"}
+
+    def create_repo(self, repo_id, **kwargs):
+        return type("RepoUrl", (), {"repo_id": repo_id})()
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        files = sorted(p.name for p in Path(folder_path).iterdir())
+        self.uploads.append((repo_id, folder_path, files,
+                             (Path(folder_path) / "README.md").read_text()))
+
+
+def test_push_to_hub_uploads_the_ranker_folder_with_its_card(toy_pairs, tmp_path, monkeypatch):
+    import transformers.trainer
+    import transformers.utils.hub
+
+    hub = FakeHub()
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: hub)
+    monkeypatch.setattr(transformers.utils.hub, "hf_api", lambda: hub)
+    out = tmp_path / "ranker"
+    train(*quick_args(toy_pairs, out, push_to_hub=True, hub_model_id="you/toy-ranker"))
+    [(repo, folder, files, card)] = hub.uploads
+    assert repo == "you/toy-ranker" and Path(folder) == out
+    assert {"adapter_model.safetensors", "head.safetensors", "dami_pref.json",
+            "README.md"} <= set(files)
+    assert card.startswith("---") and "reward-model" in card and "# you/toy-ranker" in card
+
+
+def test_push_to_hub_without_the_hub_stops_before_training(toy_pairs, tmp_path, monkeypatch):
+    import transformers.utils.hub
+
+    class Offline(FakeHub):
+        def whoami(self, token=None):
+            raise ConnectionError("no network")
+
+    monkeypatch.setattr(transformers.utils.hub, "hf_api", lambda: Offline())
+    with pytest.raises(DamiPrefError, match="cannot reach the Hugging Face Hub"):
+        train(*quick_args(toy_pairs, tmp_path / "r", push_to_hub=True,
+                          hub_model_id="you/toy-ranker"))
+    assert not (tmp_path / "r").exists()

@@ -38,9 +38,10 @@ def test_qwen3_4b_recipe_runs_on_the_toy_pair(tmp_path):
                            "--limit 24 --samples 2 --max_new_tokens 80 --batch_size 48 "
                            "--shard_size 12",
            "PAIRS_ARGS": "--validation_fraction 0.25",
-           "TRAIN_ARGS": f"--backbone {TOY_BASE} --dtype float32 --device cpu --max_length 64 "
-                         "--batch_size 4 --gradient_accumulation_steps 1 --max_steps 2 "
-                         "--eval_every 1 --report_to none --no-progress",
+           "TRAIN_ARGS": f"--model_name_or_path {TOY_BASE} --dtype float32 --use_cpu true "
+                         "--bf16 false --max_length 64 --per_device_train_batch_size 4 "
+                         "--gradient_accumulation_steps 1 --max_steps 2 --eval_steps 1 "
+                         "--report_to none --disable_tqdm true",
            "EVAL_ARGS": f"{pair} --test_problems {toy_problems_path('test')} "
                         f"--validation_problems {toy_problems_path('validation')} "
                         "--preset default --limit 12 --validation_limit 12 --live_limit 4 "

@@ -57,7 +57,10 @@ def test_every_experiment_config_parses():
         import importlib
 
         cls = getattr(importlib.import_module(f"dami_pref.cli.{module_name}"), class_name)
-        assert isinstance(parse_args(cls, ["--config", str(ROOT / "configs" / rel)]), cls), rel
+        parsed = parse_args(cls, ["--config", str(ROOT / "configs" / rel)])
+        expected = cls if isinstance(cls, tuple) else (cls,)
+        parsed = parsed if isinstance(parsed, tuple) else (parsed,)
+        assert [type(p) for p in parsed] == list(expected), rel
     for setup in ("toy", "qwen3_4b"):
         assert {p.stem.split("_")[0] for p in (ROOT / "configs" / setup).glob("*.yaml")} == \
             set(stage_of), f"{setup} lacks a stage's config"

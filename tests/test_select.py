@@ -15,21 +15,18 @@ import yaml
 
 from dami_pref.cli import main
 from dami_pref.errors import DamiPrefError
-from conftest import reset_accelerate_state
+from conftest import quick_args, reset_accelerate_state
 
 QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9+15+6+11+18"]
 
 
 @pytest.fixture(scope="module")
 def ranker_dir(toy_pairs, tmp_path_factory) -> Path:
-    from dami_pref.ranker.config import TrainArgs
     from dami_pref.ranker.training import train
 
     out = tmp_path_factory.mktemp("ranker") / "ranker"
     reset_accelerate_state()
-    train(TrainArgs(pairs=str(toy_pairs), output=str(out), batch_size=8, max_steps=30,
-                    learning_rate=5e-3, eval_every=100, save_every=100, device="cpu",
-                    progress=False, report_to="none", max_length=64))
+    train(*quick_args(toy_pairs, out, max_steps=30, eval_steps=100))
     reset_accelerate_state()
     return out
 

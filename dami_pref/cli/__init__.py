@@ -16,11 +16,12 @@ from ..version import __version__
 from ..errors import DamiPrefError
 from .parsing import parse_args
 
-# command -> (module in dami_pref.cli, its arguments dataclass, one-line help), in pipeline order
+# command -> (module in dami_pref.cli, its arguments dataclass (or a tuple of them, as TRL's
+# scripts take), one-line help), in pipeline order
 COMMANDS = {
     "rollout": ("rollout", "RolloutArgs", "roll out every λ of a grid on a problem set (resumable)"),
     "pairs": ("pairs", "PairsArgs", "build (Acc, Cost)-ranked preference pairs from rollouts"),
-    "train": ("train", "TrainArgs", "train the λ ranker (pref, pred or route) on the pairs"),
+    "train": ("train", "ARGUMENTS", "train the λ ranker (pref, pred or route) on the pairs"),
     "eval": ("eval", "EvalArgs", "evaluate DAMI-Pref against every baseline, offline and live"),
     "sweep": ("sweep", "SweepArgs", "run every λ of a grid over a problem set; table, JSON, plot"),
     "merge": ("merge", "MergeArgs", "write the static model at one λ as a Hugging Face folder"),

@@ -1,78 +1,121 @@
-"""One dataclass per script: ``--config FILE.yaml`` sets values, command-line flags override.
+"""Command lines and YAML configs parsed by TRL's ``TrlParser``, with clear errors.
 
-Built on transformers' HfArgumentParser (real boolean flags, ``--a-b`` aliases for ``--a_b``).
-Unknown keys, in the YAML file or on the command line, are an error rather than ignored.
+``--config FILE.yaml`` sets values and command-line flags override them, as in TRL's scripts.
+Before TRL sees a YAML file, its values are checked against the fields' types (a number where a
+string is expected, such as ``grid: 0.5``, is taken as that string; a string where a number is
+expected is an error naming the key), and unknown keys are refused, so every mistake is one
+clear line rather than a traceback or a silently wrong value.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
 
 from ..errors import DamiPrefError
 
-T = TypeVar("T")
 
+def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = None,
+               description: str | None = None):
+    """Parse ``argv`` (default: sys.argv[1:]) into one dataclass, or a tuple for several."""
+    from trl import TrlParser
 
-def _pop_config(argv: list[str]) -> tuple[str | None, list[str]]:
-    rest, config = [], None
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--config":
-            if i + 1 >= len(argv):
-                raise DamiPrefError("--config needs a path to a YAML file")
-            config, i = argv[i + 1], i + 2
-            continue
-        if arg.startswith("--config="):
-            config = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-        i += 1
-    return config, rest
-
-
-def load_yaml_config(path: str | Path, cls: type) -> dict:
-    """Read a YAML mapping and check every key names a field of ``cls``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DamiPrefError(f"config file not found: {path}")
+    several = isinstance(classes, tuple)
+    classes = classes if several else (classes,)
+    config_path, rest = _pop_config(list(sys.argv[1:] if argv is None else argv))
+    parser = TrlParser(classes, prog=prog, description=description)
+    if config_path is not None:
+        parser.set_defaults_with_config(**load_yaml_config(config_path, classes))
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise DamiPrefError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise DamiPrefError(f"{path}: expected a mapping of option names to values")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise DamiPrefError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-    return data
-
-
-def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None = None,
-               description: str | None = None) -> T:
-    """Parse ``argv`` (default: sys.argv[1:]) into an instance of the dataclass ``cls``."""
-    from transformers import HfArgumentParser
-
-    config, rest = _pop_config(list(sys.argv[1:] if argv is None else argv))
-    parser = HfArgumentParser(cls, prog=prog, description=description)
-    if config is not None:
-        values = load_yaml_config(config, cls)
-        for action in parser._actions:  # a YAML value satisfies a required option
-            if action.dest in values:
-                action.required = False
-        parser.set_defaults(**values)
-    try:
-        (parsed,) = parser.parse_args_into_dataclasses(args=rest)
+        parsed = parser.parse_args_into_dataclasses(args=rest)
     except ValueError as err:
         if "not used by the HfArgumentParser" in str(err):
             raise DamiPrefError(f"unknown argument(s): {str(err).split(': ', 1)[1]}; "
                                 f"see {prog or 'the script'} --help") from None
-        raise DamiPrefError(str(err)) from None
-    return parsed
+        raise DamiPrefError(str(err).splitlines()[0]) from None
+    return tuple(parsed) if several else parsed[0]
+
+
+def _pop_config(argv: list[str]) -> tuple[str | None, list[str]]:
+    rest, config, i = [], None, 0
+    while i < len(argv):
+        if argv[i] == "--config":
+            if i + 1 >= len(argv):
+                raise DamiPrefError("--config needs a path to a YAML file")
+            config, i = argv[i + 1], i + 2
+            continue
+        if argv[i].startswith("--config="):
+            config = argv[i].split("=", 1)[1]
+        else:
+            rest.append(argv[i])
+        i += 1
+    return config, rest
+
+
+def load_yaml_config(path: str | Path, classes: tuple[type, ...]) -> dict:
+    """A YAML mapping of option names to values, checked and coerced to the fields' types."""
+    path = Path(path)
+    if not path.is_file():
+        raise DamiPrefError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise DamiPrefError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise DamiPrefError(f"{path}: expected a mapping of option names to values")
+    hints = {}
+    for cls in classes:
+        types_of = typing.get_type_hints(cls)
+        hints.update({f.name: types_of[f.name] for f in dataclasses.fields(cls) if f.init})
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise DamiPrefError(f"{path}: unknown key(s) {unknown}; see --help for the options")
+    return {key: coerce(value, hints[key], f"{path}: {key}") for key, value in data.items()}
+
+
+def coerce(value, hint, where: str):
+    """``value`` as the annotated type, or a DamiPrefError saying what was expected."""
+    allowed = _base_types(hint)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise DamiPrefError(f"{where} may not be empty")
+    if bool in allowed and isinstance(value, bool):
+        return value
+    if int in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if float in allowed and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if str in allowed and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    if list in allowed and isinstance(value, (list, str)):
+        return value if isinstance(value, list) else [value]
+    if dict in allowed and isinstance(value, dict):
+        return value
+    if int in allowed and isinstance(value, float) and value.is_integer():
+        return int(value)
+    names = sorted(t.__name__ for t in allowed if t is not type(None))
+    raise DamiPrefError(f"{where} must be {' or '.join(names)}, got {value!r}")
+
+
+def _base_types(hint) -> set[type]:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_base_types(arg) for arg in typing.get_args(hint)))
+    if origin in (list, tuple):
+        return {list}
+    if origin is dict:
+        return {dict}
+    if origin is typing.Literal:
+        return {type(arg) for arg in typing.get_args(hint)}
+    if hint is typing.Any:
+        return {str, int, float, bool, list, dict, type(None)}
+    if isinstance(hint, type) and issubclass(hint, str):  # enums of strings
+        return {str}
+    return {hint} if isinstance(hint, type) else {str}

@@ -1,28 +1,32 @@
 """``dami-pref train``: the DAMI-Pref ranker (or the DAMI-Pred / DAMI-Routing baselines).
 
-Runs in this process; for several processes or DeepSpeed use ``accelerate launch`` with
-``train/pref.py`` (the same code) and a config from ``configs/accelerate/``.
+The arguments are TRL's shape: ``RankerScriptArguments`` (the pairs), ``RankerConfig``
+(``transformers.TrainingArguments`` plus the ranker's fields) and ``RankerModelConfig`` (TRL's
+``ModelConfig``: backbone and LoRA). This runs in the current process; ``accelerate launch
+train/pref.py`` (the same code) runs several, or DeepSpeed.
 """
 
 from __future__ import annotations
 
-from ..ranker.config import TrainArgs
+from ..ranker.config import ARGUMENT_CLASSES, RankerConfig, RankerModelConfig, \
+    RankerScriptArguments
 
-__all__ = ["TrainArgs", "run"]
+ARGUMENTS = ARGUMENT_CLASSES
+
+__all__ = ["ARGUMENTS", "run"]
 
 
-def run(args: TrainArgs) -> int:
-    from accelerate import PartialState
-
+def run(args: tuple[RankerScriptArguments, RankerConfig, RankerModelConfig]) -> int:
     from ..ranker.training import train
 
-    result = train(args)
-    if not PartialState().is_main_process:
+    script, config, model_args = args
+    result = train(script, config, model_args)
+    if config.process_index != 0:
         return 0
     v = result["validation"]
-    print(f"\n{args.objective}: {result['steps']} steps in {result['seconds']:.1f} s "
+    print(f"\n{config.objective}: {result['steps']} steps in {result['seconds']:.1f} s "
           f"({result['distributed_type']}, {result['processes']} process(es)); validation "
           f"pairwise accuracy {v['pairwise_accuracy']:.3f}, top-1 agreement with λ* "
           f"{v['top1_agreement']:.3f}, accuracy regret {v['accuracy_regret']:.3f}, token regret "
-          f"{v['tokens_regret']:.1f}\nwrote {args.output}")
+          f"{v['tokens_regret']:.1f}\nwrote {config.output_dir}")
     return 0

@@ -134,3 +134,33 @@ def load_ranker(folder: str | Path, backbone: str | None = None, device: str | N
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device).eval()
     return model, tokenizer, config
+
+
+def load_weights_into(model: RankerModel, folder: str | Path) -> None:
+    """Load a ranker folder's adapter and head into a ranker being trained (resuming)."""
+    from peft import set_peft_model_state_dict
+
+    folder = Path(folder)
+    for name in (ADAPTER_FILE, HEAD_FILE):
+        if not (folder / name).is_file():
+            raise DamiPrefError(f"{folder}: not a ranker checkpoint, {name} is missing")
+    try:
+        adapter = load_file(str(folder / ADAPTER_FILE))
+        head = load_file(str(folder / HEAD_FILE))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
+        raise DamiPrefError(f"{folder}: unreadable checkpoint weights ({err})") from None
+    try:
+        result = set_peft_model_state_dict(model.backbone, adapter)
+    except RuntimeError as err:  # shapes differ: another LoRA rank or backbone
+        raise DamiPrefError(f"{folder}: the adapter does not fit this ranker "
+                            f"({str(err).splitlines()[-1].strip()[:200]}); was it trained with "
+                            "other LoRA settings?") from None
+    if getattr(result, "unexpected_keys", None):
+        raise DamiPrefError(f"{folder}: the adapter does not fit this ranker (unexpected "
+                            f"{result.unexpected_keys[:3]}); was it trained with other LoRA "
+                            "settings?")
+    try:
+        model.head.load_state_dict(head)
+    except RuntimeError as err:
+        raise DamiPrefError(f"{folder / HEAD_FILE}: head does not fit this ranker "
+                            f"({str(err).splitlines()[-1].strip()})") from None

@@ -1,64 +1,203 @@
-"""The ranker trainer's configuration: what ``train/pref.py`` and ``dami-pref train`` read.
+"""The ranker trainer's configuration, in the shape TRL's scripts use.
 
-A library object, as TRL's ``RewardConfig`` is: the command line and YAML files fill it in, and
-:func:`dami_pref.ranker.training.train` takes it.
+``TrlParser((RankerScriptArguments, RankerConfig, RankerModelConfig))`` reads a ``--config`` YAML
+and command-line flags, as ``trl/scripts/reward.py`` does with ``ScriptArguments``,
+``RewardConfig`` and ``ModelConfig``:
+
+- :class:`RankerScriptArguments`: the data (a pairs folder) and how much of it to use;
+- :class:`RankerConfig`: ``transformers.TrainingArguments`` (every standard flag:
+  ``--per_device_train_batch_size``, ``--bf16``, ``--eval_steps``, ``--save_total_limit``,
+  ``--resume_from_checkpoint``, ``--push_to_hub`` …) plus the ranker's own fields;
+- :class:`RankerModelConfig`: TRL's ``ModelConfig`` (backbone, dtype, LoRA) with the ranker's
+  defaults (LoRA on every linear layer of a backbone without its LM head).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import os
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+
+from transformers import TrainingArguments
+from trl import ModelConfig
+
+from ..errors import OptionError
+
+OBJECTIVES = ("pref", "pred", "route")
+PAIR_WEIGHTINGS = ("none", "acc_gap")
 
 
 @dataclass
-class TrainArgs:
-    """Arguments of ``train/pref.py`` (also readable from ``--config FILE.yaml``)."""
+class RankerScriptArguments:
+    pairs: str = field(default="outputs/toy/pairs", metadata={
+        "help": "pairs folder (dami-pref pairs --output)"})
+    max_train_problems: int | None = field(default=None, metadata={
+        "help": "train on a seeded random subset of this many training problems (≥ 1)"})
 
-    pairs: str = field(default="outputs/toy/pairs", metadata={"help": "pairs folder"})
-    output: str = field(default="outputs/toy/ranker", metadata={
-        "help": "ranker folder to write; checkpoints go to OUTPUT-checkpoints/"})
-    backbone: str | None = field(default=None, metadata={
-        "help": "ranker backbone (folder or Hub id); default: the toy base"})
+    def __post_init__(self) -> None:
+        if self.max_train_problems is not None and self.max_train_problems < 1:
+            raise OptionError(f"--max_train_problems must be ≥ 1, got {self.max_train_problems}")
+
+
+@dataclass
+class RankerConfig(TrainingArguments):
+    """``TrainingArguments`` with the ranker's fields and defaults suited to it."""
+
+    # -- the ranker's own fields
     objective: str = field(default="pref", metadata={
         "help": "pref (DAMI-Pref, pairs), pred (DAMI-Pred, regress λ*), route (DAMI-Routing)"})
     grid: str | None = field(default=None, metadata={
         "help": "expected λ grid; an error if the pairs were built on another"})
-    prompt_template: str = "{question}"
+    prompt_template: str = field(default="{question}", metadata={
+        "help": "wraps each question before the chat template"})
     chat_template: bool = field(default=True, metadata={
         "help": "render questions through the backbone's chat template (if it has one)"})
     max_length: int = field(default=512, metadata={
-        "help": "longest question in tokens; longer ones keep their last tokens"})
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    lora_target_modules: str = field(default="all-linear", metadata={
-        "help": "'all-linear' or a comma list such as q_proj,v_proj"})
-    head_width: int = 128
+        "help": "longest question in tokens (≥ 1); longer ones keep their last tokens"})
+    head_width: int = field(default=128, metadata={"help": "width of the λ head (≥ 1)"})
+    head_learning_rate: float | None = field(default=None, metadata={
+        "help": "learning rate of the head (> 0; default: --learning_rate)"})
     pair_weighting: str = field(default="none", metadata={
         "help": "none, or acc_gap (weight 1 + accuracy gap)"})
-    margin: float = 0.0
-    learning_rate: float = 1e-3
-    head_learning_rate: float | None = field(default=None, metadata={
-        "help": "learning rate of the head (default: --learning_rate)"})
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.05
-    epochs: float = 3.0
-    max_steps: int | None = field(default=None, metadata={"help": "overrides --epochs"})
-    batch_size: int = field(default=32, metadata={"help": "problems per process per micro-batch"})
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float = 1.0
-    eval_batch_size: int = 64
-    eval_every: int = field(default=50, metadata={"help": "optimizer steps between evaluations"})
-    save_every: int = field(default=100, metadata={"help": "optimizer steps between save_state"})
-    keep_checkpoints: int = 2
-    max_train_problems: int | None = field(default=None, metadata={
-        "help": "train on a seeded random subset of this many training problems"})
-    resume: bool = field(default=False, metadata={
-        "help": "continue from the newest checkpoint in OUTPUT-checkpoints/"})
-    seed: int = 0
-    dtype: str = field(default="auto", metadata={"help": "backbone dtype: auto, float32, bfloat16"})
-    device: str = field(default="auto", metadata={"help": "auto, or cpu to ignore any GPU"})
-    gradient_checkpointing: bool = False
-    report_to: str = field(default="stdout", metadata={
-        "help": "comma list of trackers: stdout, tensorboard, wandb"})
-    trust_remote_code: bool = False
-    progress: bool = True
+    margin: float = field(default=0.0, metadata={"help": "margin of the pairwise loss (≥ 0)"})
+    warmup_ratio: float | None = field(default=0.05, metadata={
+        "help": "share of the steps spent warming up, in [0, 1) (sets --warmup_steps; the name "
+                "TRL and older transformers use)"})
+    # -- TrainingArguments defaults that suit the ranker
+    output_dir: str | None = field(default="outputs/toy/ranker", metadata={
+        "help": "the ranker folder; checkpoints go to OUTPUT_DIR/checkpoint-N/"})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "replace an existing ranker or checkpoints in --output_dir"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "learning rate (> 0)"})
+    per_device_train_batch_size: int = field(default=32, metadata={
+        "help": "problems (each with all its pairs) per process per micro-batch"})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "problems per batch"})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "scheduler name"})
+    eval_strategy: str = field(default="steps", metadata={"help": "no, steps or epoch"})
+    eval_steps: float | None = field(default=50, metadata={"help": "steps between evaluations"})
+    save_steps: float = field(default=100, metadata={"help": "steps between checkpoints"})
+    save_total_limit: int | None = field(default=2, metadata={"help": "checkpoints kept"})
+    logging_steps: float = field(default=10, metadata={"help": "steps between logs"})
+    seed: int = field(default=0, metadata={"help": "seeds the sampler, LoRA and the head"})
+    dataloader_drop_last: bool = field(default=True, metadata={
+        "help": "drop the last incomplete batch of an epoch"})
+    remove_unused_columns: bool = field(default=False, metadata={
+        "help": "kept False: the collator reads whole problems"})
+    ddp_find_unused_parameters: bool | None = field(default=False, metadata={
+        "help": "every trained parameter gets a gradient (unused head parts are frozen)"})
+    hub_strategy: str = field(default="end", metadata={
+        "help": "end: --push_to_hub uploads the finished ranker folder with its model card "
+                "(checkpoints, which hold optimizer states, stay local)"})
+
+    def __post_init__(self) -> None:
+        self._check_ranker_fields()
+        if self.ddp_backend is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch
+
+            if not torch.cuda.is_available():
+                # Several processes on a CPU (plain or DeepSpeed): they can only meet over gloo.
+                self.ddp_backend = "gloo"
+        if self.warmup_ratio is not None:
+            if not 0 <= self.warmup_ratio < 1:
+                raise OptionError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            if not self.warmup_steps:
+                self.warmup_steps = self.warmup_ratio
+        super().__post_init__()
+
+    @cached_property
+    def _setup_devices(self):
+        """Several CPU processes under ``--deepspeed ds.json`` join over gloo before DeepSpeed
+        counts them (left to itself it finds no backend, counts one process and fails its
+        train_batch_size check)."""
+        import torch
+
+        if (self.deepspeed and not torch.cuda.is_available()
+                and int(os.environ.get("WORLD_SIZE", "1")) > 1):
+            from accelerate import PartialState
+
+            os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+            try:
+                PartialState(backend="gloo")  # what TrainingArguments then reuses
+            finally:
+                del os.environ["ACCELERATE_USE_DEEPSPEED"]
+            self.accelerator_config.use_configured_state = True
+        return super()._setup_devices
+
+    def _check_ranker_fields(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise OptionError(f"unknown --objective {self.objective!r}; choose one of "
+                              f"{list(OBJECTIVES)}")
+        if self.pair_weighting not in PAIR_WEIGHTINGS:
+            raise OptionError(f"--pair_weighting must be one of {list(PAIR_WEIGHTINGS)}, got "
+                              f"{self.pair_weighting!r}")
+        checks = [("max_length", self.max_length >= 1, "≥ 1"),
+                  ("head_width", self.head_width >= 1, "≥ 1"),
+                  ("learning_rate", self.learning_rate > 0, "> 0"),
+                  ("margin", self.margin >= 0, "≥ 0"),
+                  ("per_device_train_batch_size", self.per_device_train_batch_size >= 1, "≥ 1"),
+                  ("per_device_eval_batch_size", self.per_device_eval_batch_size >= 1, "≥ 1"),
+                  ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, "≥ 1"),
+                  ("num_train_epochs", self.num_train_epochs > 0, "> 0"),
+                  ("max_steps", self.max_steps == -1 or self.max_steps >= 1,
+                   "≥ 1, or -1 to train --num_train_epochs"),
+                  ("max_grad_norm", math.isfinite(self.max_grad_norm), "a number")]
+        if self.head_learning_rate is not None:
+            checks.append(("head_learning_rate", self.head_learning_rate > 0, "> 0"))
+        for name, ok, allowed in checks:
+            if not ok:
+                raise OptionError(f"--{name} must be {allowed}, got {getattr(self, name)}")
+        if "{question}" not in self.prompt_template:
+            raise OptionError(f"--prompt_template must contain '{{question}}': "
+                              f"{self.prompt_template!r}")
+
+
+@dataclass
+class RankerModelConfig(ModelConfig):
+    """TRL's ``ModelConfig`` for the ranker's backbone: LoRA on by default, on every linear layer,
+    with peft's feature-extraction task (the backbone is loaded without its LM head)."""
+
+    model_name_or_path: str | None = field(default=None, metadata={
+        "help": "the ranker's backbone (folder or Hub id); default: the bundled toy base"})
+    dtype: str | None = field(default="auto", metadata={
+        "help": "backbone dtype: auto (as stored), float32, bfloat16 or float16",
+        "choices": ["auto", "bfloat16", "float16", "float32"]})
+    use_peft: bool = field(default=True, metadata={
+        "help": "LoRA adapters on the backbone (the ranker always trains them)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (≥ 1)"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout, in [0, 1)"})
+    lora_target_modules: list[str] | None = field(default_factory=lambda: ["all-linear"],
+                                                  metadata={"help": "all-linear, or module names"})
+    lora_task_type: str = field(default="FEATURE_EXTRACTION", metadata={
+        "help": "peft task type (the backbone has no LM head: FEATURE_EXTRACTION)"})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "allow model code from the backbone's repository to run (off by default)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.use_peft:
+            raise OptionError("the ranker trains LoRA adapters and its head; --use_peft false "
+                              "(full fine-tuning) is not supported")
+        if self.load_in_4bit or self.load_in_8bit:
+            raise OptionError("--load_in_4bit/--load_in_8bit are not supported by the ranker")
+        if self.lora_r < 1 or not 0 <= self.lora_dropout < 1:
+            raise OptionError(f"--lora_r must be ≥ 1 and --lora_dropout in [0, 1), got "
+                              f"{self.lora_r} and {self.lora_dropout}")
+
+
+ARGUMENT_CLASSES = (RankerScriptArguments, RankerConfig, RankerModelConfig)
+
+
+def ranker_arguments(**values) -> tuple[RankerScriptArguments, RankerConfig, RankerModelConfig]:
+    """The three argument objects from one flat set of names, as the command line gives them:
+    ``ranker_arguments(pairs=..., output_dir=..., max_steps=6, lora_r=4)``."""
+    out = []
+    for cls in ARGUMENT_CLASSES:
+        names = {f.name for f in fields(cls) if f.init}
+        out.append(cls(**{k: v for k, v in values.items() if k in names}))
+    known = {f.name for cls in ARGUMENT_CLASSES for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise OptionError(f"unknown training argument(s) {unknown}")
+    return tuple(out)  # type: ignore[return-value]

@@ -90,6 +90,16 @@ class RankerModel(nn.Module):
         self.register_buffer("grid", torch.tensor(spec.grid, dtype=torch.float32),
                              persistent=False)
 
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None,
+                                        every_n_layers: int = 1, offload: bool = False) -> None:
+        """What ``Trainer`` calls for ``--gradient_checkpointing``: checkpoint the backbone."""
+        base = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") \
+            else self.backbone
+        base.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+            every_n_layers=every_n_layers, offload=offload)
+        base.enable_input_require_grads()  # LoRA: the frozen embeddings must pass gradients on
+
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
@@ -125,8 +135,10 @@ def load_backbone(name_or_path: str, dtype: torch.dtype | None = None,
 
 
 def build_ranker(spec: RankerSpec, dtype: torch.dtype | None = None,
-                 trust_remote_code: bool = False, seed: int = 0):
-    """A fresh ranker: backbone with new LoRA adapters and a freshly initialised head."""
+                 trust_remote_code: bool = False, seed: int = 0, peft_config=None):
+    """A fresh ranker: backbone with new LoRA adapters and a freshly initialised head.
+
+    ``peft_config`` (e.g. TRL's ``get_peft_config(model_args)``) replaces ``spec.lora``'s."""
     from peft import get_peft_model
 
     from ..errors import DamiPrefError
@@ -137,7 +149,7 @@ def build_ranker(spec: RankerSpec, dtype: torch.dtype | None = None,
     spec.hidden_size = int(backbone.config.hidden_size)
     torch.manual_seed(seed)
     try:
-        backbone = get_peft_model(backbone, spec.lora.peft_config())
+        backbone = get_peft_model(backbone, peft_config or spec.lora.peft_config())
     except ValueError as err:
         raise DamiPrefError(f"LoRA settings do not fit the backbone: {err}") from None
     model = RankerModel(backbone, spec)

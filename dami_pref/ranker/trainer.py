@@ -1,0 +1,194 @@
+"""``RankerTrainer``: a ``transformers.Trainer`` for the λ-head ranker.
+
+Everything a TRL user knows comes from ``Trainer``: the flags, mixed precision, gradient
+accumulation, the scheduler, checkpoint rotation, ``resume_from_checkpoint``, the logging
+integrations (``--report_to``), DeepSpeed and ``push_to_hub``. What the ranker adds is only:
+
+- the loss (:mod:`.losses`: pairwise BCE, λ* regression or routing), computed per problem;
+- the evaluation metrics (pairwise accuracy, top-1 agreement with λ*, accuracy and token
+  regret), reduced across processes as sums;
+- two learning rates (LoRA and head) and the ranker folder as the saved format (adapter,
+  ``head.safetensors``, tokenizer, ``dami_pref.json``), which checkpoints use too, so resuming
+  reads safetensors and JSON, and Trainer's own state files only with ``weights_only=True``;
+- checkpoints in ``OUTPUT_DIR-checkpoints/``, so the ranker folder itself stays clean.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import Trainer
+
+from ..errors import DamiPrefError
+from .data import ProblemExample, RankerCollator
+from .losses import pairwise_bce, pred_mse, route_bce
+from .metrics import SUMS, batch_sums, finish
+from .model import RankerSpec
+
+
+def batch_loss(model, batch: dict[str, torch.Tensor], objective: str,
+               margin: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    if objective == "pref":
+        p = batch["pair_problem"]
+        scores = outputs["scores"]
+        loss = pairwise_bce(scores[p, batch["pair_chosen"]], scores[p, batch["pair_rejected"]],
+                            p, scores.shape[0], margin=margin, weights=batch["pair_weight"])
+    elif objective == "pred":
+        loss = pred_mse(outputs["pred"], batch["oracle_lambda"])
+    else:
+        loss = route_bce(outputs["route"], (batch["oracle_lambda"] > 0.5).float())
+    return loss, outputs
+
+
+def eval_batches(n_examples: int, rank: int, world: int, batch_size: int) -> list[list[int]]:
+    """This process's evaluation batches: every world-th example, and as many batches as
+    every other process, padded with empty batches.
+
+    Under ZeRO-3 each forward pass gathers parameters from every process, so a process that ran
+    out of batches early would leave the others waiting for ever.
+    """
+    mine = list(range(rank, n_examples, world))
+    longest = -(-n_examples // world) if n_examples else 0
+    steps = -(-longest // batch_size)
+    return [mine[s * batch_size:(s + 1) * batch_size] for s in range(steps)]
+
+
+def checkpoint_root(output_dir: str | Path) -> Path:
+    output_dir = Path(output_dir)
+    return output_dir.with_name(output_dir.name + "-checkpoints")
+
+
+class RankerTrainer(Trainer):
+    """``Trainer`` over problems (each with all its pairs) and a :class:`RankerModel`."""
+
+    def __init__(self, model, args, *, spec: RankerSpec, train_dataset: list[ProblemExample],
+                 eval_dataset: list[ProblemExample], collator: RankerCollator, tokenizer,
+                 lambda_costs: dict | None = None, callbacks=None) -> None:
+        self.spec = spec
+        self.lambda_costs = lambda_costs or {}
+        self.training_summary: dict = {}
+        super().__init__(model=model, args=args, data_collator=collator,
+                         train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         processing_class=tokenizer, callbacks=callbacks)
+
+    # -- loss ------------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = batch_loss(model, inputs, self.args.objective, self.args.margin)
+        self._stop_if_not_finite(loss)
+        return (loss, outputs) if return_outputs else loss
+
+    def _stop_if_not_finite(self, loss: torch.Tensor) -> None:
+        """One all-reduce per micro-batch, so every process stops together (no hang)."""
+        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+        if self.accelerator.num_processes > 1:
+            bad = self.accelerator.reduce(bad, "sum")
+        if bad.item() > 0:
+            last = self._last_checkpoint()
+            raise DamiPrefError(
+                f"the loss became non-finite at step {self.state.global_step + 1}; training "
+                f"stopped. The last good checkpoint is {last or 'none (none was saved yet)'}; "
+                "lower --learning_rate and run again (with --resume_from_checkpoint to continue "
+                "from it)")
+
+    def _last_checkpoint(self) -> str | None:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        root = self._get_output_dir(None)
+        return get_last_checkpoint(root) if os.path.isdir(root) else None
+
+    # -- optimizer: LoRA and head at their own learning rates -----------------------------
+    def create_optimizer(self, model=None):
+        if self.optimizer is None:
+            model = model or self.model
+            head = [p for p in model.head.parameters() if p.requires_grad]
+            head_ids = {id(p) for p in head}
+            lora = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+            self.optimizer = torch.optim.AdamW(
+                [{"params": lora, "lr": self.args.learning_rate},
+                 {"params": head, "lr": self.args.head_learning_rate or self.args.learning_rate}],
+                weight_decay=self.args.weight_decay)
+        return self.optimizer
+
+    # -- evaluation: the selection metrics, reduced as sums -------------------------------
+    @torch.no_grad()
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        examples = self.eval_dataset if eval_dataset is None else eval_dataset
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.ranker_metrics(examples).items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control,
+                                                         metrics)
+        return metrics
+
+    def ranker_metrics(self, examples: list[ProblemExample]) -> dict[str, float]:
+        """Each process scores every world-th problem; the sums are reduced, then divided."""
+        accelerator = self.accelerator
+        model = self.model_wrapped if self.is_deepspeed_enabled else self.model
+        was_training = model.training
+        model.eval()
+        grid = self.model.grid.to(accelerator.device)
+        sums = torch.zeros(len(SUMS), device=accelerator.device)
+        for indices in eval_batches(len(examples), accelerator.process_index,
+                                    accelerator.num_processes,
+                                    self.args.per_device_eval_batch_size):
+            # An empty batch still runs a forward pass (on the first example), so that every
+            # process takes part in the same collective calls; its result is not counted.
+            chosen = [examples[i] for i in indices] or examples[:1]
+            batch = self._prepare_inputs(self.data_collator(chosen))
+            with self.compute_loss_context_manager():
+                outputs = model(input_ids=batch["input_ids"],
+                                attention_mask=batch["attention_mask"])
+            if indices:
+                sums += batch_sums(outputs, batch, self.args.objective, grid)
+        model.train(was_training)
+        if accelerator.num_processes > 1:
+            sums = accelerator.reduce(sums, reduction="sum")
+        return finish(sums.cpu())
+
+    # -- saving: the ranker folder, for checkpoints and the final model alike --------------
+    def _get_output_dir(self, trial) -> str:
+        return str(checkpoint_root(self.args.output_dir))
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        from .checkpoint import save_ranker
+
+        if not self.args.should_save:
+            return
+        output_dir = output_dir or self.args.output_dir
+        state = state_dict if state_dict else self.accelerator.get_state_dict(self.model)
+        bad = non_finite(state)
+        if bad:
+            raise DamiPrefError(
+                f"the weights became non-finite by step {self.state.global_step} ({len(bad)} "
+                f"tensor(s), e.g. {bad[0]}); training stopped without writing {output_dir}. The "
+                f"last good checkpoint is {self._last_checkpoint() or 'none (none was saved yet)'}"
+                "; lower --learning_rate and run again")
+        save_ranker(output_dir, self.model, self.processing_class, self.spec,
+                    training=self.training_summary, lambda_costs=self.lambda_costs,
+                    state_dict=state)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Adapter and head from a checkpoint's ranker files: safetensors only."""
+        from .checkpoint import load_weights_into
+
+        load_weights_into(model or self.model, resume_from_checkpoint)
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """The ranker's own card (``README.md``), written whenever the folder is pushed."""
+        from .checkpoint import read_ranker_config
+        from .export import model_card
+        from ..utils.io import atomic_write_text
+
+        if not self.is_world_process_zero():
+            return
+        config = read_ranker_config(self.args.output_dir)
+        atomic_write_text(Path(self.args.output_dir) / "README.md",
+                          model_card(config, self.args.hub_model_id, "apache-2.0"))
+
+
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the tensors that hold NaN or infinity (a checkpoint must stay 'good')."""
+    return [name for name, t in state.items()
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
