@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dami_pref.utils.io import write_jsonl
+from dami_pref.utils.io import is_temporary, write_jsonl
 from dami_pref.toy import toy_problems_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,19 +71,22 @@ def test_killed_rollout_resumes_to_the_same_table(tmp_path, reference):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if len(list((out / "units").rglob("*.parquet"))) >= 3 if (out / "units").exists() else 0:
+        finished = [p for p in (out / "units").rglob("*.parquet") if not is_temporary(p)]
+        if len(finished) >= 3:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "units").rglob("*.parquet")}
+    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "units").rglob("*.parquet")
+                   if not is_temporary(p)}  # the unit being written when killed is not done
     assert 3 <= len(done_before) < 18
     assert not json.loads((out / "manifest.json").read_text())["complete"]
     assert not (out / "rollouts.parquet").exists()
     restarted = rollout(out)
     assert f"skipped {len(done_before)} finished unit(s)" in restarted.stdout
     after = {p.name: p.stat().st_mtime_ns for p in (out / "units").rglob("*.parquet")}
+    assert not any(is_temporary(p) for p in after)  # the killed run's temporary is cleaned up
     assert all(after[name] == mtime for name, mtime in done_before.items())  # kept, not redone
     assert comparable(out) == comparable(reference)
 

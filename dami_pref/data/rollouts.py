@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from ..errors import DamiPrefError
 from ..runtime.checkpoints import read_checkpoint, safetensors_files
 from ..runtime.generation import DecodingOptions, GenerationRequest
-from ..utils.io import atomic_write_json, write_parquet
+from ..utils.io import atomic_write_json, remove_stale_temporaries, write_parquet
 from .grading import grade_result
 from .problems import Problem
 
@@ -172,6 +172,7 @@ class RolloutStore:
         if not resume and self.folder.exists():
             shutil.rmtree(self.folder)
         self.units_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.units_dir)  # a killed run's half-written unit
         atomic_write_json(self.folder / MANIFEST, manifest)
         table = pa.table({
             "problem_id": [p.id for p in problems], "question": [p.question for p in problems],

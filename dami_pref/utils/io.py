@@ -24,6 +24,26 @@ def temporary_sibling(path: str | Path, tag: str = "") -> Path:
     return path.with_name(f".{path.name}{TEMP_MARK}{tag}{os.getpid()}")
 
 
+def is_temporary(path: str | Path) -> bool:
+    """Whether ``path`` is a half-written temporary left by :func:`temporary_sibling`."""
+    name = Path(path).name
+    return name.startswith(".") and TEMP_MARK in name
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete the temporaries a killed run left under ``folder``; returns how many went."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.rglob(".*") if is_temporary(p)]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(stale)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary file path beside ``path``; renamed onto ``path`` when the block succeeds.
