@@ -103,7 +103,7 @@ def build_toy_pairs(root: Path, n_problems: int = 64, grid=(0.0, 0.25, 0.5, 0.75
                     validation_fraction: float = 0.25) -> Path:
     """Real rollouts of the toy pair on a few training problems, turned into a pairs folder."""
     from dami_pref.runtime.generation import DecodingOptions
-    from dami_pref.data.pair_dataset import build_pair_dataset
+    from dami_pref.data.pair_dataset import PromptRendering, build_pair_dataset
     from dami_pref.data.preferences import PairOptions
     from dami_pref.data.problems import load_problems
     from dami_pref.data.rollouts import RolloutPlan, RolloutStore, make_manifest, run_units
@@ -118,7 +118,10 @@ def build_toy_pairs(root: Path, n_problems: int = 64, grid=(0.0, 0.25, 0.5, 0.75
     run_units(InterpolationRuntime(device="cpu"), problems, plan, decoding, 0, store,
               progress=False)
     store.finalize(plan)
+    from dami_pref.toy import TOY_BASE
+
     build_pair_dataset(root / "rollouts", root / "pairs", PairOptions(),
+                       rendering=PromptRendering(str(TOY_BASE)),
                        validation_fraction=validation_fraction, seed=0)
     return root / "pairs"
 

@@ -101,6 +101,39 @@ def test_results_json_validates_and_files_exist(results):
         validate_results({k: v for k, v in saved.items() if k != "methods"})
 
 
+def test_results_json_says_exactly_what_was_run(results):
+    """Models, data, rankers, environment, grading, command and times; intervals everywhere."""
+    from dami_pref.data.rollouts import problems_fingerprint
+    from dami_pref.data.problems import load_problems
+    from dami_pref.runtime.checkpoints import checkpoint_fingerprint
+    from dami_pref.toy import TOY_INSTRUCT, toy_problems_path
+
+    saved = json.loads((Path(results["config"]["output"]) / "results.json").read_text())
+    instruct = saved["models"]["instruct"]
+    assert instruct["name"] == instruct["path"] == "dami_pref://toy/instruct"
+    assert instruct["weights_fingerprint"] == checkpoint_fingerprint(TOY_INSTRUCT)
+    test = saved["data"]["test"]
+    assert test["source"] == "dami_pref://toy/problems/test.jsonl" and test["problems"] == 14
+    assert test["sha256"] == problems_fingerprint(load_problems(toy_problems_path("test"),
+                                                                limit=14))
+    for name, ranker in saved["rankers"].items():
+        assert len(ranker["fingerprint"]) == 16 and ranker["objective"] in ("pref", "pred",
+                                                                           "route")
+    env = saved["environment"]
+    assert env["python"] and env["os"] and env["torch_threads"] >= 1 and "gpus" in env
+    assert saved["grading"]["library"] == "math-verify" and saved["grading"]["version"]
+    assert saved["grading"]["thinking_tags"] == ["<think>", "</think>"]
+    assert saved["run"]["command"] and saved["run"]["started"] <= saved["run"]["finished"]
+    for m in saved["methods"]:
+        lo, hi = m["accuracy_ci95"]
+        assert lo <= m["accuracy"] <= hi and 0.0 <= lo and hi <= 1.0
+        lo, hi = m["mean_tokens_ci95"]
+        assert lo <= m["mean_tokens"] <= hi
+        if "live" in m:
+            assert len(m["live"]["accuracy_ci95"]) == 2
+    assert "–" in (Path(results["config"]["output"]) / "results.md").read_text()  # intervals
+
+
 def test_rollouts_are_reused(results, rankers):
     out = Path(results["config"]["output"])
     again = evaluate(tiny(out, rankers, methods="thinking,oracle", modes="offline"))

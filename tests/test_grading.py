@@ -53,3 +53,36 @@ def test_boxed_nesting_and_final_answer():
 def test_garbage_never_raises(weird):
     assert answers_match(weird, "70") is False
     is_parsable(weird)  # must not raise
+
+
+def _cases():
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "grading_cases.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c["note"])
+def test_hand_graded_case(case):
+    assert grade(case["completion"], case["gold"], case["finished"]) is case["expected"]
+
+
+def test_grading_is_never_worse_than_math_verify_alone():
+    """On every case math-verify alone (its own parse and verify of the raw texts) gets right,
+    the toolkit is right too, and the table is large enough to mean something."""
+    from math_verify import parse, verify
+
+    cases = _cases()
+    assert len(cases) >= 50
+
+    def alone(case) -> bool:
+        try:
+            return bool(verify(parse(case["gold"]), parse(case["completion"])))
+        except Exception:  # noqa: BLE001
+            return False
+
+    ours = [grade(c["completion"], c["gold"], c["finished"]) is c["expected"] for c in cases]
+    theirs = [alone(c) is c["expected"] for c in cases]
+    assert all(o for o, t in zip(ours, theirs) if t)
+    assert sum(ours) >= sum(theirs) and sum(ours) == len(cases)

@@ -37,7 +37,7 @@ def test_qwen3_4b_recipe_runs_on_the_toy_pair(tmp_path):
            "ROLLOUT_ARGS": f"{pair} --problems {toy_problems_path('train')} --preset default "
                            "--limit 24 --samples 2 --max_new_tokens 80 --batch_size 48 "
                            "--shard_size 12",
-           "PAIRS_ARGS": "--validation_fraction 0.25",
+           "PAIRS_ARGS": "--validation_fraction 0.25 --prompt_tokenizer toy",
            "TRAIN_ARGS": f"--model_name_or_path {TOY_BASE} --dtype float32 --use_cpu true "
                          "--bf16 false --max_length 64 --per_device_train_batch_size 4 "
                          "--gradient_accumulation_steps 1 --max_steps 2 --eval_steps 1 "

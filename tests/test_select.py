@@ -169,37 +169,6 @@ def test_select_bad_input(ranker_dir, tmp_path, capsys, setup, message):
     assert code == 2 and message in err and "Traceback" not in err
 
 
-def test_export_folder_and_card(ranker_dir, tmp_path):
-    from dami_pref import LambdaRanker
-
-    out = tmp_path / "export"
-    assert main(["export", "--ranker", str(ranker_dir), "--out", str(out), "--repo-id",
-                 "someone/toy-ranker"]) == 0
-    files = {p.name for p in out.iterdir()}
-    assert {"adapter_model.safetensors", "adapter_config.json", "head.safetensors",
-            "dami_pref.json", "tokenizer.json", "README.md"} <= files
-    card = (out / "README.md").read_text()
-    header = card.split("---")[1]
-    metadata = yaml.safe_load(header)  # the Hub reads this block as YAML
-    assert metadata["library_name"] == "dami-pref" and metadata["license"] == "apache-2.0"
-    assert "reward-model" in metadata["tags"] and "base_model" not in metadata  # a package path
-    for section in ("## Candidate λ grid", "## Training data", "## Evaluation", "## Usage"):
-        assert section in card
-    assert 'LambdaRanker.from_pretrained("someone/toy-ranker")' in card
-    exported = LambdaRanker.from_pretrained(out, device="cpu")
-    original = LambdaRanker.from_pretrained(ranker_dir, device="cpu")
-    torch.testing.assert_close(exported.score(QUESTIONS), original.score(QUESTIONS))
-
-
-def test_export_records_a_hub_backbone_as_base_model(ranker_dir, tmp_path):
-    from dami_pref.ranker.export import model_card
-    from dami_pref.ranker.checkpoint import read_ranker_config
-
-    config = read_ranker_config(ranker_dir)
-    config["backbone"] = "Qwen/Qwen3-0.6B"
-    assert "base_model: Qwen/Qwen3-0.6B" in model_card(config, "me/r", "mit").split("---")[1]
-
-
 def test_push_without_network_fails_clearly_and_keeps_the_folder(ranker_dir, tmp_path):
     out = tmp_path / "export"
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_not_a_real_token",

@@ -86,10 +86,7 @@ class EvalArgs(PairArgs, DecodingArgs):
         from ..data.problems import field_map, load_problems
         from ..toy import toy_problems_path
 
-        source, split, limit = ((self.test_problems, self.test_split, self.limit)
-                                if which == "test" else
-                                (self.validation_problems, self.validation_split,
-                                 self.validation_limit))
+        source, split, limit = self._source(which)
         if which == "validation" and self.validation_preset:
             fields = field_map(self.validation_preset)
         else:
@@ -98,16 +95,45 @@ class EvalArgs(PairArgs, DecodingArgs):
         return load_problems(source or toy_problems_path(which), fields=fields, split=split,
                              limit=limit)
 
+    def _source(self, which: str) -> tuple[str | None, str | None, int | None]:
+        if which == "test":
+            return self.test_problems, self.test_split, self.limit
+        return self.validation_problems, self.validation_split, self.validation_limit
+
+    def describe_problems(self, which: str, problems) -> dict:
+        """Where a problem set came from and a hash of what was read (ids, questions, golds)."""
+        from ..data.rollouts import problems_fingerprint
+        from ..evaluation.provenance import portable
+        from ..toy import toy_problems_path
+
+        source, split, limit = self._source(which)
+        preset = self.validation_preset if which == "validation" and self.validation_preset \
+            else self.preset
+        return {"source": source or portable(toy_problems_path(which)), "split": split,
+                "preset": preset, "limit": limit, "problems": len(problems),
+                "sha256": problems_fingerprint(problems)}
+
 
 def evaluate(args: EvalArgs) -> dict:
     """Run the evaluation these arguments describe; returns the results (with the table)."""
     from ..evaluation.harness import run_evaluation
+    from ..evaluation.provenance import describe_model, now
 
     settings = args.settings()
+    settings.started = now()
     settings.check()  # rankers, grid and objectives: fail before any model loads
     test, validation = args.problems("test"), args.problems("validation")
     runtime = args.runtime()
     pair = pair_identity_of(args, runtime.instruct_path, runtime.thinking_path)
+    settings.models = {
+        side: describe_model(given, path, pair[side])
+        for side, given, path in (("instruct", args.instruct, runtime.instruct_path),
+                                  ("thinking", args.thinking, runtime.thinking_path))}
+    settings.models.update(dtype=args.dtype, memory_mode=args.memory_mode,
+                           prompt_template=args.prompt_template,
+                           chat_template_from=args.chat_template_from)
+    settings.data = {"test": args.describe_problems("test", test),
+                     "validation": args.describe_problems("validation", validation)}
     return run_evaluation(settings, runtime, test, validation, args.decoding(), pair)
 
 

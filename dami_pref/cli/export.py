@@ -14,8 +14,13 @@ class ExportArgs:
     private: bool = field(default=False, metadata={"help": "create the repository as private"})
     license: str = "apache-2.0"
     evaluation: str | None = field(default=None, metadata={
-        "help": "results JSON of dami-pref eval to put in the model card"})
-    overwrite: bool = False
+        "help": "results.json of dami-pref eval: the card's model-index and evaluation table"})
+    base_model_id: str | None = field(default=None, metadata={
+        "help": "the Hub id of a backbone the ranker was trained from a local copy of; "
+                "without it a local backbone is copied into the export as base/"})
+    dataset_id: str | None = field(default=None, metadata={
+        "help": "the Hub id of the pairs dataset, for the card's datasets field"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --out"})
 
 
 def run(args: ExportArgs) -> int:
@@ -23,6 +28,7 @@ def run(args: ExportArgs) -> int:
 
     out = export_ranker(args.ranker, args.out, repo_id=args.repo_id, push=args.push,
                         private=args.private, license=args.license,
-                        evaluation=args.evaluation, overwrite=args.overwrite)
+                        evaluation=args.evaluation, overwrite=args.overwrite,
+                        base_model_id=args.base_model_id, dataset_id=args.dataset_id)
     print(f"wrote {out}" + (f" and uploaded it to {args.repo_id}" if args.push else ""))
     return 0

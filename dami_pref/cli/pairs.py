@@ -17,6 +17,14 @@ class PairsArgs:
         "help": "share of problems (not pairs) held out for validation"})
     seed: int = field(default=0, metadata={"help": "seeds the train/validation split"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --output"})
+    prompt_tokenizer: str | None = field(default="toy", metadata={
+        "help": "render TRL's prompt column as the ranker reads it, with this tokenizer (the "
+                "ranker's backbone: a folder or Hub id; toy = the bundled toy base; none = the "
+                "question and a newline)"})
+    prompt_template: str = field(default="{question}", metadata={
+        "help": "the ranker's prompt template, for the prompt column"})
+    chat_template: bool = field(default=True, metadata={
+        "help": "render the prompt column through the tokenizer's chat template"})
 
 
 def run(args: PairsArgs) -> int:
@@ -24,8 +32,15 @@ def run(args: PairsArgs) -> int:
     from ..data.pair_dataset import build_pair_dataset
     from ..data.preferences import PairOptions
 
+    from ..data.pair_dataset import PromptRendering
+    from ..toy import TOY_BASE
+
+    tokenizer = {"toy": str(TOY_BASE), "none": None}.get(args.prompt_tokenizer or "none",
+                                                        args.prompt_tokenizer)
+    rendering = PromptRendering(tokenizer, args.prompt_template, args.chat_template)
     summary = build_pair_dataset(args.rollouts, args.output,
                                  PairOptions(args.acc_tolerance, args.cost_tolerance),
+                                 rendering=rendering,
                                  validation_fraction=args.validation_fraction, seed=args.seed,
                                  overwrite=args.overwrite)
     print(format_frontier(summary["frontier"]))

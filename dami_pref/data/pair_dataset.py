@@ -25,8 +25,8 @@ from ..utils.io import atomic_write_json, atomic_write_text, building_folder
 from ..utils.ordering import oracle
 from ..utils.plots import lambda_star_histogram
 from .frontier import format_frontier, table_frontier
-from .preferences import (PairOptions, candidates_from_rows, pair_rows, pairs_for_problem,
-                          split_problems)
+from .preferences import (PairOptions, candidates_from_rows, lambda_text, pair_rows,
+                          pairs_for_problem, split_problems)
 from .rollouts import load_rollouts
 
 FORMAT_VERSION = 1
@@ -44,23 +44,52 @@ class PairTables:
     validation_ids: list[str]
 
 
+@dataclass(frozen=True)
+class PromptRendering:
+    """How the TRL ``prompt`` column renders a question: as the ranker reads it (the prompt
+    template, then the tokenizer's chat template when it has one and it is wanted), or, with no
+    tokenizer, the question and a newline."""
+
+    tokenizer: str | None = None  # a tokenizer folder or Hub id (the ranker's backbone)
+    template: str = "{question}"
+    chat_template: bool = True
+
+    def renderer(self):
+        from ..utils.prompts import render_prompt
+
+        if self.tokenizer is None:
+            return lambda question: question + "\n"
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.tokenizer)
+        except Exception as err:  # noqa: BLE001
+            raise DamiPrefError(f"cannot load the prompt tokenizer {self.tokenizer}: "
+                                f"{str(err).splitlines()[0][:160]}") from None
+        return lambda question: render_prompt(question, self.template, tokenizer,
+                                              self.chat_template)
+
+
 def build_pair_dataset(rollout_folder: str | Path, out: str | Path, options: PairOptions,
                        validation_fraction: float = 0.1, seed: int = 0,
-                       overwrite: bool = False) -> dict:
+                       overwrite: bool = False,
+                       rendering: PromptRendering = PromptRendering()) -> dict:
     """Turn a finished rollout folder into the preference dataset; returns its summary."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DamiPrefError(f"{out} exists and is not empty; pass --overwrite to replace it")
     manifest, problems, table = load_rollouts(rollout_folder)
-    tables = pair_tables(problems, table, options, validation_fraction, seed)
+    tables = pair_tables(problems, table, options, validation_fraction, seed,
+                         rendering.renderer())
     summary = summarize_pairs(tables, manifest, table, options, rollout_folder,
                               validation_fraction, seed)
+    summary["prompt_rendering"] = asdict(rendering)
     write_pair_folder(out, tables, summary)
     return summary
 
 
 def pair_tables(problems: pa.Table, table: pa.Table, options: PairOptions,
-                validation_fraction: float, seed: int) -> PairTables:
+                validation_fraction: float, seed: int, render=lambda q: q + "\n") -> PairTables:
     """Candidates, oracle and pairs of every problem, split into train and validation."""
     info = {row["problem_id"]: row for row in problems.to_pylist()}
     candidates = candidates_from_rows(
@@ -72,7 +101,7 @@ def pair_tables(problems: pa.Table, table: pa.Table, options: PairOptions,
     for pid in order:
         row, cands, split = info[pid], candidates[pid], split_of[pid]
         pairs = pairs_for_problem(cands, options)
-        tables.records[split] += pair_rows(pid, row["question"], row["question"] + "\n", pairs)
+        tables.records[split] += pair_rows(pid, row["question"], render(row["question"]), pairs)
         common = {"problem_id": pid, "question": row["question"],
                   "difficulty": row["difficulty"], "split": split}
         tables.candidate_rows += [{**common, "lambda": c.lam, "acc": c.acc, "cost": c.cost}
@@ -182,8 +211,9 @@ fewer tokens wins (ties within {100 * opts['cost_tolerance']:g}% of the dearer c
 
 Columns: `problem_id, question, chosen_lambda, rejected_lambda, chosen_acc, rejected_acc,
 chosen_cost, rejected_cost` and the text columns `prompt, chosen, rejected` that TRL's
-`RewardTrainer` reads (λ written as text). `candidates.parquet` holds (λ, acc, cost) per problem and
-`oracle.parquet` the oracle λ*(q), the cheapest λ among those with the best accuracy.
+`RewardTrainer` reads (λ written as text, e.g. `{lambda_text(0.3)}`). {_rendering(summary)}
+`candidates.parquet` holds (λ, acc, cost) per problem and `oracle.parquet` the oracle λ*(q), the
+cheapest λ among those with the best accuracy.
 
 ## Frontier measured by the rollouts
 
@@ -211,3 +241,16 @@ def load_pair_dataset(folder: str | Path):
     dataset = datasets.load_from_disk(str(folder / "dataset"))
     return (dataset, pq.read_table(folder / "candidates.parquet"),
             pq.read_table(folder / "oracle.parquet"), summary)
+
+
+def _rendering(summary: dict) -> str:
+    """How the ``prompt`` column was rendered, in the card's words."""
+    r = summary.get("prompt_rendering") or {}
+    if not r.get("tokenizer"):
+        return ("`prompt` is the question followed by a newline: the λ-head ranker reads the "
+                "question through its backbone's chat template instead, so a text-encoded "
+                "reward model trained on these columns sees plainer prompts than the ranker.")
+    chat = (" and then the chat template of that tokenizer (a user turn and the assistant "
+            "marker)" if r.get("chat_template") else "")
+    return (f"`prompt` is rendered exactly as the λ-head ranker reads a question: the template "
+            f"`{r.get('template')}`{chat}, with the tokenizer of `{r['tokenizer']}`.")

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DamiPrefError
-from ..runtime.checkpoints import read_checkpoint, safetensors_files
+from ..runtime.checkpoints import checkpoint_fingerprint
 from ..runtime.generation import DecodingOptions, GenerationRequest
 from ..utils.io import atomic_write_json, remove_stale_temporaries, write_parquet
 from .grading import grade_result
@@ -87,25 +87,6 @@ def _digest(data: bytes | str) -> str:
     if isinstance(data, str):
         data = data.encode()
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-def checkpoint_fingerprint(folder: Path) -> str:
-    """Cheap identity of a checkpoint: config, tensor layout, and samples of the weight bytes.
-
-    Hashing a 4B model entirely would take a minute; the header plus 64 kB from the start and
-    the end of every weight file tells apart any two real checkpoints.
-    """
-    summary = read_checkpoint(folder)
-    parts = [json.dumps(summary.config, sort_keys=True, default=str),
-             json.dumps(sorted(summary.tensors.items()), default=str)]
-    for file in safetensors_files(folder):
-        size = file.stat().st_size
-        with file.open("rb") as handle:
-            head = handle.read(65536)
-            handle.seek(max(0, size - 65536))
-            tail = handle.read(65536)
-        parts.append(f"{file.name}:{size}:{_digest(head)}:{_digest(tail)}")
-    return _digest("\n".join(parts))
 
 
 def problems_fingerprint(problems: Sequence[Problem]) -> str:

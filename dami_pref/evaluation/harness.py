@@ -45,6 +45,11 @@ class EvalSettings:
     validation_rollouts: str | None = None
     progress: bool = True
     config: dict = field(default_factory=dict)
+    # provenance, recorded in results.json (see evaluation/provenance.py)
+    models: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    command: str | None = None
+    started: str | None = None
 
     def check(self) -> None:
         """Everything that can be refused before any rollout runs."""

@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from ..utils.ordering import difficulty_key
 from ..utils.plots import pareto_plot
+from ..utils.stats import bootstrap_ci
+from .provenance import environment, now
 from .candidates import CandidateTable
 from .methods import Choice
 
-RESULTS_VERSION = 1
-PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors",
-            "math-verify", "scikit-learn", "deepspeed")
-
-
-def environment() -> dict:
-    """Package versions and the git commit, so a result can be traced to its code."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from ..version import PACKAGE_DIR, __version__
-
-    versions = {"dami-pref": __version__}
-    for name in PACKAGES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    try:
-        root = PACKAGE_DIR.parent
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root,
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
-    return {"packages": versions, "git_commit": commit, "git_dirty": dirty,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+RESULTS_VERSION = 2
 
 
 def by_difficulty(lams: Sequence[float], difficulty: Sequence[str | None]) -> dict[str, float]:
@@ -56,9 +30,12 @@ def by_difficulty(lams: Sequence[float], difficulty: Sequence[str | None]) -> di
 def method_record(choice: Choice, test: CandidateTable, thinking_tokens: float,
                   live: dict | None = None, thinking_live_seconds: float | None = None) -> dict:
     offline = test.score(choice.lams)
+    rows, cols = np.arange(len(test)), [test.column(lam) for lam in choice.lams]
     record = {
         "method": choice.method, "label": choice.label,
         "accuracy": offline["accuracy"], "mean_tokens": offline["mean_tokens"],
+        "accuracy_ci95": bootstrap_ci(test.acc[rows, cols]),
+        "mean_tokens_ci95": bootstrap_ci(test.cost[rows, cols]),
         "tokens_vs_thinking": offline["mean_tokens"] / thinking_tokens if thinking_tokens else None,
         "lambda_counts": {f"{k:g}": v for k, v in sorted(Counter(choice.lams).items())},
         "mean_lambda_by_difficulty": by_difficulty(choice.lams, test.difficulty),
@@ -66,8 +43,9 @@ def method_record(choice: Choice, test: CandidateTable, thinking_tokens: float,
     }
     if live is not None:
         total = live["seconds"] + live["choose_seconds"]
+        correct = [float(o.correct) for o in live["outcomes"]]
         record["live"] = {
-            "accuracy": float(np.mean([o.correct for o in live["outcomes"]])),
+            "accuracy": float(np.mean(correct)), "accuracy_ci95": bootstrap_ci(correct),
             "mean_tokens": float(np.mean([o.n_tokens for o in live["outcomes"]])),
             "choose_seconds": live["choose_seconds"], "generate_seconds": live["seconds"],
             "seconds": total, "same_choices_as_offline": live["same_choices"],
@@ -89,16 +67,27 @@ def results_table(records: list[dict]) -> str:
     lines = [head, sep]
     for r in records:
         ratio = f"{100 * r['tokens_vs_thinking']:.0f}%" if r["tokens_vs_thinking"] else "—"
-        line = f"| {r['label']} | {100 * r['accuracy']:.1f}% | {r['mean_tokens']:.1f} | {ratio} |"
+        line = (f"| {r['label']} | {_percent(r['accuracy'], r.get('accuracy_ci95'))} | "
+                f"{_tokens(r['mean_tokens'], r.get('mean_tokens_ci95'))} | {ratio} |")
         if live:
             if "live" in r:
                 lv = r["live"]
                 speed = f"{lv['speedup_vs_thinking']:.2f}×" if lv["speedup_vs_thinking"] else "—"
-                line += f" {100 * lv['accuracy']:.1f}% | {lv['seconds']:.2f} | {speed} |"
+                line += (f" {_percent(lv['accuracy'], lv.get('accuracy_ci95'))} | "
+                         f"{lv['seconds']:.2f} | {speed} |")
             else:
                 line += " — | — | — |"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _percent(value: float, ci: list[float] | None) -> str:
+    text = f"{100 * value:.1f}%"
+    return f"{text} ({100 * ci[0]:.1f}–{100 * ci[1]:.1f})" if ci else text
+
+
+def _tokens(value: float, ci: list[float] | None) -> str:
+    return f"{value:.1f} ({ci[0]:.1f}–{ci[1]:.1f})" if ci else f"{value:.1f}"
 
 
 def validate_results(results: dict) -> None:
@@ -115,15 +104,26 @@ def validate_results(results: dict) -> None:
 
     need(results, "format_version", int, "results")
     for key, kind in (("environment", dict), ("config", dict), ("seeds", dict), ("grid", list),
-                      ("test", dict), ("methods", list), ("plots", dict)):
+                      ("test", dict), ("methods", list), ("plots", dict), ("models", dict),
+                      ("data", dict), ("rankers", dict), ("grading", dict), ("run", dict)):
         need(results, key, kind, "results")
     env = results.get("environment", {})
-    need(env, "packages", dict, "environment")
-    need(env, "git_commit", (str, type(None)), "environment")
+    for key, kind in (("packages", dict), ("git_commit", (str, type(None))), ("python", str),
+                      ("os", str), ("torch_threads", int)):
+        need(env, key, kind, "environment")
+    for side in ("instruct", "thinking"):
+        model = need(results.get("models", {}), side, dict, "models") or {}
+        need(model, "weights_fingerprint", str, f"models.{side}")
+    for split in ("test", "validation"):
+        data = need(results.get("data", {}), split, dict, "data") or {}
+        need(data, "sha256", str, f"data.{split}")
+    for key in ("command", "started", "finished"):
+        need(results.get("run", {}), key, str, "run")
     for i, m in enumerate(results.get("methods", []) or []):
         where = f"methods[{i}]"
         for key, kind in (("method", str), ("label", str), ("accuracy", float),
-                          ("mean_tokens", float), ("lambda_counts", dict)):
+                          ("mean_tokens", float), ("lambda_counts", dict), ("accuracy_ci95", list),
+                          ("mean_tokens_ci95", list)):
             need(m, key, kind, where)
         acc = m.get("accuracy")
         if isinstance(acc, float) and not 0.0 <= acc <= 1.0:
@@ -205,7 +205,6 @@ def draw_plots(records: list[dict], choices: list[Choice], test: CandidateTable,
 def write_report(settings, tables, choices: list[Choice], live: dict[str, dict],
                  thinking_seconds: float | None) -> dict:
     """Score every choice offline, add the live runs, write results.json/.md and the plots."""
-    from ..ranker.checkpoint import read_ranker_config
     from ..utils.io import atomic_write_json, atomic_write_text
 
     test, out = tables.test, settings.output
@@ -214,30 +213,42 @@ def write_report(settings, tables, choices: list[Choice], live: dict[str, dict],
                for c in choices]
     pref = next((c for c in choices if c.method == "dami_pref"), None)
     knob = cost_knob(pref, test, settings.cost_weights)
-    plots = draw_plots(records, choices, test, knob, out)
-    rankers = settings.used_rankers()
-    is_live = "live" in settings.modes
-    results = {
-        "format_version": RESULTS_VERSION, "environment": environment(),
-        "config": dict(settings.config),
-        "seeds": {"rollouts": settings.seed, "rankers": {
-            n: read_ranker_config(p).get("training", {}).get("seed") for n, p in rankers.items()}},
-        "rankers": rankers, "grid": list(test.grid),
-        "test": {"problems": len(test), "rollouts": str(tables.test_dir),
-                 "live_questions": min(settings.live_limit or len(test), len(test))
-                 if is_live else 0,
-                 "thinking_live_seconds": thinking_seconds,
-                 "live_batch_size": (settings.live_batch_size or settings.batch_size)
-                 if is_live else None},
-        "validation": {"problems": len(tables.validation),
-                       "rollouts": str(tables.validation_dir)},
-        "methods": records, "cost_knob": knob, "plots": plots,
-        "timings": {"rollouts_seconds": tables.rollout_seconds},
-        **routing_and_conf_extras(choices, test),
-    }
+    results = {**results_header(settings),
+               "test": test_record(settings, tables, thinking_seconds),
+               "validation": {"problems": len(tables.validation),
+                              "rollouts": str(tables.validation_dir)},
+               "methods": records, "cost_knob": knob,
+               "plots": draw_plots(records, choices, test, knob, out),
+               "timings": {"rollouts_seconds": tables.rollout_seconds},
+               **routing_and_conf_extras(choices, test)}
+    results["run"]["finished"] = now()
     validate_results(results)
     atomic_write_json(out / "results.json", results)
     table = results_table(records)
     atomic_write_text(out / "results.md", table + "\n")
     results["table"] = table
     return results
+
+
+def results_header(settings) -> dict:
+    """What was run, on what, with which code: everything but the measurements."""
+    from ..data.grading import grading_settings
+    from .provenance import command_line, describe_ranker
+
+    rankers = {n: describe_ranker(p) for n, p in settings.used_rankers().items()}
+    return {"format_version": RESULTS_VERSION, "environment": environment(),
+            "run": {"command": settings.command or command_line(), "started": settings.started,
+                    "finished": None},
+            "config": dict(settings.config), "models": settings.models, "data": settings.data,
+            "seeds": {"rollouts": settings.seed,
+                      "rankers": {n: r["seed"] for n, r in rankers.items()}},
+            "rankers": rankers, "grading": grading_settings(), "grid": list(settings.grid)}
+
+
+def test_record(settings, tables, thinking_seconds: float | None) -> dict:
+    n, is_live = len(tables.test), "live" in settings.modes
+    return {"problems": n, "rollouts": str(tables.test_dir),
+            "live_questions": min(settings.live_limit or n, n) if is_live else 0,
+            "thinking_live_seconds": thinking_seconds,
+            "live_batch_size": (settings.live_batch_size or settings.batch_size)
+            if is_live else None}

@@ -38,9 +38,16 @@ def portable_reference(name_or_path: str) -> str:
     return name_or_path
 
 
-def resolve_reference(reference: str) -> str:
+LOCAL_PREFIX = "./"  # a backbone copied into the ranker folder itself (an export)
+
+
+def resolve_reference(reference: str, folder: str | Path | None = None) -> str:
+    """Where a recorded backbone is on this machine: ``dami_pref://…`` inside the installed
+    package, ``./…`` inside the ranker folder, anything else as recorded (Hub id or path)."""
     if reference.startswith(PACKAGE_PREFIX):
         return str(PACKAGE_DIR / reference[len(PACKAGE_PREFIX):])
+    if reference.startswith(LOCAL_PREFIX) and folder is not None:
+        return str(Path(folder) / reference[len(LOCAL_PREFIX):])
     return reference
 
 
@@ -102,7 +109,7 @@ def load_ranker(folder: str | Path, backbone: str | None = None, device: str | N
     config = read_ranker_config(folder)
     spec = RankerSpec.from_dict({k: config[k] for k in RankerSpec.__dataclass_fields__
                                  if k in config})
-    spec.backbone = backbone or resolve_reference(config["backbone"])
+    spec.backbone = backbone or resolve_reference(config["backbone"], folder)
     base, _ = load_backbone(spec.backbone, dtype, trust_remote_code)
     if int(base.config.hidden_size) != spec.hidden_size:
         raise DamiPrefError(f"backbone {spec.backbone} has hidden size {base.config.hidden_size}, "

@@ -177,15 +177,17 @@ class RankerTrainer(Trainer):
 
     def create_model_card(self, *args, **kwargs) -> None:
         """The ranker's own card (``README.md``), written whenever the folder is pushed."""
-        from .checkpoint import read_ranker_config
-        from .export import model_card
         from ..utils.io import atomic_write_text
+        from .card import model_card
+        from .checkpoint import read_ranker_config
+        from .export import hub_backbone
 
         if not self.is_world_process_zero():
             return
         config = read_ranker_config(self.args.output_dir)
         atomic_write_text(Path(self.args.output_dir) / "README.md",
-                          model_card(config, self.args.hub_model_id, "apache-2.0"))
+                          model_card(config, self.args.hub_model_id, "apache-2.0",
+                                     base_model=hub_backbone(config["backbone"])))
 
 
 def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
