@@ -19,6 +19,6 @@ for objective in pref pred route; do
         --output_dir "$output" --overwrite_output_dir
 done
 echo "== 4/4 evaluation on the 700 toy test problems"
-dami-pref eval --config configs/toy/eval.yaml
+dami-pref eval --config configs/toy/eval.yaml --overwrite
 # The same pipeline for the Qwen3-4B Instruct/Thinking-2507 pair on a GPU node:
 #   ./scripts/run_qwen3_4b.sh

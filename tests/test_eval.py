@@ -136,7 +136,10 @@ def test_results_json_says_exactly_what_was_run(results):
 
 def test_rollouts_are_reused(results, rankers):
     out = Path(results["config"]["output"])
-    again = evaluate(tiny(out, rankers, methods="thinking,oracle", modes="offline"))
+    with pytest.raises(DamiPrefError, match="already holds results.json; pass --overwrite"):
+        evaluate(tiny(out, rankers, methods="thinking,oracle", modes="offline"))
+    again = evaluate(tiny(out, rankers, methods="thinking,oracle", modes="offline",
+                          overwrite=True))
     assert again["timings"]["rollouts_seconds"] < results["timings"]["rollouts_seconds"]
     assert {r["method"] for r in again["methods"]} == {"thinking", "oracle"}
 

@@ -54,6 +54,8 @@ class EvalArgs(PairArgs, DecodingArgs):
     conf_think_skip: str = "<think></think>"
     seed: int = 0
     progress: bool = True
+    overwrite: bool = field(default=False, metadata={
+        "help": "replace earlier results in --output (its rollouts are reused either way)"})
 
     def settings(self):
         """The library's view of these arguments, every string parsed."""
@@ -119,7 +121,10 @@ def evaluate(args: EvalArgs) -> dict:
     from ..evaluation.harness import run_evaluation
     from ..evaluation.provenance import describe_model, now
 
+    from ..utils.io import check_results_folder
+
     settings = args.settings()
+    check_results_folder(args.output, "results.json", args.overwrite)
     settings.started = now()
     settings.check()  # rankers, grid and objectives: fail before any model loads
     test, validation = args.problems("test"), args.problems("validation")

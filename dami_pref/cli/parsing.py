@@ -18,7 +18,61 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import DamiPrefError
+from ..errors import DamiPrefError, OptionError
+
+INF = float("inf")
+# Allowed ranges of the numeric options, by name across every command: (low, high, low
+# included, high included). Checked after parsing, and shown in --help.
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    **{name: (1, INF, True, True) for name in (
+        "max_new_tokens", "batch_size", "kv_cache_group_size", "limit", "validation_limit",
+        "live_limit", "live_batch_size", "samples", "shard_size", "conf_answer_tokens", "threads",
+        "n_train", "n_validation", "n_test_per_k", "hidden_size", "num_layers",
+        "intermediate_size", "pretrain_steps")},
+    **{name: (0, INF, True, True) for name in (
+        "temperature", "kv_cache_residual_length", "cost_tolerance", "instruct_steps",
+        "thinking_steps")},
+    **{name: (0, INF, False, True) for name in (
+        "sample_temperature", "pretrain_lr", "instruct_lr", "thinking_lr")},
+    **{name: (0, 1, True, True) for name in (
+        "acc_tolerance", "worked_share_min", "worked_share_max")},
+    **{name: (0, 1, True, False) for name in (
+        "validation_fraction", "pretrain_carry_share", "thinking_carry_share")},
+    "top_p": (0, 1, False, True),
+    "warn_below": (-1, 1, True, True),
+    "operand_limit": (2, INF, True, True),
+}
+
+
+def range_text(low: float, high: float, low_in: bool, high_in: bool) -> str:
+    if high == INF:
+        return f"≥ {low:g}" if low_in else f"> {low:g}"
+    return f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def check_ranges(parsed) -> None:
+    """Every numeric option within its range and finite; an OptionError naming the flag."""
+    for f in dataclasses.fields(parsed):
+        value = getattr(parsed, f.name, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        flag = (f.metadata.get("aliases") or [f"--{f.name}"])[0]  # the flag users type
+        if value != value or value in (INF, -INF):
+            raise OptionError(f"{flag} must be a finite number, got {value}")
+        if f.name not in RANGES:
+            continue
+        low, high, low_in, high_in = RANGES[f.name]
+        inside = (value >= low if low_in else value > low) and \
+            (value <= high if high_in else value < high)
+        if not inside:
+            raise OptionError(f"{flag} must be {range_text(*RANGES[f.name])}, got {value:g}")
+
+
+def _show_ranges(parser) -> None:
+    for action in parser._actions:
+        name = action.dest
+        if name in RANGES and action.help and "range:" not in action.help:
+            action.help = f"{action.help} (range: {range_text(*RANGES[name])})"
 
 
 def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = None,
@@ -30,6 +84,7 @@ def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = No
     classes = classes if several else (classes,)
     config_path, rest = _pop_config(list(sys.argv[1:] if argv is None else argv))
     parser = TrlParser(classes, prog=prog, description=description)
+    _show_ranges(parser)
     if config_path is not None:
         parser.set_defaults_with_config(**load_yaml_config(config_path, classes))
     try:
@@ -39,7 +94,17 @@ def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = No
             raise DamiPrefError(f"unknown argument(s): {str(err).split(': ', 1)[1]}; "
                                 f"see {prog or 'the script'} --help") from None
         raise DamiPrefError(str(err).splitlines()[0]) from None
+    for item in parsed:
+        if dataclasses.is_dataclass(item) and not _is_training_arguments(item):
+            check_ranges(item)
     return tuple(parsed) if several else parsed[0]
+
+
+def _is_training_arguments(item) -> bool:
+    """TrainingArguments subclasses validate themselves (RankerConfig.__post_init__)."""
+    from transformers import TrainingArguments
+
+    return isinstance(item, TrainingArguments)
 
 
 def _pop_config(argv: list[str]) -> tuple[str | None, list[str]]:

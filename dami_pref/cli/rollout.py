@@ -59,8 +59,10 @@ def run(args: RolloutArgs) -> int:
     from ..runtime.checkpoints import resolve_model_dir
     from ..toy import TOY_INSTRUCT, TOY_THINKING
     from ..utils.grid import parse_grid
+    from ..utils.io import check_location
 
     grid = parse_grid(args.grid)
+    check_location(args.output)
     problems = args.load(default_split="train")
     decoding = args.rollout_decoding()
     cpu = args.device == "cpu" or not torch.cuda.is_available()

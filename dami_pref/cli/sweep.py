@@ -15,16 +15,18 @@ class SweepArgs(PairArgs, DecodingArgs, ProblemArgs):
     output: str = field(default="outputs/sweep", metadata={
         "help": "folder for sweep.json, sweep.md and pareto.png"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an earlier sweep.json"})
 
 
 def run(args: SweepArgs) -> int:
     from ..evaluation.sweep import (format_difficulty_table, format_table, oracle_line,
                                     run_sweep, sweep_report)
     from ..utils.grid import parse_grid
-    from ..utils.io import atomic_write_json, atomic_write_text
+    from ..utils.io import atomic_write_json, atomic_write_text, check_results_folder
     from ..utils.plots import pareto_plot
 
     grid = parse_grid(args.grid)
+    check_results_folder(args.output, "sweep.json", args.overwrite)
     problems = args.load()  # fail on bad problems before loading any model
     decoding = args.decoding()
     output = Path(args.output)

@@ -19,7 +19,9 @@ class ToyArgs(ToyRecipe):
 
 def run(args: ToyArgs) -> int:
     from ..toy.builder import build
+    from ..utils.io import check_location
 
+    check_location(args.output)
     out = build(args, args.output, problems_only=args.problems_only)
     print(f"wrote {out}")
     if args.check and not args.problems_only:
@@ -36,7 +38,7 @@ def check(out: Path) -> int:
     code = run_command("sweep", ["--instruct", str(out / "instruct"), "--thinking",
                                  str(out / "thinking"), "--problems",
                                  str(out / "problems/test.jsonl"), "--output", str(sweep_dir),
-                                 "--device", "cpu"])
+                                 "--device", "cpu", "--overwrite"])
     if code:
         return code
     rows = check_properties(json.loads((sweep_dir / "sweep.json").read_text()))

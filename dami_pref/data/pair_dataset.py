@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DamiPrefError
-from ..utils.io import atomic_write_json, atomic_write_text, building_folder
+from ..utils.io import atomic_write_json, atomic_write_text, building_folder, check_destination
 from ..utils.ordering import oracle
 from ..utils.plots import lambda_star_histogram
 from .frontier import format_frontier, table_frontier
@@ -76,8 +76,7 @@ def build_pair_dataset(rollout_folder: str | Path, out: str | Path, options: Pai
                        rendering: PromptRendering = PromptRendering()) -> dict:
     """Turn a finished rollout folder into the preference dataset; returns its summary."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DamiPrefError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    check_destination(out, overwrite)
     manifest, problems, table = load_rollouts(rollout_folder)
     tables = pair_tables(problems, table, options, validation_fraction, seed,
                          rendering.renderer())
@@ -144,9 +143,9 @@ def write_pair_folder(out: Path, tables: PairTables, summary: dict) -> None:
     with building_folder(out) as tmp:
         features = _pair_features()
         dataset = datasets.DatasetDict({
-            name: datasets.Dataset.from_list(tables.records[name], features=features)
-            for name in SPLITS})
-        dataset.save_to_disk(str(tmp / "dataset"))
+            name: _split_dataset(tables.records[name], features) for name in SPLITS})
+        # one shard per split, so that an empty split still loads back
+        dataset.save_to_disk(str(tmp / "dataset"), num_shards={name: 1 for name in SPLITS})
         (tmp / "parquet").mkdir()
         for name in SPLITS:
             dataset[name].to_parquet(str(tmp / "parquet" / f"{name}.parquet"))
@@ -157,6 +156,15 @@ def write_pair_folder(out: Path, tables: PairTables, summary: dict) -> None:
                               [r["difficulty"] for r in tables.oracle_rows], summary["grid"],
                               tmp / "lambda_star.png")
         atomic_write_text(tmp / "README.md", dataset_card(summary))
+
+
+def _split_dataset(records: list[dict], features):
+    """One split; an empty one (``--validation_fraction 0``) keeps the columns."""
+    import datasets
+
+    if records:
+        return datasets.Dataset.from_list(records, features=features)
+    return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
 
 
 def _pair_features():

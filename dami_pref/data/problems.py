@@ -116,10 +116,14 @@ def read_rows(source: str | Path, split: str | None = None) -> list[dict[str, An
         return _rows_from_datasets(str(path), split, is_disk=True)
     if path.is_file():
         suffix = path.suffix.lower()
-        if suffix == ".jsonl":
-            return _rows_from_jsonl(path)
-        if suffix == ".json":
-            return _rows_from_json(path)
+        try:
+            if suffix == ".jsonl":
+                return _rows_from_jsonl(path)
+            if suffix == ".json":
+                return _rows_from_json(path)
+        except UnicodeDecodeError as err:
+            raise ProblemsError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at "
+                                f"offset {err.start}); save the file as UTF-8") from None
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import DamiPrefError
 from ..utils.hub import looks_like_hub_id
-from ..utils.io import atomic_write_json, atomic_write_text, building_folder
+from ..utils.io import atomic_write_json, atomic_write_text, building_folder, check_destination
 from .card import model_card
 from .checkpoint import (CONFIG_FILE, LOCAL_PREFIX, PACKAGE_PREFIX,
                          read_ranker_config, resolve_reference)
@@ -85,10 +85,7 @@ def check_export_options(ranker: Path, out: Path, repo_id: str | None, push: boo
             raise DamiPrefError(f"{name} must look like USER/NAME, got {value!r}")
     if out.resolve() == ranker.resolve():
         raise DamiPrefError("--out must differ from --ranker")
-    if out.exists() and not out.is_dir():
-        raise DamiPrefError(f"--out {out} is a file; name a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DamiPrefError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    check_destination(out, overwrite)
 
 
 def read_evaluation(evaluation: str | Path | None) -> dict | None:

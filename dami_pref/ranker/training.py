@@ -7,12 +7,14 @@ DeepSpeed ZeRO-2/3) or ``--deepspeed ds.json`` set the hardware up, as for any `
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import DamiPrefError
 from ..utils.devices import parse_dtype, peak_memory_bytes
+from ..utils.io import check_location
 from .config import RankerConfig, RankerModelConfig, RankerScriptArguments
 from .data import ProblemExample, RankerCollator, load_examples
 from .encoding import QuestionEncoder
@@ -94,6 +96,8 @@ def resolve_resume(config: RankerConfig, identity: dict) -> str | None:
     from .checkpoint import read_ranker_config
 
     output, root = Path(config.output_dir), checkpoint_root(config.output_dir)
+    for folder in (output, root):
+        check_location(folder)
     wanted = config.resume_from_checkpoint
     if wanted in (None, "", "false", "False"):
         busy = [str(p) for p in (output, root) if p.exists() and any(p.iterdir())]
@@ -106,6 +110,10 @@ def resolve_resume(config: RankerConfig, identity: dict) -> str | None:
         return None
     found = (get_last_checkpoint(str(root)) if root.is_dir() else None) \
         if wanted in ("true", "True") else wanted
+    if not found and wanted in ("true", "True") and not (output.is_dir()
+                                                         and any(output.iterdir())):
+        print(f"no checkpoint in {root} yet: starting afresh", file=sys.stderr)
+        return None  # killed before the first checkpoint: the same command starts over
     if not found or not Path(found).is_dir():
         raise DamiPrefError(f"--resume_from_checkpoint: no checkpoint found "
                             f"({found or f'none in {root}'})")

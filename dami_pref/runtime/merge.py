@@ -20,7 +20,7 @@ from ..errors import DamiPrefError
 from ..utils.devices import STORED_DTYPES, parse_dtype
 from ..utils.grid import check_lambda
 from ..utils.hub import looks_like_hub_id
-from ..utils.io import building_folder
+from ..utils.io import building_folder, check_destination
 from .checkpoints import (check_pair, check_same_vocabulary, checkpoint_fingerprint,
                           read_checkpoint, resolve_model_dir, safetensors_files)
 
@@ -56,8 +56,7 @@ def merge_pair(lam: float, out: str | Path, instruct: str | Path | None = None,
 
     lam = check_lambda(lam)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DamiPrefError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    check_destination(out, overwrite)
     instruct_dir = resolve_model_dir(instruct or TOY_INSTRUCT)
     thinking_dir = resolve_model_dir(thinking or TOY_THINKING)
     summary_i, summary_t = read_checkpoint(instruct_dir), read_checkpoint(thinking_dir)

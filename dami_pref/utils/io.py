@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from ..errors import DamiPrefError
 
 TEMP_MARK = ".tmp"
 
@@ -42,6 +45,73 @@ def remove_stale_temporaries(folder: str | Path) -> int:
         else:
             path.unlink(missing_ok=True)
     return len(stale)
+
+
+def stale_siblings(out: str | Path) -> list[Path]:
+    """Temporaries beside ``out`` that a killed run of any process left (``.NAME.tmp*``)."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return []
+    return sorted(out.parent.glob(f".{out.name}{TEMP_MARK}*"))
+
+
+def recover_destination(out: str | Path) -> list[str]:
+    """Clean up after a run killed while writing ``out``; returns what was done, for the log.
+
+    A kill inside :func:`replace_folder` between its two renames leaves the old folder under
+    its ``old`` temporary name and ``out`` absent: the old folder is renamed back. Every other
+    temporary is half-written work and is removed.
+    """
+    out = Path(out)
+    notes = []
+    for stale in stale_siblings(out):
+        if not out.exists() and stale.name.startswith(f".{out.name}{TEMP_MARK}old"):
+            stale.rename(out)
+            notes.append(f"restored {out} from an interrupted swap")
+        elif stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+            notes.append(f"removed the stale temporary {stale}")
+        else:
+            stale.unlink(missing_ok=True)
+            notes.append(f"removed the stale temporary {stale}")
+    return notes
+
+
+def check_destination(out: str | Path, overwrite: bool, flag: str = "--overwrite",
+                      what: str = "folder") -> Path:
+    """Before any work: ``out`` must be a folder we may write, absent or empty unless
+    ``overwrite``. Stale temporaries of a killed run are cleaned up (and said so)."""
+    out = check_location(out, what)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DamiPrefError(f"{out} exists and is not empty; pass {flag} to replace it")
+    return out
+
+
+def check_results_folder(out: str | Path, marker: str, overwrite: bool) -> Path:
+    """A results folder may hold caches to reuse, but its results are replaced only when
+    asked (``--overwrite``)."""
+    out = check_location(out)
+    if (out / marker).exists() and not overwrite:
+        raise DamiPrefError(f"{out} already holds {marker}; pass --overwrite to replace it, or "
+                            "choose another --output")
+    return out
+
+
+def check_location(out: str | Path, what: str = "folder") -> Path:
+    """``out`` is, or can become, a folder we may write; a killed run's temporaries go."""
+    out = Path(out)
+    for note in recover_destination(out):
+        print(note, file=sys.stderr)
+    if out.exists() and not out.is_dir():
+        raise DamiPrefError(f"{out} is a file, not a {what}; choose another output location")
+    parent = out if out.is_dir() else out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DamiPrefError(f"{out}: {parent} is a file, so the {what} cannot be created")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DamiPrefError(f"{out}: {parent} is not writable")
+    return out
 
 
 @contextmanager

@@ -1,0 +1,203 @@
+"""The bad-input matrix: every command, given a bad file, option or destination, stops with one
+clear line (exit 2, no traceback) that names what is wrong, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dami_pref.cli import main
+from dami_pref.utils.io import write_jsonl
+
+TRAIN = ["--max_steps", "1"]
+
+CASES = [
+    # sweep: problems, models, options, destination
+    ("sweep", ["--grid", "0:2:0.5", "--output", "OUT"], "outside [0, 1]"),
+    ("sweep", ["--grid", "a,b", "--output", "OUT"], "grid"),
+    ("sweep", ["--problems", "EMPTY", "--output", "OUT"], "no problems"),
+    ("sweep", ["--problems", "BROKEN", "--output", "OUT"], "line 2: not valid JSON"),
+    ("sweep", ["--problems", "NOFIELD", "--output", "OUT"], "missing field 'answer'"),
+    ("sweep", ["--problems", "MISSING", "--output", "OUT"], "not found"),
+    ("sweep", ["--problems", "NONUTF8", "--output", "OUT"], "UTF-8"),
+    ("sweep", ["--instruct", "NOMODEL", "--output", "OUT"], "model folder not found"),
+    ("sweep", ["--bogus", "1", "--output", "OUT"], "unknown argument"),
+    ("sweep", ["--memory_mode", "lean", "--output", "OUT"], "memory_mode must be one of"),
+    ("sweep", ["--max_new_tokens", "0", "--output", "OUT"], "--max_new_tokens must be ≥ 1"),
+    ("sweep", ["--batch_size", "0", "--output", "OUT"], "--batch_size must be ≥ 1"),
+    ("sweep", ["--top_p", "1.5", "--output", "OUT"], "--top_p must be (0, 1]"),
+    ("sweep", ["--temperature", "-1", "--output", "OUT"], "--temperature must be ≥ 0"),
+    ("sweep", ["--limit", "0", "--output", "OUT"], "--limit must be ≥ 1"),
+    ("sweep", ["--temperature", "nan", "--output", "OUT"], "must be a finite number"),
+    ("sweep", ["--kv_cache_group_size", "0", "--output", "OUT"], "must be ≥ 1"),
+    ("sweep", ["--output", "FILE"], "is a file"),
+    ("sweep", ["--output", "FILE/sub"], "is a file, so the folder cannot be created"),
+    ("sweep", ["--output", "SWEEPDONE"], "already holds sweep.json; pass --overwrite"),
+    ("sweep", ["--dtype", "float8", "--output", "OUT"], "dtype"),
+    ("sweep", ["--kv_cache", "magic", "--output", "OUT"], "kv_cache"),
+    ("sweep", ["--config", "MISSING", "--output", "OUT"], "config file not found"),
+    ("sweep", ["--config", "BADYAML", "--output", "OUT"], "max_new_tokens must be int"),
+    # rollout
+    ("rollout", ["--output", "FILE", "--limit", "2"], "is a file"),
+    ("rollout", ["--samples", "0", "--output", "OUT"], "--samples must be ≥ 1"),
+    ("rollout", ["--shard_size", "0", "--output", "OUT"], "--shard_size must be ≥ 1"),
+    ("rollout", ["--sample_temperature", "0", "--output", "OUT"], "must be > 0"),
+    ("rollout", ["--problems", "BROKEN", "--output", "OUT"], "line 2: not valid JSON"),
+    ("rollout", ["--problems", "NONUTF8", "--output", "OUT"], "UTF-8"),
+    ("rollout", ["--grid", "0:1:0", "--output", "OUT"], "grid"),
+    ("rollout", ["--instruct", "NOMODEL", "--output", "OUT"], "model folder not found"),
+    ("rollout", ["--output", "ROLLOUTS", "--grid", "0,1", "--limit", "2"], "other settings"),
+    # pairs
+    ("pairs", ["--rollouts", "MISSING", "--output", "OUT"], "MISSING"),
+    ("pairs", ["--rollouts", "FILE", "--output", "OUT"], "FILE"),
+    ("pairs", ["--rollouts", "ROLLOUTS", "--output", "BUSY"], "exists and is not empty"),
+    ("pairs", ["--rollouts", "ROLLOUTS", "--output", "FILE"], "is a file"),
+    ("pairs", ["--validation_fraction", "1", "--output", "OUT"], "must be [0, 1)"),
+    ("pairs", ["--acc_tolerance", "-0.1", "--output", "OUT"], "must be [0, 1]"),
+    ("pairs", ["--cost_tolerance", "nan", "--output", "OUT"], "must be a finite number"),
+    ("pairs", ["--rollouts", "ROLLOUTS", "--prompt_tokenizer", "NOMODEL", "--output", "OUT"],
+     "NOMODEL"),
+    # train
+    ("train", ["--pairs", "MISSING", "--output_dir", "OUT", *TRAIN], "MISSING"),
+    ("train", ["--pairs", "PAIRS", "--output_dir", "FILE", *TRAIN], "is a file"),
+    ("train", ["--pairs", "PAIRS", "--output_dir", "BUSY", *TRAIN], "already holds a ranker"),
+    ("train", ["--pairs", "PAIRS", "--output_dir", "OUT", "--learning_rate", "-1", *TRAIN],
+     "learning_rate"),
+    ("train", ["--pairs", "PAIRS", "--output_dir", "OUT", "--max_length", "0", *TRAIN],
+     "max_length"),
+    ("train", ["--pairs", "PAIRS", "--output_dir", "OUT", "--per_device_train_batch_size", "0",
+               *TRAIN], "per_device_train_batch_size"),
+    ("train", ["--pairs", "PAIRS", "--output_dir", "OUT", "--resume_from_checkpoint", "MISSING",
+               *TRAIN], "no checkpoint found"),
+    ("train", ["--pairs", "PAIRS", "--output_dir", "OUT", "--objective", "magic", *TRAIN],
+     "objective"),
+    ("train", ["--pairs", "PAIRS", "--output_dir", "OUT", "--lora_r", "0", *TRAIN], "lora_r"),
+    # eval
+    ("eval", ["--output", "FILE"], "is a file"),
+    ("eval", ["--output", "EVALDONE", "--methods", "thinking"], "already holds results.json"),
+    ("eval", ["--modes", "none", "--output", "OUT"], "--modes must name"),
+    ("eval", ["--cost_weights", "a,b", "--output", "OUT"], "--cost_weights must be numbers"),
+    ("eval", ["--live_limit", "0", "--output", "OUT"], "--live_limit must be ≥ 1"),
+    ("eval", ["--limit", "0", "--output", "OUT"], "--limit must be ≥ 1"),
+    ("eval", ["--methods", "dami_magic", "--output", "OUT"], "dami_magic"),
+    ("eval", ["--test_problems", "NONUTF8", "--methods", "thinking", "--output", "OUT"],
+     "UTF-8"),
+    # merge and lmc
+    ("merge", ["--lambda", "1.5", "--out", "OUT"], "λ must be in [0, 1]"),
+    ("merge", ["--lambda", "nan", "--out", "OUT"], "--lambda must be a finite number"),
+    ("merge", ["--lambda", "0.5", "--out", "BUSY"], "exists and is not empty"),
+    ("merge", ["--lambda", "0.5", "--out", "FILE"], "is a file"),
+    ("merge", ["--lambda", "0.5", "--instruct", "NOMODEL", "--out", "OUT"],
+     "model folder not found"),
+    ("merge", ["--lambda", "0.5", "--dtype", "float8", "--out", "OUT"], "dtype"),
+    ("lmc", ["--warn_below", "2"], "--warn_below must be [-1, 1]"),
+    ("lmc", ["--instruct", "NOMODEL"], "model folder not found"),
+    # select and export
+    ("select", ["--ranker", "MISSING", "--question", "1+2"], "MISSING"),
+    ("select", ["--question", "1+2"], "--ranker"),
+    ("select", ["--ranker", "MISSING", "--question", "1+2", "--batch_size", "0"],
+     "--batch_size must be ≥ 1"),
+    ("select", ["--ranker", "MISSING", "--question", "1+2", "--cost_weight", "nan"],
+     "must be a finite number"),
+    ("export", ["--ranker", "MISSING", "--out", "OUT"], "MISSING"),
+    ("export", ["--ranker", "MISSING", "--out", "OUT", "--push"], "--push needs --repo_id"),
+    ("export", ["--ranker", "MISSING", "--out", "OUT", "--repo_id", "noslash"],
+     "must look like USER/NAME"),
+    # toy
+    ("toy", ["--n_train", "0", "--output", "OUT"], "--n_train must be ≥ 1"),
+    ("toy", ["--pretrain_lr", "0", "--output", "OUT"], "--pretrain_lr must be > 0"),
+    ("toy", ["--worked_share_max", "2", "--output", "OUT"], "must be [0, 1]"),
+    ("toy", ["--output", "FILE", "--pretrain_steps", "1"], "is a file"),
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, toy_pairs) -> dict[str, str]:
+    """Files and folders the cases point at (the OUT destination is made fresh per case)."""
+    root = tmp_path_factory.mktemp("bad_inputs")
+    (root / "empty.jsonl").write_text("")
+    (root / "broken.jsonl").write_text('{"id": "a", "question": "1+1", "answer": "2"}\n{oops\n')
+    (root / "nonutf8.jsonl").write_bytes(b'{"id": "a", "question": "1+1\xff", "answer": "2"}\n')
+    write_jsonl([{"id": "a", "question": "1+1"}], root / "nofield.jsonl")
+    (root / "a_file").write_text("not a folder")
+    (root / "bad.yaml").write_text("max_new_tokens: lots\n")
+    for name, marker in (("sweep_done", "sweep.json"), ("eval_done", "results.json")):
+        (root / name).mkdir()
+        (root / name / marker).write_text("{}")
+    return {"EMPTY": root / "empty.jsonl", "BROKEN": root / "broken.jsonl",
+            "NONUTF8": root / "nonutf8.jsonl", "NOFIELD": root / "nofield.jsonl",
+            "MISSING": root / "missing", "NOMODEL": root / "no_model", "FILE": root / "a_file",
+            "BADYAML": root / "bad.yaml", "SWEEPDONE": root / "sweep_done",
+            "EVALDONE": root / "eval_done", "ROLLOUTS": toy_pairs.parent / "rollouts",
+            "PAIRS": toy_pairs}
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("command, args, message", CASES,
+                         ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(CASES)])
+def test_bad_input_is_one_clear_line_and_leaves_nothing(world, tmp_path, capsys, command, args,
+                                                        message):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep me")
+    places = {**{k: str(v) for k, v in world.items()}, "OUT": str(tmp_path / "out"),
+              "BUSY": str(busy)}
+    argv = [command] + ["/".join(places.get(part, part) for part in a.split("/"))
+                        if a.startswith(tuple(places)) else a for a in args]
+    watched = [Path(world["ROLLOUTS"]), Path(world["PAIRS"]), Path(world["SWEEPDONE"])]
+    before = [snapshot(folder) for folder in watched]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err
+    last = [line for line in err.strip().splitlines() if line.strip()][-1]
+    expected = message.replace("MISSING", places["MISSING"]).replace(
+        "NOMODEL", places["NOMODEL"]).replace("FILE", places["FILE"])
+    assert expected in last, last
+    assert not (tmp_path / "out").exists()  # nothing written, not even an empty folder
+    assert (busy / "mine.txt").read_text() == "keep me" and len(list(busy.iterdir())) == 1
+    assert [snapshot(folder) for folder in watched] == before
+    for folder in (tmp_path, Path(world["FILE"]).parent):
+        assert not list(folder.rglob(".*tmp*"))  # no half-written temporaries
+
+
+def test_the_matrix_covers_every_writing_command():
+    commands = {c for c, _, _ in CASES}
+    assert {"sweep", "rollout", "pairs", "train", "eval", "merge", "lmc", "select", "export",
+            "toy"} <= commands
+    assert len(CASES) >= 60
+
+
+def test_validation_fraction_zero_writes_an_empty_validation_split(world, tmp_path):
+    import datasets
+
+    out = tmp_path / "pairs"
+    assert main(["pairs", "--rollouts", str(world["ROLLOUTS"]), "--output", str(out),
+                 "--validation_fraction", "0"]) == 0
+    loaded = datasets.load_from_disk(str(out / "dataset"))
+    assert loaded["validation"].num_rows == 0 and loaded["train"].num_rows > 0
+    assert json.loads((out / "pairs.json").read_text())["validation_fraction"] == 0
+
+
+def test_a_killed_swap_is_restored_by_the_next_run(tmp_path):
+    """A kill between replace_folder's two renames leaves the old folder under its temporary
+    name; the next command puts it back before deciding anything."""
+    from dami_pref.utils.io import check_destination, temporary_sibling
+
+    out = tmp_path / "merged"
+    old = temporary_sibling(out, "old")
+    old.mkdir()
+    (old / "weights").write_text("old")
+    half = temporary_sibling(out)
+    half.mkdir()
+    (half / "partial").write_text("x")
+    with pytest.raises(Exception, match="exists and is not empty"):
+        check_destination(out, overwrite=False)
+    assert (out / "weights").read_text() == "old" and not half.exists() and not old.exists()
+    shutil.rmtree(out)
