@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from dami_pref.cli import main
 from dami_pref.errors import DamiPrefError
