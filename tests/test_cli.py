@@ -166,3 +166,24 @@ def test_mismatched_pair_is_a_clear_error_on_the_command_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "intermediate_size" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["merge", "lmc", "sweep"])
+def test_non_finite_weights_are_named(tmp_path, tiny_pair, capsys, command):
+    """A checkpoint with an all-NaN tensor is refused before it is merged, compared or run."""
+    from safetensors.torch import load_file, save_file
+
+    instruct, thinking = tiny_pair
+    broken = tmp_path / "thinking"
+    shutil.copytree(thinking, broken)
+    weights = load_file(str(broken / "model.safetensors"))
+    name = sorted(weights)[-1]
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    out = tmp_path / "out"
+    extra = {"merge": ["--lambda", "0.5", "--out", str(out)], "lmc": [],
+             "sweep": ["--limit", "2", "--output", str(out)]}[command]
+    code = main([command, "--instruct", str(instruct), "--thinking", str(broken), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and "hold NaN or inf" in err and name in err and "Traceback" not in err
+    assert not out.exists()

@@ -192,6 +192,18 @@ def test_test_rollouts_missing_lambda_values(results, rankers, tmp_path):
                             modes="offline", test_rollouts=str(out / "rollouts_test")))
 
 
+def test_rollouts_of_other_settings_are_refused(results, rankers, tmp_path):
+    """Rollouts made with another token limit (or another pair) describe another model."""
+    out = Path(results["config"]["output"])
+    with pytest.raises(DamiPrefError, match="max_new_tokens: 80 there, 40 here"):
+        evaluate(tiny(tmp_path / "e", rankers, methods="thinking", modes="offline",
+                      max_new_tokens=40, test_rollouts=str(out / "rollouts_test")))
+    with pytest.raises(DamiPrefError, match="pair: .* there"):
+        evaluate(tiny(tmp_path / "e", rankers, methods="thinking", modes="offline",
+                      prompt_template="Q: {question}", test_rollouts=str(out / "rollouts_test")))
+    assert not (tmp_path / "e" / "results.json").exists()
+
+
 def test_unknown_method_and_missing_ranker(rankers, tmp_path):
     with pytest.raises(DamiPrefError, match="unknown method"):
         evaluate(tiny(tmp_path / "e", rankers, methods="thinking,dami_magic"))

@@ -125,6 +125,7 @@ def test_select_from_stdin_text_and_table(ranker_dir, tmp_path):
     ("brokentokenizer", "cannot load the ranker's tokenizer"),
     ("corrupthead", "not a readable safetensors file"),
     ("headshape", "head does not match"),
+    ("nanhead", "hold NaN or inf"),
 ])
 def test_select_bad_input(ranker_dir, tmp_path, capsys, setup, message):
     ranker = tmp_path / "ranker"
@@ -157,6 +158,13 @@ def test_select_bad_input(ranker_dir, tmp_path, capsys, setup, message):
         head = load_file(str(ranker / "head.safetensors"))
         name = next(iter(head))
         head[name] = torch.zeros(*(s + 1 for s in head[name].shape))
+        save_file(head, str(ranker / "head.safetensors"))
+    elif setup == "nanhead":  # a NaN ranker would score every λ NaN and pick λ=0 silently
+        from safetensors.torch import load_file, save_file
+
+        head = load_file(str(ranker / "head.safetensors"))
+        name = next(iter(head))
+        head[name] = torch.full_like(head[name], float("nan"))
         save_file(head, str(ranker / "head.safetensors"))
     elif setup == "future":
         config = json.loads((ranker / "dami_pref.json").read_text())

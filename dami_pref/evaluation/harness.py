@@ -9,6 +9,7 @@ results JSON, the markdown table and the plots.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -117,6 +118,8 @@ def rollout_tables(settings: EvalSettings, runtime, test_problems: Sequence[Prob
                                    "rollouts_validation")):
         # Rollout folders the user names are read as they are (a finer grid is fine); the
         # harness makes (or resumes) its own under the output folder otherwise.
+        if given:
+            check_given_rollouts(Path(given), pair, decoding)
         folders.append(Path(given) if given else ensure_rollouts(
             runtime, problems, settings.grid, decoding, settings.output / name, pair=pair,
             seed=settings.seed, progress=settings.progress))
@@ -128,6 +131,34 @@ def rollout_tables(settings: EvalSettings, runtime, test_problems: Sequence[Prob
         raise DamiPrefError(f"{folders[0]} holds rollouts of problems that are not in the test "
                             f"set (e.g. {sorted(set(test.problem_ids) - known)[0]!r})")
     return EvalTables(list(test_problems), test, validation, folders[0], folders[1], seconds)
+
+
+def check_given_rollouts(folder: Path, pair: dict, decoding: DecodingOptions) -> None:
+    """A rollout folder the user names must come from this pair with these decoding settings,
+    or its accuracies describe another model (a clear error naming both sides)."""
+    from dataclasses import asdict
+
+    from ..data.rollouts import MANIFEST
+
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DamiPrefError(f"{folder}: not a finished rollout folder ({err})") from None
+    here = {"pair": pair, "max_new_tokens": decoding.max_new_tokens,
+            "temperature": decoding.temperature, "top_p": decoding.top_p,
+            "kv_cache": asdict(decoding.kv_cache)}
+    differ = [key for key in here if manifest.get(key) != here[key]]
+    if differ:
+        key = differ[0]
+        there, now = manifest.get(key), here[key]
+        if key == "pair":
+            changed = sorted(k for k in set(there or {}) | set(now)
+                             if (there or {}).get(k) != now.get(k))
+            there, now = {k: (there or {}).get(k) for k in changed}, {k: now[k] for k in changed}
+        raise DamiPrefError(f"{folder} was rolled out with other settings than this evaluation "
+                            f"({key}: {there} there, {now} here); evaluate with the same pair and "
+                            "decoding options, or leave --test_rollouts/--validation_rollouts "
+                            "out to roll out afresh")
 
 
 def choose(settings: EvalSettings, tables: EvalTables, runtime,

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import DamiPrefError
+from ..utils.tensors import check_finite
 from ..utils.io import atomic_write_json, building_folder
 from ..version import PACKAGE_DIR, __version__
 from .model import RankerModel, RankerSpec
@@ -139,6 +140,7 @@ def load_ranker(folder: str | Path, backbone: str | None = None, device: str | N
                             f"({type(err).__name__}: {str(err).splitlines()[0]})") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    check_finite(model.named_parameters(), str(folder))  # NaN scores would pick λ silently
     model.to(device).eval()
     return model, tokenizer, config
 

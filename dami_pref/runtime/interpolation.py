@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DamiPrefError
+from ..utils.tensors import check_finite
 from ..utils.devices import resolve_device, resolve_dtype
 from ..utils.grid import check_lambda
 from ..utils.prompts import check_prompt_template, encode_prompts, render_prompt
@@ -117,6 +118,8 @@ class InterpolationRuntime:
         # The Thinking endpoint is staged on the CPU and copied tensor by tensor, so the device
         # never holds more than the three copies the design allows.
         staged = AutoModelForCausalLM.from_pretrained(thinking_path, **load)
+        check_finite(model.named_parameters(), str(instruct_path))
+        check_finite(staged.named_parameters(), str(thinking_path))
         self._setup(model, staged, tokenizers[chat_template_from], prompt_template, memory_mode)
         self.instruct_path, self.thinking_path = instruct_path, thinking_path
         self.trust_remote_code = trust_remote_code
@@ -133,6 +136,8 @@ class InterpolationRuntime:
         check_same_tensors(*({n: (tuple(p.shape), str(p.dtype)) for n, p in m.named_parameters()}
                              for m in (instruct_model, thinking_model)))
         _check_memory_mode(memory_mode)
+        check_finite(instruct_model.named_parameters(), "the instruct model")
+        check_finite(thinking_model.named_parameters(), "the thinking model")
         runtime = cls.__new__(cls)
         runtime._setup(instruct_model, thinking_model, tokenizer, prompt_template, memory_mode)
         runtime.instruct_path = runtime.thinking_path = None

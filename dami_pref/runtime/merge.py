@@ -21,6 +21,7 @@ from ..utils.devices import STORED_DTYPES, parse_dtype
 from ..utils.grid import check_lambda
 from ..utils.hub import looks_like_hub_id
 from ..utils.io import building_folder, check_destination
+from ..utils.tensors import check_finite
 from .checkpoints import (check_pair, check_same_vocabulary, checkpoint_fingerprint,
                           read_checkpoint, resolve_model_dir, safetensors_files)
 
@@ -90,6 +91,8 @@ def write_blended_shards(tmp: Path, instruct_dir: Path, thinking_dir: Path, summ
                 with safe_open(str(thinking_files[key]), framework="pt") as ft:
                     b = ft.get_tensor(key)
                 a = fi.get_tensor(key)
+                check_finite([(key, a)], str(shard))
+                check_finite([(key, b)], str(thinking_files[key]))
                 stored = STORED_DTYPES.get(summary_i.tensors[key][1], a.dtype)
                 out_dtype = forced if forced is not None and a.is_floating_point() else stored
                 tensors[key] = _blend(a, b, lam, out_dtype).contiguous()
