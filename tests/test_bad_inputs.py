@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dami_pref.cli import main
+from dami_pref.toy import TOY_THINKING
 from dami_pref.utils.io import write_jsonl
 
 TRAIN = ["--max_steps", "1"]
@@ -50,6 +51,8 @@ CASES = [
     ("rollout", ["--grid", "0:1:0", "--output", "OUT"], "grid"),
     ("rollout", ["--instruct", "NOMODEL", "--output", "OUT"], "model folder not found"),
     ("rollout", ["--output", "ROLLOUTS", "--grid", "0,1", "--limit", "2"], "other settings"),
+    ("rollout", ["--output", "OUT", "--limit", "2", "--thinking", "NOTHINKING"],
+     "tokenizer vocabularies differ"),
     # pairs
     ("pairs", ["--rollouts", "MISSING", "--output", "OUT"], "MISSING"),
     ("pairs", ["--rollouts", "FILE", "--output", "OUT"], "FILE"),
@@ -93,6 +96,8 @@ CASES = [
     ("merge", ["--lambda", "0.5", "--instruct", "NOMODEL", "--out", "OUT"],
      "model folder not found"),
     ("merge", ["--lambda", "0.5", "--dtype", "float8", "--out", "OUT"], "dtype"),
+    ("merge", ["--lambda", "0.5", "--thinking", "NOTHINKING", "--out", "OUT"],
+     "tokenizer vocabularies differ"),
     ("lmc", ["--warn_below", "2"], "--warn_below must be [-1, 1]"),
     ("lmc", ["--instruct", "NOMODEL"], "model folder not found"),
     # select and export
@@ -124,12 +129,16 @@ def world(tmp_path_factory, toy_pairs) -> dict[str, str]:
     write_jsonl([{"id": "a", "question": "1+1"}], root / "nofield.jsonl")
     (root / "a_file").write_text("not a folder")
     (root / "bad.yaml").write_text("max_new_tokens: lots\n")
+    shutil.copytree(TOY_THINKING, root / "no_tokenizer")  # weights fine, tokenizer gone
+    for item in (root / "no_tokenizer").iterdir():
+        if item.name.startswith(("tokenizer", "special_tokens", "chat_template")):
+            item.unlink()
     for name, marker in (("sweep_done", "sweep.json"), ("eval_done", "results.json")):
         (root / name).mkdir()
         (root / name / marker).write_text("{}")
     return {"EMPTY": root / "empty.jsonl", "BROKEN": root / "broken.jsonl",
             "NONUTF8": root / "nonutf8.jsonl", "NOFIELD": root / "nofield.jsonl",
-            "MISSING": root / "missing", "NOMODEL": root / "no_model", "FILE": root / "a_file",
+            "MISSING": root / "missing", "NOTHINKING": root / "no_tokenizer", "NOMODEL": root / "no_model", "FILE": root / "a_file",
             "BADYAML": root / "bad.yaml", "SWEEPDONE": root / "sweep_done",
             "EVALDONE": root / "eval_done", "ROLLOUTS": toy_pairs.parent / "rollouts",
             "PAIRS": toy_pairs}

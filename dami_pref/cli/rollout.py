@@ -73,13 +73,14 @@ def run(args: RolloutArgs) -> int:
     manifest = make_manifest(plan, decoding, args.seed, pair, problems, source=asdict(args))
     store = RolloutStore(args.output)
     resume = store.check_compatible(manifest, args.overwrite)  # every process: same verdict
+    if args.device in ("auto", None) or state.num_processes > 1:
+        args.device = str(state.device)
+    runtime = args.runtime()  # a pair that fails to load leaves no folder behind
     state.wait_for_everyone()
     if state.is_main_process:
         store.start(manifest, problems, resume)
     state.wait_for_everyone()
-    if args.device in ("auto", None) or state.num_processes > 1:
-        args.device = str(state.device)
-    counts = run_units(args.runtime(), problems, plan, decoding, args.seed, store,
+    counts = run_units(runtime, problems, plan, decoding, args.seed, store,
                        rank=state.process_index, world=state.num_processes,
                        progress=args.progress and (state.is_main_process or cpu is False))
     state.wait_for_everyone()

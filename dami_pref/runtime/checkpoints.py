@@ -174,3 +174,15 @@ def checkpoint_fingerprint(folder: Path) -> str:
             tail = handle.read(65536)
         parts.append(f"{file.name}:{size}:{_digest(head)}:{_digest(tail)}")
     return _digest("\n".join(parts))
+
+
+def load_tokenizer(path: Path, side: str, trust_remote_code: bool = False):
+    """A checkpoint's tokenizer, or a clear error naming the side and folder."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception as err:  # noqa: BLE001 - tokenizers fail in many ways
+        raise DamiPrefError(f"cannot load the {side} tokenizer from {path}: "
+                            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") \
+            from None

@@ -24,7 +24,7 @@ from ..utils.devices import resolve_device, resolve_dtype
 from ..utils.grid import check_lambda
 from ..utils.prompts import check_prompt_template, encode_prompts, render_prompt
 from .checkpoints import (check_pair, check_same_tensors, check_same_vocabulary, read_checkpoint,
-                          resolve_model_dir)
+                          load_tokenizer, resolve_model_dir)
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class InterpolationRuntime:
                  trust_remote_code: bool = False, chat_template_from: str = "instruct",
                  prompt_template: str = "{question}", revision: str | None = None,
                  memory_mode: str = "exact") -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         from ..toy import TOY_INSTRUCT, TOY_THINKING
 
@@ -102,13 +102,8 @@ class InterpolationRuntime:
         summary_i = read_checkpoint(instruct_path)
         summary_t = read_checkpoint(thinking_path)
         check_pair(summary_i, summary_t)
-        tokenizers = {}
-        for side, path in (("instruct", instruct_path), ("thinking", thinking_path)):
-            try:
-                tokenizers[side] = AutoTokenizer.from_pretrained(
-                    path, trust_remote_code=trust_remote_code)
-            except Exception as err:  # noqa: BLE001
-                raise DamiPrefError(f"cannot load the {side} tokenizer from {path}: {err}") from None
+        tokenizers = {side: load_tokenizer(path, side, trust_remote_code)
+                      for side, path in (("instruct", instruct_path), ("thinking", thinking_path))}
         check_same_vocabulary(tokenizers["instruct"], tokenizers["thinking"])
         device = resolve_device(device)
         stored = next(iter(summary_i.tensors.values()))[1] if summary_i.tensors else None

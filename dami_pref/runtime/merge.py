@@ -23,7 +23,7 @@ from ..utils.hub import looks_like_hub_id
 from ..utils.io import building_folder, check_destination
 from ..utils.tensors import check_finite
 from .checkpoints import (check_pair, check_same_vocabulary, checkpoint_fingerprint,
-                          read_checkpoint, resolve_model_dir, safetensors_files)
+                          load_tokenizer, read_checkpoint, resolve_model_dir, safetensors_files)
 
 
 def _blend(a: torch.Tensor, b: torch.Tensor, lam: float, out_dtype: torch.dtype) -> torch.Tensor:
@@ -51,8 +51,6 @@ def merge_pair(lam: float, out: str | Path, instruct: str | Path | None = None,
                thinking: str | Path | None = None, *, dtype: str = "auto",
                overwrite: bool = False, trust_remote_code: bool = False) -> Path:
     """Write the interpolated model at ``lam`` to ``out`` (built under a temporary name)."""
-    from transformers import AutoTokenizer
-
     from ..toy import TOY_INSTRUCT, TOY_THINKING
 
     lam = check_lambda(lam)
@@ -62,9 +60,8 @@ def merge_pair(lam: float, out: str | Path, instruct: str | Path | None = None,
     thinking_dir = resolve_model_dir(thinking or TOY_THINKING)
     summary_i, summary_t = read_checkpoint(instruct_dir), read_checkpoint(thinking_dir)
     check_pair(summary_i, summary_t)
-    check_same_vocabulary(
-        AutoTokenizer.from_pretrained(instruct_dir, trust_remote_code=trust_remote_code),
-        AutoTokenizer.from_pretrained(thinking_dir, trust_remote_code=trust_remote_code))
+    check_same_vocabulary(load_tokenizer(instruct_dir, "instruct", trust_remote_code),
+                          load_tokenizer(thinking_dir, "thinking", trust_remote_code))
     forced = parse_dtype(dtype)
 
     record = merge_record(lam, instruct, thinking, instruct_dir, thinking_dir, dtype, forced,
