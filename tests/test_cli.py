@@ -96,7 +96,7 @@ def test_merge_dtype_option_is_recorded(tmp_path, tiny_pair):
 
 @pytest.mark.parametrize("args, message", [
     (["merge", "--lambda", "1.5", "--out", "OUT"], "λ must be in [0, 1]"),
-    (["merge", "--lambda", "nan", "--out", "OUT"], "λ must be in [0, 1]"),
+    (["merge", "--lambda", "nan", "--out", "OUT"], "--lambda must be a finite number"),
     (["sweep", "--grid", "0:2:0.5", "--output", "OUT"], "outside [0, 1]"),
     (["sweep", "--problems", "EMPTY", "--output", "OUT"], "no problems"),
     (["sweep", "--problems", "BROKEN", "--output", "OUT"], "line 2: not valid JSON"),
