@@ -184,10 +184,17 @@ def test_pairs_folder(pairs_folder, reference):
     expected = sum(len(pairs_for_problem(c, PairOptions()))
                    for c in candidates_from_rows(rows).values())
     assert len(dataset["train"]) + len(dataset["validation"]) == expected
+    from transformers import AutoTokenizer
+
+    from dami_pref.toy import TOY_BASE
+
+    toy = AutoTokenizer.from_pretrained(TOY_BASE)  # --prompt_tokenizer toy: the toy chat template
     for pair in dataset["train"]:
         assert (pair["chosen_acc"] > pair["rejected_acc"]
                 or pair["chosen_cost"] < pair["rejected_cost"])
-        assert pair["prompt"] == pair["question"] + "\n"
+        assert pair["prompt"] == toy.apply_chat_template(
+            [{"role": "user", "content": pair["question"]}], tokenize=False,
+            add_generation_prompt=True)
     assert candidates.num_rows == 24 * 3 and oracle.num_rows == 24
     assert (pairs_folder / "parquet" / "train.parquet").is_file()
     card = (pairs_folder / "README.md").read_text()
