@@ -33,18 +33,11 @@ def hub_backbone(reference: str) -> str | None:
 
 
 def check_ranker_loads(ranker: Path) -> dict:
-    """Load the ranker as a user would, and check its weights are finite: nothing broken is
-    exported."""
-    import torch
-
+    """Load the ranker as a user would (which also refuses NaN or inf weights): nothing broken
+    is exported."""
     from .inference import LambdaRanker
 
-    loaded = LambdaRanker.from_pretrained(ranker, device="cpu")
-    bad = [n for n, p in loaded.model.named_parameters() if not bool(torch.isfinite(p).all())]
-    if bad:
-        raise DamiPrefError(f"{ranker}: {len(bad)} weight tensor(s) are not finite (e.g. "
-                            f"{bad[0]}); this ranker is broken, retrain it")
-    return loaded.config
+    return LambdaRanker.from_pretrained(ranker, device="cpu").config
 
 
 def export_ranker(ranker: str | Path, out: str | Path, *, repo_id: str | None = None,
