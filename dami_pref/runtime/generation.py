@@ -17,7 +17,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from ..errors import DamiPrefError
 from ..utils.answers import final_answer, split_thinking
 from ..utils.grid import check_lambda
-from ..utils.tokens import end_token_ids, left_pad, token_id
+from ..utils.tokens import check_prompts, end_token_ids, left_pad, token_id
 from .kv_cache import KVCacheOptions
 
 
@@ -114,6 +114,8 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
     eos = end_token_ids(model, tokenizer)
     open_id, close_id = token_id(tokenizer, "<think>"), token_id(tokenizer, "</think>")
     encoded = runtime.encode_prompts([r.question for r in requests])
+    check_prompts([r.question for r in requests], encoded, tokenizer,
+                  getattr(model.config, "max_position_embeddings", None), options.max_new_tokens)
     lams = [check_lambda(r.lam) for r in requests]
     # Group by λ (one switch each), starting from the λ already loaded; inside a group, sort by
     # prompt length so batches carry little padding.

@@ -36,3 +36,30 @@ def token_id(tokenizer, token: str) -> int | None:
     ids = tokenizer.convert_tokens_to_ids([token])
     tid = ids[0] if ids else None
     return tid if tid is not None and tid != tokenizer.unk_token_id else None
+
+
+def check_prompts(questions, encoded: list[list[int]], tokenizer, context: int | None,
+                  max_new_tokens: int) -> None:
+    """Refuse a prompt that cannot fit the model's context with its answer (RoPE models would
+    otherwise decode past their trained positions into silently wrong answers), and warn once
+    about questions that are mostly unknown tokens (written in a script the tokenizer lacks)."""
+    import warnings
+
+    unk = getattr(tokenizer, "unk_token_id", None)
+    unknown = []
+    for question, ids in zip(questions, encoded):
+        if context and len(ids) + max_new_tokens > context:
+            raise DamiPrefError(
+                f"the question {shorten(question)!r} is {len(ids)} prompt tokens; with "
+                f"max_new_tokens {max_new_tokens} that exceeds the model's context of {context} "
+                f"positions: shorten the question or lower --max_new_tokens")
+        if unk is not None and ids and sum(t == unk for t in ids) > len(ids) / 2:
+            unknown.append(question)
+    if unknown:
+        warnings.warn(f"{len(unknown)} question(s) are mostly tokens the tokenizer does not know "
+                      f"(first: {shorten(unknown[0])!r}); their answers will be meaningless",
+                      stacklevel=3)
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
