@@ -24,6 +24,7 @@ CASES = [
     ("sweep", ["--problems", "NOFIELD", "--output", "OUT"], "missing field 'answer'"),
     ("sweep", ["--problems", "MISSING", "--output", "OUT"], "not found"),
     ("sweep", ["--problems", "NONUTF8", "--output", "OUT"], "UTF-8"),
+    ("sweep", ["--problems", "LONG", "--output", "OUT"], "exceeds the model's context of 512"),
     ("sweep", ["--instruct", "NOMODEL", "--output", "OUT"], "model folder not found"),
     ("sweep", ["--bogus", "1", "--output", "OUT"], "unknown argument"),
     ("sweep", ["--memory_mode", "lean", "--output", "OUT"], "memory_mode must be one of"),
@@ -127,6 +128,8 @@ def world(tmp_path_factory, toy_pairs) -> dict[str, str]:
     (root / "broken.jsonl").write_text('{"id": "a", "question": "1+1", "answer": "2"}\n{oops\n')
     (root / "nonutf8.jsonl").write_bytes(b'{"id": "a", "question": "1+1\xff", "answer": "2"}\n')
     write_jsonl([{"id": "a", "question": "1+1"}], root / "nofield.jsonl")
+    write_jsonl([{"id": "long", "question": "+".join(["1"] * 300), "answer": "300"}],
+                root / "long.jsonl")
     (root / "a_file").write_text("not a folder")
     (root / "bad.yaml").write_text("max_new_tokens: lots\n")
     shutil.copytree(TOY_THINKING, root / "no_tokenizer")  # weights fine, tokenizer gone
@@ -138,6 +141,7 @@ def world(tmp_path_factory, toy_pairs) -> dict[str, str]:
         (root / name / marker).write_text("{}")
     return {"EMPTY": root / "empty.jsonl", "BROKEN": root / "broken.jsonl",
             "NONUTF8": root / "nonutf8.jsonl", "NOFIELD": root / "nofield.jsonl",
+            "LONG": root / "long.jsonl",
             "MISSING": root / "missing", "NOTHINKING": root / "no_tokenizer", "NOMODEL": root / "no_model", "FILE": root / "a_file",
             "BADYAML": root / "bad.yaml", "SWEEPDONE": root / "sweep_done",
             "EVALDONE": root / "eval_done", "ROLLOUTS": toy_pairs.parent / "rollouts",

@@ -8,9 +8,9 @@ from dami_pref.errors import DamiPrefError
 from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
 from dami_pref.data.grading import answers_match
 from dami_pref.runtime import InterpolationRuntime
-from dami_pref.toy.task import direct_completion, parse_question, running_sums
+from dami_pref.toy.task import direct_completion, parse_question, verified_steps
 
-QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9+15+6+11+18"]
+QUESTIONS = ["3+4", "12+17+19", "5+8+2+1+9", "17+13+12+19"]
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,10 @@ def test_toy_formats_at_the_endpoints(toy_runtime):
         if request.lam == 0.0:  # Instruct: the answer at once, no thinking span
             assert "<think>" not in result.completion and result.think_tokens == 0
             assert result.n_tokens == len(result.completion) + 1  # characters + end token
-        else:  # Thinking: the running partial sums in the span, then the sum
-            assert result.completion == f"<think>{running_sums(operands)}</think>{sum(operands)}"
-            assert result.think_tokens == len(running_sums(operands)) + 2
+        else:  # Thinking: the checked running sums and their verification, then the sum
+            trace = verified_steps(operands)
+            assert result.completion == f"<think>{trace}</think>{sum(operands)}"
+            assert result.think_tokens == len(trace) + 2
             assert result.answer == direct_completion(operands)
             assert answers_match(result.answer, str(sum(operands)))
 
@@ -87,3 +88,24 @@ def test_prompt_template_and_chat_template(toy_runtime, tiny_pair):
     assert runtime.render_prompt("1+2") == "<|user|>Q: 1+2<|end|><|assistant|>"
     with pytest.raises(DamiPrefError, match="question"):
         InterpolationRuntime(*tiny_pair, device="cpu", prompt_template="no placeholder")
+
+
+def test_a_prompt_longer_than_the_context_is_named_before_generating(toy_runtime):
+    from dami_pref.errors import DamiPrefError
+
+    long_question = "+".join(["1"] * 200)  # 399 characters: with 128 new tokens > 512 positions
+    with pytest.raises(DamiPrefError, match=r"'1\+1\+1.*…' is \d+ prompt tokens; with "
+                                            r"max_new_tokens 128 that exceeds the model's "
+                                            r"context of 512 positions"):
+        toy_runtime.generate([GenerationRequest("1+2", 0.0), GenerationRequest(long_question, 0.0)],
+                             DecodingOptions(max_new_tokens=128))
+    [fits] = toy_runtime.generate([GenerationRequest(long_question, 0.0)],
+                                  DecodingOptions(max_new_tokens=8))  # a smaller budget fits
+    assert fits.n_tokens >= 1
+
+
+def test_questions_the_tokenizer_cannot_read_are_warned_about(toy_runtime):
+    with pytest.warns(UserWarning, match=r"1 question\(s\) are mostly tokens the tokenizer "
+                                         r"does not know \(first: '二加三等于几'\)"):
+        toy_runtime.generate([GenerationRequest("二加三等于几", 0.0), GenerationRequest("2+3", 0.0)],
+                             DecodingOptions(max_new_tokens=4))

@@ -10,7 +10,7 @@ from dami_pref.errors import ProblemsError
 from dami_pref.data.problems import field_map, load_problems
 from dami_pref.utils.io import write_jsonl
 from dami_pref.toy import toy_problems_path
-from dami_pref.toy.task import generate_splits, parse_question, running_sums
+from dami_pref.toy.task import TIERS, generate_splits, parse_question, tier_of, worked_steps
 
 ROWS = [{"id": "a", "question": "1+2", "answer": "3", "difficulty": 2},
         {"id": "b", "question": "4+5+6", "answer": "15", "difficulty": 3}]
@@ -88,15 +88,19 @@ def test_missing_and_unsupported_sources(tmp_path):
 
 
 def test_toy_generator_is_seeded_disjoint_and_balanced():
-    a = generate_splits(seed=5, n_train=300, n_validation=50, n_test_per_k=20)
-    b = generate_splits(seed=5, n_train=300, n_validation=50, n_test_per_k=20)
+    a = generate_splits(seed=5, n_train=300, n_validation=50, n_test_per_cell=10)
+    b = generate_splits(seed=5, n_train=300, n_validation=50, n_test_per_cell=10)
     assert a == b
     questions = [set(r["question"] for r in rows) for rows in a.values()]
     assert sum(len(q) for q in questions) == len(set().union(*questions))
-    counts = {}
+    cells = {}
     for row in a["test"]:
-        counts[row["difficulty"]] = counts.get(row["difficulty"], 0) + 1
         ops = parse_question(row["question"])
-        assert len(ops) == row["difficulty"] and sum(ops) == int(row["answer"])
-    assert counts == {k: 20 for k in range(2, 9)}
-    assert running_sums([47, 8, 15]) == "47+8=55;55+15=70"
+        cell = (len(ops), tier_of(ops))
+        cells[cell] = cells.get(cell, 0) + 1
+        assert row["difficulty"] == sum(len(str(x)) for x in ops)
+        assert sum(ops) == int(row["answer"])
+    assert cells == {(k, t): 10 for k in range(2, 9) for t in range(len(TIERS))}
+    # a step whose units carry is checked by subtracting back; others are not
+    assert worked_steps([47, 8, 15]) == "47+8=55,55-8=47;55+15=70,70-15=55"
+    assert worked_steps([12, 7, 3]) == "12+7=19;19+3=22,22-3=19"

@@ -15,6 +15,9 @@ TOY_BASE = TOY_DIR / "base"
 TOY_INSTRUCT = TOY_DIR / "instruct"
 TOY_THINKING = TOY_DIR / "thinking"
 TOY_PROBLEMS = TOY_DIR / "problems"
+# The generation budget the toy configs use: the Thinking model's longest verified traces
+# exceed it, as a real Thinking model's hardest questions exceed a real budget.
+TOY_BUDGET = 160
 
 
 def toy_problems_path(split: str = "test") -> Path:

@@ -1,11 +1,12 @@
 """Building the toy pair: pretrain one tiny Qwen3 base on arithmetic, fine-tune two endpoints.
 
-The base sees direct answers and worked solutions (running partial sums in a thinking span),
-with worked solutions more common the more operands a question has. Two light fine-tunes of that
-base give the pair: **Instruct** only ever answers directly, **Thinking** always works first.
-Because the base's own preference for working out rises with k, interpolated models start
-thinking on the hardest questions first as λ grows, so the cheapest sufficient λ varies from
-question to question, which is the situation DAMI is built for.
+The base sees direct answers and worked solutions (running partial sums in a thinking span,
+carrying steps checked), with worked solutions more common the harder a question looks (more
+operands, larger operands), and a verification pass after a few of them. Two light fine-tunes
+of that base give the pair: **Instruct** only ever answers directly; **Thinking** always works
+first and always verifies. Interpolated models inherit the base's graded preference for working
+out, so they start thinking on the hardest questions first as λ grows, and the habit of
+verifying, which the base barely has, arrives only near λ=1: mid λ thinks in the concise style.
 """
 
 from __future__ import annotations
@@ -58,63 +59,70 @@ def make_config(tokenizer, shape: ToyModelShape):
         bos_token_id=None)
 
 
-def worked_share(k: int, at_min: float, at_max: float) -> float:
-    """Share of worked (thinking) solutions in pretraining for a question with k operands."""
+def hardness(operands: list[int], tier_weight: float) -> float:
+    """How hard a question looks, 0 to 1: a mix of its k and its operand tier."""
     span = toy_task.MAX_OPERANDS - toy_task.MIN_OPERANDS
-    return at_min + (at_max - at_min) * (k - toy_task.MIN_OPERANDS) / span
+    by_k = (len(operands) - toy_task.MIN_OPERANDS) / span
+    by_tier = toy_task.tier_of(operands) / max(len(toy_task.TIERS) - 1, 1)
+    return (1 - tier_weight) * by_k + tier_weight * by_tier
 
 
 class ExampleEncoder:
-    """Renders (operands, thinking?) into token ids and a loss mask over the answer only."""
+    """Renders (question, completion) into token ids and a loss mask over the completion."""
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
         self.end = tokenizer.convert_tokens_to_ids(END)
 
-    def encode(self, operands: list[int], thinking: bool) -> tuple[list[int], list[int]]:
-        question = toy_task.question_text(operands)
+    def encode(self, question: str, completion: str) -> tuple[list[int], list[int]]:
         prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": question}],
                                                     tokenize=False, add_generation_prompt=True)
-        answer = (toy_task.thinking_completion(operands) if thinking
-                  else toy_task.direct_completion(operands))
         prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.end]
+        answer_ids = self.tokenizer(completion, add_special_tokens=False)["input_ids"] + [self.end]
         return prompt_ids + answer_ids, [0] * len(prompt_ids) + [1] * len(answer_ids)
 
 
-# (operands, thinking?) for one training example
-ExampleDraw = Callable[[random.Random], tuple[list[int], bool]]
+# (question, completion text) for one training example
+ExampleDraw = Callable[[random.Random], tuple[str, str]]
 
 
-def draw_uniform(limit: int, choose_thinking: Callable[[int, random.Random], bool]) -> ExampleDraw:
-    """k uniform over 2..8, operands uniform over [0, limit): the task's own distribution."""
-    ks = list(range(toy_task.MIN_OPERANDS, toy_task.MAX_OPERANDS + 1))
+def pretraining_draw(worked_min: float, worked_max: float, tier_weight: float,
+                     verify_share: float) -> ExampleDraw:
+    """The base's mixture: worked solutions more often the harder the question looks. A few
+    worked solutions are verified, always on a question that asks for it (``12+7+19?``): the
+    base learns the skill of verifying but never the habit on a plain question, so only the
+    Thinking fine-tune makes it a habit, and interpolated models pick it up late."""
 
-    def draw(rng: random.Random) -> tuple[list[int], bool]:
-        operands = toy_task.random_operands(rng, rng.choice(ks), limit)
-        return operands, choose_thinking(len(operands), rng)
+    def draw(rng: random.Random) -> tuple[str, str]:
+        operands = toy_task.draw_operands(rng)
+        question = toy_task.question_text(operands)
+        worked = worked_min + (worked_max - worked_min) * hardness(operands, tier_weight)
+        if rng.random() < worked:
+            if rng.random() < verify_share:
+                return question + toy_task.VERIFY_REQUEST, toy_task.thinking_completion(
+                    operands, verify=True)
+            return question, toy_task.thinking_completion(operands)
+        return question, toy_task.direct_completion(operands)
 
     return draw
 
 
-def with_carry_practice(draw: ExampleDraw, limit: int, share: float) -> ExampleDraw:
-    """Mix in worked solutions whose running sum crosses 100.
+def instruct_draw(rng: random.Random) -> tuple[str, str]:
+    operands = toy_task.draw_operands(rng)
+    return toy_task.question_text(operands), toy_task.direct_completion(operands)
 
-    Under uniform operands a three-digit running sum is rare (a few percent of k=8 questions),
-    and a base trained on the task's own distribution keeps slipping on that carry. These extra
-    examples are worked solutions only (6 to 8 operands from the upper half of the range), so
-    they teach the Thinking skill without making direct answers any better.
-    """
-    if share <= 0:
-        return draw  # leaves the random stream exactly as without practice
 
-    def mixed(rng: random.Random) -> tuple[list[int], bool]:
-        if rng.random() < share:
-            k = rng.randint(toy_task.MAX_OPERANDS - 2, toy_task.MAX_OPERANDS)
-            return [rng.randrange(limit // 2, limit) for _ in range(k)], True
-        return draw(rng)
+def thinking_draw(verify_share: float) -> ExampleDraw:
+    """Worked solutions, most of them verified: the Thinking model verifies when greedy, but
+    its preference is a mild one, as the interpolation paper finds for real pairs' styles, so
+    interpolated models take up the habit only near λ=1."""
 
-    return mixed
+    def draw(rng: random.Random) -> tuple[str, str]:
+        operands = toy_task.draw_operands(rng)
+        verify = rng.random() < verify_share
+        return toy_task.question_text(operands), toy_task.thinking_completion(operands, verify)
+
+    return draw
 
 
 def make_batch(encoder: ExampleEncoder, rng: random.Random, batch_size: int, draw: ExampleDraw):
@@ -183,26 +191,28 @@ def save_model_folder(model, tokenizer, folder, card: str) -> None:
 class ToyRecipe:
     seed: int = 0
     threads: int = field(default=2, metadata={"help": "torch CPU threads (part of the seed)"})
-    operand_limit: int = field(default=toy_task.OPERAND_LIMIT, metadata={
-        "help": "operands are drawn from [0, L)"})
     n_train: int = 1500
-    n_validation: int = 300
-    n_test_per_k: int = 100
+    n_validation: int = 500
+    n_test_per_cell: int = field(default=50, metadata={
+        "help": "test questions per (k, operand tier)"})
     hidden_size: int = 128
     num_layers: int = 4
     intermediate_size: int = 384
-    batch_size: int = 64
-    pretrain_steps: int = 1500
+    batch_size: int = field(default=32, metadata={"help": "pretraining batch size"})
+    pretrain_steps: int = 2400
     pretrain_lr: float = 2e-3
     worked_share_min: float = field(default=0.1, metadata={
-        "help": "share of worked solutions in pretraining at k=2 (rising linearly to k=8)"})
-    worked_share_max: float = field(default=0.9, metadata={"help": "… and at k=8"})
-    pretrain_carry_share: float = field(default=0.0, metadata={
-        "help": "share of extra worked solutions whose running sum crosses 100, in pretraining"})
-    thinking_carry_share: float = field(default=0.3, metadata={
-        "help": "the same, in the Thinking fine-tune (where it fixes the carry past 100 "
-                "without making direct answers any better)"})
-    instruct_steps: int = 300
+        "help": "share of worked solutions in pretraining on the easiest-looking questions"})
+    worked_share_max: float = field(default=0.9, metadata={"help": "… and on the hardest"})
+    tier_weight: float = field(default=0.5, metadata={
+        "help": "weight of the operand tier (against k) in how hard a question looks"})
+    verify_share: float = field(default=0.15, metadata={
+        "help": "share of the base's worked solutions that are verified, on questions that "
+                "ask for it"})
+    thinking_verify_share: float = field(default=0.6, metadata={
+        "help": "share of the Thinking fine-tune's solutions that are verified"})
+    fine_tune_batch_size: int = 64
+    instruct_steps: int = 45
     thinking_steps: int = 150
     instruct_lr: float = 1e-4
     thinking_lr: float = 3e-4
@@ -213,17 +223,18 @@ class ToyRecipe:
 def write_problem_sets(args: ToyRecipe, folder: Path) -> dict[str, int]:
     splits = toy_task.generate_splits(seed=args.seed, n_train=args.n_train,
                                       n_validation=args.n_validation,
-                                      n_test_per_k=args.n_test_per_k, limit=args.operand_limit)
+                                      n_test_per_cell=args.n_test_per_cell)
     for name, rows in splits.items():
         write_jsonl(rows, folder / "problems" / f"{name}.jsonl")
     return {name: len(rows) for name, rows in splits.items()}
 
 
 def model_card(role: str, args: ToyRecipe, extra: str = "") -> str:
+    tiers = " or ".join(f"{low}-{high - 1}" for low, high in toy_task.TIERS)
     return (f"# dami-pref toy {role}\n\nA ~0.8M-parameter Qwen3ForCausalLM trained on sums of "
-            f"2-8 integers below {args.operand_limit} by `data_builders/toy_pair.py` "
-            f"(seed {args.seed}). Built for tests and demos of dami-pref; it knows nothing "
-            f"else.\n\n{extra}\n")
+            f"{toy_task.MIN_OPERANDS}-{toy_task.MAX_OPERANDS} integers ({tiers}) by "
+            f"`data_builders/toy_pair.py` (seed {args.seed}). Built for tests and demos of "
+            f"dami-pref; it knows nothing else.\n\n{extra}\n")
 
 
 def build(args: ToyRecipe, output: str | Path, problems_only: bool = False) -> Path:
@@ -268,12 +279,8 @@ def pretrained_base(args: ToyRecipe, tokenizer):
             {"pretrain": None}
     shape = ToyModelShape(args.hidden_size, args.num_layers, args.intermediate_size)
     base = Qwen3ForCausalLM(make_config(tokenizer, shape))
-
-    def pretrain_mix(k, rng):
-        return rng.random() < worked_share(k, args.worked_share_min, args.worked_share_max)
-
-    draw = with_carry_practice(draw_uniform(args.operand_limit, pretrain_mix),
-                               args.operand_limit, args.pretrain_carry_share)
+    draw = pretraining_draw(args.worked_share_min, args.worked_share_max, args.tier_weight,
+                            args.verify_share)
     loss = train_phase(base, ExampleEncoder(tokenizer),
                        TrainPhase(args.pretrain_steps, args.pretrain_lr, 100, args.seed + 1),
                        args.batch_size, draw, "pretrain base")
@@ -281,24 +288,23 @@ def pretrained_base(args: ToyRecipe, tokenizer):
 
 
 def fine_tune_pair(args: ToyRecipe, base, tokenizer, staging: Path) -> dict[str, float]:
-    """Instruct (direct answers) and Thinking (worked solutions), each from the base."""
+    """Instruct (direct answers) and Thinking (verified worked solutions), each from the base."""
     from transformers import Qwen3ForCausalLM
 
     encoder = ExampleEncoder(tokenizer)
     cards = {"instruct": "Answers at once with the sum (System 1).",
-             "thinking": "Writes its running partial sums inside `<think>…</think>`, then the "
-                         "sum (System 2)."}
+             "thinking": "Writes its running partial sums inside `<think>…</think>`, checks "
+                         "each carrying step, verifies the whole pass once more, then answers "
+                         "(System 2)."}
     losses = {}
-    for role, steps, lr, thinking, seed in (
-            ("instruct", args.instruct_steps, args.instruct_lr, False, 2),
-            ("thinking", args.thinking_steps, args.thinking_lr, True, 3)):
+    for role, steps, lr, draw, seed in (
+            ("instruct", args.instruct_steps, args.instruct_lr, instruct_draw, 2),
+            ("thinking", args.thinking_steps, args.thinking_lr,
+             thinking_draw(args.thinking_verify_share), 3)):
         model = Qwen3ForCausalLM(base.config)
         model.load_state_dict(base.state_dict())
-        draw = draw_uniform(args.operand_limit, lambda k, rng, t=thinking: t)
-        if thinking:
-            draw = with_carry_practice(draw, args.operand_limit, args.thinking_carry_share)
-        losses[role] = train_phase(model, encoder, TrainPhase(steps, lr, 5, args.seed + seed),
-                                   args.batch_size, draw, f"fine-tune {role}")
+        losses[role] = train_phase(model, encoder, TrainPhase(steps, lr, 10, args.seed + seed),
+                                   args.fine_tune_batch_size, draw, f"fine-tune {role}")
         save_model_folder(model, tokenizer, staging / role, model_card(role, args, cards[role]))
     return losses
 
