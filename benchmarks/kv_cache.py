@@ -61,7 +61,7 @@ def toy_part(args: KVArgs) -> None:
     from dami_pref.evaluation.sweep import run_sweep, summarize_outcomes
     from dami_pref.runtime import InterpolationRuntime
     from dami_pref.runtime.generation import DecodingOptions
-    from dami_pref.toy import toy_problems_path
+    from dami_pref.toy import TOY_BUDGET, toy_problems_path
     from dami_pref.utils.grid import parse_grid
 
     runtime = InterpolationRuntime(device=args.device)
@@ -74,7 +74,7 @@ def toy_part(args: KVArgs) -> None:
           + " | ".join(f"tokens λ={g:g}" for g in grid) + " | answers ≠ dynamic | seconds |")
     print("|---|---|" + "---:|" * (2 * len(grid)) + "---:|---:|")
     for kind, backend in CACHES:
-        options = DecodingOptions(max_new_tokens=96, batch_size=128,
+        options = DecodingOptions(max_new_tokens=TOY_BUDGET, batch_size=128,
                                   kv_cache=cache_options(kind, backend, args))
         try:
             start = time.perf_counter()
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args.residual_length = args.residual_length or (8 if toy else 128)
     args.group_size = args.group_size or (32 if toy else 64)
     if args.quick:
-        args.limit, args.grid, args.new_tokens, args.shape = 14, "1", 64, "tiny"
+        args.limit, args.grid, args.new_tokens, args.shape = 14, "0.5", 64, "tiny"
         args.residual_length = min(args.residual_length, 16)
     if args.single:
         print(json.dumps(memory_single(args)))

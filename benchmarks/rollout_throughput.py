@@ -27,7 +27,7 @@ from dami_pref.cli.parsing import parse_args
 from dami_pref.data.problems import load_problems
 from dami_pref.runtime import InterpolationRuntime
 from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
-from dami_pref.toy import toy_problems_path
+from dami_pref.toy import TOY_BUDGET, toy_problems_path
 from dami_pref.utils.grid import parse_grid
 from dami_pref.utils.io import atomic_write_json
 
@@ -37,7 +37,7 @@ class ThroughputArgs:
     problems: int = field(default=1000, metadata={"help": "toy training problems"})
     grid: str = "0:1:0.1"
     batch_size: int = 128
-    max_new_tokens: int = 96
+    max_new_tokens: int = TOY_BUDGET
     per_question: int = field(default=200, metadata={
         "help": "requests timed in per-question mode (a random subset of the same requests)"})
     device: str = "cpu"
