@@ -181,7 +181,8 @@ def test_harness_on_a_gsm8k_style_file(rankers, tmp_path):
                               methods="thinking,dami_pref,oracle", modes="offline"))
     by = {r["method"]: r for r in got["methods"]}
     assert got["test"]["problems"] == 10
-    assert by["thinking"]["accuracy"] >= 0.8  # the toy Thinking model, graded against "#### n"
+    # graded against "#### n" (a misread gold would make every answer wrong)
+    assert by["oracle"]["accuracy"] >= 0.7 and by["thinking"]["accuracy"] > 0
     assert by["oracle"]["accuracy"] >= by["dami_pref"]["accuracy"]
 
 

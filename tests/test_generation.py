@@ -8,7 +8,7 @@ from dami_pref.errors import DamiPrefError
 from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
 from dami_pref.data.grading import answers_match
 from dami_pref.runtime import InterpolationRuntime
-from dami_pref.toy.task import direct_completion, parse_question, verified_steps
+from dami_pref.toy.task import direct_completion, parse_question, verified_steps, worked_steps
 
 QUESTIONS = ["3+4", "12+17+19", "5+8+2+1+9", "17+13+12+19"]
 
@@ -20,19 +20,23 @@ def toy_runtime():
 
 def test_toy_formats_at_the_endpoints(toy_runtime):
     requests = [GenerationRequest(q, lam) for lam in (0.0, 1.0) for q in QUESTIONS]
-    results = toy_runtime.generate(requests, DecodingOptions(max_new_tokens=120, batch_size=3))
+    results = toy_runtime.generate(requests, DecodingOptions(max_new_tokens=160, batch_size=3))
+    verified = 0
     for request, result in zip(requests, results):
         operands = parse_question(request.question)
         assert result.finished and result.lam == request.lam
         if request.lam == 0.0:  # Instruct: the answer at once, no thinking span
             assert "<think>" not in result.completion and result.think_tokens == 0
             assert result.n_tokens == len(result.completion) + 1  # characters + end token
-        else:  # Thinking: the checked running sums and their verification, then the sum
-            trace = verified_steps(operands)
+        else:  # Thinking: the checked running sums, mostly verified once more, then the sum
+            trace = result.completion[len("<think>"):result.completion.index("</think>")]
+            assert trace in (worked_steps(operands), verified_steps(operands))
             assert result.completion == f"<think>{trace}</think>{sum(operands)}"
             assert result.think_tokens == len(trace) + 2
+            verified += trace == verified_steps(operands)
             assert result.answer == direct_completion(operands)
             assert answers_match(result.answer, str(sum(operands)))
+    assert verified >= 2  # the Thinking model's habit (it verifies most of the time)
 
 
 def test_greedy_results_do_not_depend_on_batching(toy_runtime):

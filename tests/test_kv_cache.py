@@ -8,10 +8,11 @@ from dami_pref.errors import DamiPrefError
 from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
 from dami_pref.runtime.kv_cache import KVCacheOptions
 from dami_pref.runtime import InterpolationRuntime
+from dami_pref.toy import TOY_BUDGET
 
-# Hard questions at λ=1 write ~60-token traces, well past the 8-token full-precision window,
-# so most of each answer is computed from the quantized part of the cache.
-QUESTIONS = ["17+3+12+9+15+6+11+18", "5+18+2+11+9+14", "12+7+19+4", "8+19+7+6+1+15+12+4"]
+# At λ=1 these questions write 60-150-token verified traces, well past the 8-token
+# full-precision window, so most of each answer is computed from the quantized part of the cache.
+QUESTIONS = ["17+13+12+19", "25+18+12+11+19", "12+17+19", "6+9+7+5"]
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def runtime():
 
 
 def answers(runtime, kind: str, backend: str = "hqq", lam: float = 1.0):
-    options = DecodingOptions(max_new_tokens=100, batch_size=4,
+    options = DecodingOptions(max_new_tokens=TOY_BUDGET, batch_size=4,
                               kv_cache=KVCacheOptions(kind, backend, residual_length=8,
                                                       group_size=32))
     return runtime.generate([GenerationRequest(q, lam) for q in QUESTIONS], options)
