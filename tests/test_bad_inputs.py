@@ -49,6 +49,7 @@ CASES = [
     ("rollout", ["--sample_temperature", "0", "--output", "OUT"], "must be > 0"),
     ("rollout", ["--problems", "BROKEN", "--output", "OUT"], "line 2: not valid JSON"),
     ("rollout", ["--problems", "NONUTF8", "--output", "OUT"], "UTF-8"),
+    ("rollout", ["--problems", "LONG", "--output", "OUT"], "exceeds the model's context of 512"),
     ("rollout", ["--grid", "0:1:0", "--output", "OUT"], "grid"),
     ("rollout", ["--instruct", "NOMODEL", "--output", "OUT"], "model folder not found"),
     ("rollout", ["--output", "ROLLOUTS", "--grid", "0,1", "--limit", "2"], "other settings"),
@@ -89,6 +90,8 @@ CASES = [
     ("eval", ["--methods", "dami_magic", "--output", "OUT"], "dami_magic"),
     ("eval", ["--test_problems", "NONUTF8", "--methods", "thinking", "--output", "OUT"],
      "UTF-8"),
+    ("eval", ["--test_problems", "LONG", "--methods", "thinking", "--output", "OUT"],
+     "exceeds the model's context of 512"),
     # merge and lmc
     ("merge", ["--lambda", "1.5", "--out", "OUT"], "λ must be in [0, 1]"),
     ("merge", ["--lambda", "nan", "--out", "OUT"], "--lambda must be a finite number"),

@@ -129,6 +129,8 @@ def evaluate(args: EvalArgs) -> dict:
     settings.check()  # rankers, grid and objectives: fail before any model loads
     test, validation = args.problems("test"), args.problems("validation")
     runtime = args.runtime()
+    runtime.check_questions([p.question for p in (*test, *validation)],
+                            args.decoding().max_new_tokens)  # before any rollout folder exists
     pair = pair_identity_of(args, runtime.instruct_path, runtime.thinking_path)
     settings.models = {
         side: describe_model(given, path, pair[side])

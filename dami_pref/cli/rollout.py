@@ -76,6 +76,7 @@ def run(args: RolloutArgs) -> int:
     if args.device in ("auto", None) or state.num_processes > 1:
         args.device = str(state.device)
     runtime = args.runtime()  # a pair that fails to load leaves no folder behind
+    runtime.check_questions([p.question for p in problems], decoding.max_new_tokens)
     state.wait_for_everyone()
     if state.is_main_process:
         store.start(manifest, problems, resume)

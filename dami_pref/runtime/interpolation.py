@@ -304,6 +304,14 @@ class InterpolationRuntime:
         """Token ids of each question's prompt (special tokens added exactly once)."""
         return encode_prompts(questions, self.prompt_template, self.tokenizer)
 
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> None:
+        """Refuse questions whose prompt and answer cannot fit the model's context (naming the
+        first), warn about unreadable ones: before a command writes anything."""
+        from ..utils.tokens import check_prompts
+
+        check_prompts(questions, self.encode_prompts(questions), self.tokenizer,
+                      getattr(self.model.config, "max_position_embeddings", None), max_new_tokens)
+
     def generate(self, requests, options=None, progress: bool = False):
         """Answer requests (question, λ[, seed]) grouped by λ; see :mod:`dami_pref.generation`."""
         from .generation import DecodingOptions, generate
