@@ -129,8 +129,9 @@ def evaluate(args: EvalArgs) -> dict:
     settings.check()  # rankers, grid and objectives: fail before any model loads
     test, validation = args.problems("test"), args.problems("validation")
     runtime = args.runtime()
+    decoding = args.decoding()
     runtime.check_questions([p.question for p in (*test, *validation)],
-                            args.decoding().max_new_tokens)  # before any rollout folder exists
+                            decoding.max_new_tokens)  # before any rollout folder exists
     pair = pair_identity_of(args, runtime.instruct_path, runtime.thinking_path)
     settings.models = {
         side: describe_model(given, path, pair[side])
@@ -141,7 +142,7 @@ def evaluate(args: EvalArgs) -> dict:
                            chat_template_from=args.chat_template_from)
     settings.data = {"test": args.describe_problems("test", test),
                      "validation": args.describe_problems("validation", validation)}
-    return run_evaluation(settings, runtime, test, validation, args.decoding(), pair)
+    return run_evaluation(settings, runtime, test, validation, decoding, pair)
 
 
 def run(args: EvalArgs) -> int:
