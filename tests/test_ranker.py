@@ -180,6 +180,24 @@ def launch(config: str, processes: int, pairs: Path, out: Path, *extra: str):
     return proc, json.loads((out / "dami_pref.json").read_text())["training"]
 
 
+def test_a_finished_command_leaves_its_process_group(tmp_path):
+    """gloo aborts an interpreter that exits inside a process group now and then."""
+    import torch.distributed as dist
+
+    from dami_pref.utils.devices import end_distributed
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        assert dist.is_initialized()
+        end_distributed(wait=True)
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    end_distributed(wait=True)  # and outside a group it does nothing
+
+
 @pytest.mark.slow
 def test_two_cpu_processes_match_one(toy_pairs, tmp_path):
     one = train(*quick_args(toy_pairs, tmp_path / "one", per_device_train_batch_size=16))

@@ -65,6 +65,8 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     module = importlib.import_module(f".{module_name}", __package__)
     from transformers.utils import logging as hf_logging
 
+    from ..utils.devices import end_distributed
+
     hf_logging.disable_progress_bar()  # our own bars say what is happening
     import warnings
 
@@ -73,9 +75,12 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_args(getattr(module, class_name), argv, prog=prog, description=text)
-        return int(module.run(args) or 0)
+        status = int(module.run(args) or 0)
+        end_distributed(wait=True)
+        return status
     except DamiPrefError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
+        end_distributed(wait=False)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

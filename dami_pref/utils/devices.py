@@ -55,3 +55,15 @@ def peak_memory_bytes(device: torch.device) -> int:
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def end_distributed(wait: bool = True) -> None:
+    """Leave the process group before the interpreter exits: gloo's worker threads otherwise
+    abort its shutdown now and then ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()  # no process tears the group down while another still uses it
+    dist.destroy_process_group()
