@@ -6,7 +6,7 @@
     python benchmarks/generation_throughput.py --quick                   # CI smoke
 
 The questions' λ values follow the toy oracle's distribution (measured on the toy test set:
-λ*=0 for 71 %, the rest spread over 0.1…1). A random-weight pair of the named shape generates
+λ*=0 for 53 %, the rest spread over 0.1…0.5). A random-weight pair of the named shape generates
 exactly --new_tokens tokens per question (fixed lengths, so every mode does the same work):
   grouped           one λ switch per distinct λ, that λ's questions batched through generate();
   grouped + CB      the same grouping, each group through transformers' continuous batching
@@ -30,9 +30,8 @@ from dami_pref.benchmarking import random_runtime, remerge, time_once
 from dami_pref.cli.parsing import parse_args
 from dami_pref.utils.devices import parse_dtype, resolve_device
 
-# λ*(q) on the 700 toy test questions (the oracle of ./scripts/run_toy.sh, 2026-11-21): shares
-ORACLE_MIX = {0.0: 0.711, 0.1: 0.040, 0.2: 0.021, 0.3: 0.047, 0.4: 0.113, 0.5: 0.060,
-              0.6: 0.004, 0.7: 0.001, 1.0: 0.001}
+# λ*(q) on the 700 toy test questions (the oracle of ./scripts/run_toy.sh, 2026-11-22): shares
+ORACLE_MIX = {0.0: 0.527, 0.1: 0.030, 0.2: 0.104, 0.3: 0.239, 0.4: 0.094, 0.5: 0.006}
 
 
 @dataclass
