@@ -153,4 +153,11 @@ def test_instruct_predictability(toy_pairs):
     [k_only] = table_rows(stdout, "k only")
     [hand_made] = table_rows(stdout, "hand-made")
     assert 0 <= number(k_only[1]) <= 1 and 0 <= number(hand_made[1]) <= 1
-    assert "k2" in hand_made[2] and "k8" in hand_made[2]
+    assert "k2" in hand_made[2] and "k3" in hand_made[2]
+
+
+def test_toy_robustness():
+    stdout = run_benchmark("toy_robustness", "--per_set", "4", "--grid", "0,1")
+    for name in ("one-digit", "two-digit", "mixed", "longest", "uniform"):
+        [row] = table_rows(stdout, name)
+        assert len(row) == 3 and all(0 <= number(cell) <= 100 for cell in row[1:])

@@ -10,7 +10,8 @@ from dami_pref.errors import ProblemsError
 from dami_pref.data.problems import field_map, load_problems
 from dami_pref.utils.io import write_jsonl
 from dami_pref.toy import toy_problems_path
-from dami_pref.toy.task import TIERS, generate_splits, parse_question, tier_of, worked_steps
+from dami_pref.toy.task import (MAX_OPERANDS, MIN_OPERANDS, generate_splits, k_weights,
+                                large_share, parse_question, test_allocation, worked_steps)
 
 ROWS = [{"id": "a", "question": "1+2", "answer": "3", "difficulty": 2},
         {"id": "b", "question": "4+5+6", "answer": "15", "difficulty": 3}]
@@ -87,20 +88,28 @@ def test_missing_and_unsupported_sources(tmp_path):
         load_problems("someone/math-problems")
 
 
-def test_toy_generator_is_seeded_disjoint_and_balanced():
-    a = generate_splits(seed=5, n_train=300, n_validation=50, n_test_per_cell=10)
-    b = generate_splits(seed=5, n_train=300, n_validation=50, n_test_per_cell=10)
+def test_toy_generator_is_seeded_disjoint_and_stratified():
+    a = generate_splits(seed=5, n_train=300, n_validation=50, n_test=450)
+    b = generate_splits(seed=5, n_train=300, n_validation=50, n_test=450)
     assert a == b
     questions = [set(r["question"] for r in rows) for rows in a.values()]
     assert sum(len(q) for q in questions) == len(set().union(*questions))
-    cells = {}
+    allocation = test_allocation(450)
+    assert sum(allocation.values()) == 450 and min(allocation.values()) >= 1
+    per_k = {}
     for row in a["test"]:
         ops = parse_question(row["question"])
-        cell = (len(ops), tier_of(ops))
-        cells[cell] = cells.get(cell, 0) + 1
+        per_k[len(ops)] = per_k.get(len(ops), 0) + 1
+        assert all(0 <= x <= 29 for x in ops)
         assert row["difficulty"] == sum(len(str(x)) for x in ops)
         assert sum(ops) == int(row["answer"])
-    assert cells == {(k, t): 10 for k in range(2, 9) for t in range(len(TIERS))}
+    assert per_k == {k: sum(n for (kk, _), n in allocation.items() if kk == k)
+                     for k in range(MIN_OPERANDS, MAX_OPERANDS + 1)}
+    shares = [large_share(parse_question(r["question"])) for r in a["train"]]
+    # pure one-digit, pure two-digit and mixed questions are all drawn
+    assert min(shares) == 0 and max(shares) == 1 and sum(0 < x < 1 for x in shares) > 50
+    weights = k_weights()
+    assert abs(sum(weights) - 1) < 1e-12 and weights == sorted(weights, reverse=True)
     # a step whose units carry is checked by subtracting back; others are not
     assert worked_steps([47, 8, 15]) == "47+8=55,55-8=47;55+15=70,70-15=55"
     assert worked_steps([12, 7, 3]) == "12+7=19;19+3=22,22-3=19"

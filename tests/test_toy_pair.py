@@ -33,27 +33,31 @@ def test_tokenizer_round_trip_and_thinking_tags():
 
 
 @pytest.mark.slow
-def test_committed_pair_has_every_required_property():
-    """A greedy sweep of the committed pair on its whole test set, at the configs' budget,
-    meets every property README lists (the same check as ``dami-pref toy``)."""
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_committed_pair_has_every_required_property(split):
+    """A greedy sweep of the committed pair on its whole validation and test sets, at the
+    configs' budget, meets every property README lists (the same check as ``dami-pref toy``),
+    and the best static λ on validation is the one the toy's constants name."""
     from dami_pref.data.problems import load_problems
     from dami_pref.evaluation.sweep import run_sweep, sweep_report
     from dami_pref.runtime import InterpolationRuntime
     from dami_pref.runtime.generation import DecodingOptions
-    from dami_pref.toy import TOY_BUDGET
-    from dami_pref.toy.properties import check_properties, format_properties
+    from dami_pref.toy import TOY_BEST_STATIC_LAMBDA, TOY_BUDGET
+    from dami_pref.toy.properties import best_static_lambda, check_properties, format_properties
     from dami_pref.utils.grid import parse_grid
 
     for config in ("rollout", "eval"):  # the budget the properties are measured at
         assert yaml.safe_load((ROOT / "configs/toy" / f"{config}.yaml").read_text())[
             "max_new_tokens"] == TOY_BUDGET
-    problems = load_problems(toy_problems_path("test"))
+    problems = load_problems(toy_problems_path(split))
     outcomes = run_sweep(InterpolationRuntime(device="cpu"), problems, parse_grid("0:1:0.1"),
                          DecodingOptions(max_new_tokens=TOY_BUDGET, batch_size=128),
                          progress=False)
-    rows = check_properties(sweep_report(outcomes, config={}),
-                            {p.id: p.question for p in problems})
+    report = sweep_report(outcomes, config={})
+    rows = check_properties(report, {p.id: p.question for p in problems})
     assert len(rows) == 8 and all(ok for _, _, ok in rows), "\n" + format_properties(rows)
+    if split == "validation":
+        assert best_static_lambda(report) == TOY_BEST_STATIC_LAMBDA
 
 
 def test_properties_fail_on_the_old_kind_of_pair():
@@ -93,7 +97,7 @@ def test_toy_pair_script_builds_a_loadable_pair(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "data_builders" / "toy_pair.py"), "--output", str(out),
          "--pretrain_steps", "5", "--instruct_steps", "2", "--thinking_steps", "2",
-         "--n_train", "50", "--n_validation", "10", "--n_test_per_cell", "2", "--hidden_size", "32",
+         "--n_train", "50", "--n_validation", "10", "--n_test", "45", "--hidden_size", "32",
          "--num_layers", "1", "--intermediate_size", "64", "--check", "false"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -101,7 +105,7 @@ def test_toy_pair_script_builds_a_loadable_pair(tmp_path):
         assert (out / role / "model.safetensors").is_file() and (out / role / "README.md").is_file()
     counts = {split: len((out / "problems" / f"{split}.jsonl").read_text().splitlines())
               for split in ("train", "validation", "test")}
-    assert counts == {"train": 50, "validation": 10, "test": 2 * 7 * 2}  # k 2…8, 2 tiers
+    assert counts == {"train": 50, "validation": 10, "test": 45}
     assert json.loads((out / "build.json").read_text())["args"]["seed"] == 0
     runtime = InterpolationRuntime(out / "instruct", out / "thinking", device="cpu")
     [result] = runtime.generate([GenerationRequest("1+2", 0.5)],

@@ -27,15 +27,15 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     **{name: (1, INF, True, True) for name in (
         "max_new_tokens", "batch_size", "kv_cache_group_size", "limit", "validation_limit",
         "live_limit", "live_batch_size", "samples", "shard_size", "conf_answer_tokens", "threads",
-        "n_train", "n_validation", "n_test_per_cell", "hidden_size", "num_layers",
+        "n_train", "n_validation", "n_test", "hidden_size", "num_layers",
         "intermediate_size", "pretrain_steps", "fine_tune_batch_size", "check_max_new_tokens")},
     **{name: (0, INF, True, True) for name in (
         "temperature", "kv_cache_residual_length", "cost_tolerance", "instruct_steps",
-        "thinking_steps")},
+        "thinking_steps", "k_decay")},
     **{name: (0, INF, False, True) for name in (
         "sample_temperature", "pretrain_lr", "instruct_lr", "thinking_lr")},
     **{name: (0, 1, True, True) for name in (
-        "acc_tolerance", "worked_share_min", "worked_share_max", "tier_weight",
+        "acc_tolerance", "worked_share_min", "worked_share_max", "size_weight",
         "verify_share", "thinking_verify_share")},
     **{name: (0, 1, True, False) for name in ("validation_fraction",)},
     "top_p": (0, 1, False, True),

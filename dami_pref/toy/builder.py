@@ -59,12 +59,11 @@ def make_config(tokenizer, shape: ToyModelShape):
         bos_token_id=None)
 
 
-def hardness(operands: list[int], tier_weight: float) -> float:
-    """How hard a question looks, 0 to 1: a mix of its k and its operand tier."""
+def hardness(operands: list[int], size_weight: float) -> float:
+    """How hard a question looks, 0 to 1: a mix of its k and its share of two-digit operands."""
     span = toy_task.MAX_OPERANDS - toy_task.MIN_OPERANDS
     by_k = (len(operands) - toy_task.MIN_OPERANDS) / span
-    by_tier = toy_task.tier_of(operands) / max(len(toy_task.TIERS) - 1, 1)
-    return (1 - tier_weight) * by_k + tier_weight * by_tier
+    return (1 - size_weight) * by_k + size_weight * toy_task.large_share(operands)
 
 
 class ExampleEncoder:
@@ -86,17 +85,17 @@ class ExampleEncoder:
 ExampleDraw = Callable[[random.Random], tuple[str, str]]
 
 
-def pretraining_draw(worked_min: float, worked_max: float, tier_weight: float,
-                     verify_share: float) -> ExampleDraw:
+def pretraining_draw(worked_min: float, worked_max: float, size_weight: float,
+                     verify_share: float, k_decay: float) -> ExampleDraw:
     """The base's mixture: worked solutions more often the harder the question looks. A few
     worked solutions are verified, always on a question that asks for it (``12+7+19?``): the
     base learns the skill of verifying but never the habit on a plain question, so only the
     Thinking fine-tune makes it a habit, and interpolated models pick it up late."""
 
     def draw(rng: random.Random) -> tuple[str, str]:
-        operands = toy_task.draw_operands(rng)
+        operands = toy_task.draw_operands(rng, k_decay)
         question = toy_task.question_text(operands)
-        worked = worked_min + (worked_max - worked_min) * hardness(operands, tier_weight)
+        worked = worked_min + (worked_max - worked_min) * hardness(operands, size_weight)
         if rng.random() < worked:
             if rng.random() < verify_share:
                 return question + toy_task.VERIFY_REQUEST, toy_task.thinking_completion(
@@ -107,18 +106,21 @@ def pretraining_draw(worked_min: float, worked_max: float, tier_weight: float,
     return draw
 
 
-def instruct_draw(rng: random.Random) -> tuple[str, str]:
-    operands = toy_task.draw_operands(rng)
-    return toy_task.question_text(operands), toy_task.direct_completion(operands)
+def instruct_draw(k_decay: float) -> ExampleDraw:
+    def draw(rng: random.Random) -> tuple[str, str]:
+        operands = toy_task.draw_operands(rng, k_decay)
+        return toy_task.question_text(operands), toy_task.direct_completion(operands)
+
+    return draw
 
 
-def thinking_draw(verify_share: float) -> ExampleDraw:
+def thinking_draw(verify_share: float, k_decay: float) -> ExampleDraw:
     """Worked solutions, most of them verified: the Thinking model verifies when greedy, but
     its preference is a mild one, as the interpolation paper finds for real pairs' styles, so
     interpolated models take up the habit only near λ=1."""
 
     def draw(rng: random.Random) -> tuple[str, str]:
-        operands = toy_task.draw_operands(rng)
+        operands = toy_task.draw_operands(rng, k_decay)
         verify = rng.random() < verify_share
         return toy_task.question_text(operands), toy_task.thinking_completion(operands, verify)
 
@@ -193,8 +195,10 @@ class ToyRecipe:
     threads: int = field(default=2, metadata={"help": "torch CPU threads (part of the seed)"})
     n_train: int = 1500
     n_validation: int = 500
-    n_test_per_cell: int = field(default=50, metadata={
-        "help": "test questions per (k, operand tier)"})
+    n_test: int = field(default=900, metadata={
+        "help": "test questions, stratified by (k, share of two-digit operands)"})
+    k_decay: float = field(default=toy_task.K_DECAY, metadata={
+        "help": "P(k) ∝ k^-k_decay over the operand counts"})
     hidden_size: int = 128
     num_layers: int = 4
     intermediate_size: int = 384
@@ -204,8 +208,9 @@ class ToyRecipe:
     worked_share_min: float = field(default=0.1, metadata={
         "help": "share of worked solutions in pretraining on the easiest-looking questions"})
     worked_share_max: float = field(default=0.9, metadata={"help": "… and on the hardest"})
-    tier_weight: float = field(default=0.5, metadata={
-        "help": "weight of the operand tier (against k) in how hard a question looks"})
+    size_weight: float = field(default=0.5, metadata={
+        "help": "weight of the share of two-digit operands (against k) in how hard a "
+                "question looks"})
     verify_share: float = field(default=0.15, metadata={
         "help": "share of the base's worked solutions that are verified, on questions that "
                 "ask for it"})
@@ -223,16 +228,17 @@ class ToyRecipe:
 def write_problem_sets(args: ToyRecipe, folder: Path) -> dict[str, int]:
     splits = toy_task.generate_splits(seed=args.seed, n_train=args.n_train,
                                       n_validation=args.n_validation,
-                                      n_test_per_cell=args.n_test_per_cell)
+                                      n_test=args.n_test, k_decay=args.k_decay)
     for name, rows in splits.items():
         write_jsonl(rows, folder / "problems" / f"{name}.jsonl")
     return {name: len(rows) for name, rows in splits.items()}
 
 
 def model_card(role: str, args: ToyRecipe, extra: str = "") -> str:
-    tiers = " or ".join(f"{low}-{high - 1}" for low, high in toy_task.TIERS)
+    low, high = toy_task.ONE_DIGIT[0], toy_task.TWO_DIGIT[1] - 1
     return (f"# dami-pref toy {role}\n\nA ~0.8M-parameter Qwen3ForCausalLM trained on sums of "
-            f"{toy_task.MIN_OPERANDS}-{toy_task.MAX_OPERANDS} integers ({tiers}) by "
+            f"{toy_task.MIN_OPERANDS}-{toy_task.MAX_OPERANDS} integers from {low} to {high}, "
+            f"one- and two-digit operands mixed, by "
             f"`data_builders/toy_pair.py` (seed {args.seed}). Built for tests and demos of "
             f"dami-pref; it knows nothing else.\n\n{extra}\n")
 
@@ -279,8 +285,8 @@ def pretrained_base(args: ToyRecipe, tokenizer):
             {"pretrain": None}
     shape = ToyModelShape(args.hidden_size, args.num_layers, args.intermediate_size)
     base = Qwen3ForCausalLM(make_config(tokenizer, shape))
-    draw = pretraining_draw(args.worked_share_min, args.worked_share_max, args.tier_weight,
-                            args.verify_share)
+    draw = pretraining_draw(args.worked_share_min, args.worked_share_max, args.size_weight,
+                            args.verify_share, args.k_decay)
     loss = train_phase(base, ExampleEncoder(tokenizer),
                        TrainPhase(args.pretrain_steps, args.pretrain_lr, 100, args.seed + 1),
                        args.batch_size, draw, "pretrain base")
@@ -298,9 +304,9 @@ def fine_tune_pair(args: ToyRecipe, base, tokenizer, staging: Path) -> dict[str,
                          "(System 2)."}
     losses = {}
     for role, steps, lr, draw, seed in (
-            ("instruct", args.instruct_steps, args.instruct_lr, instruct_draw, 2),
+            ("instruct", args.instruct_steps, args.instruct_lr, instruct_draw(args.k_decay), 2),
             ("thinking", args.thinking_steps, args.thinking_lr,
-             thinking_draw(args.thinking_verify_share), 3)):
+             thinking_draw(args.thinking_verify_share, args.k_decay), 3)):
         model = Qwen3ForCausalLM(base.config)
         model.load_state_dict(base.state_dict())
         losses[role] = train_phase(model, encoder, TrainPhase(steps, lr, 10, args.seed + seed),

@@ -116,6 +116,15 @@ def instruct_predictable(instruct: dict, questions: dict[str, str]) -> Row:
             f"{auc:.3f}", auc >= 0.85)
 
 
+def best_static_lambda(report: dict) -> float:
+    """The grid λ with the best accuracy, then the fewest mean tokens, then the lowest λ: the
+    same rule as the ``best_static`` method (accuracies rounded so float noise cannot break a
+    tie)."""
+    best = min(report["lambdas"], key=lambda r: (-round(r["accuracy"], 12), r["mean_tokens"],
+                                                 r["lambda"]))
+    return float(best["lambda"])
+
+
 def format_properties(rows: list[Row]) -> str:
     lines = ["| required property | measured | holds |", "|---|---|:-:|"]
     lines += [f"| {name} | {value} | {'yes' if ok else 'NO'} |" for name, value, ok in rows]

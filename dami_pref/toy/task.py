@@ -1,8 +1,9 @@
-"""The toy task the bundled pair was trained on: sums of k integers of one size tier.
+"""The toy task the bundled pair was trained on: sums of 2 to 10 integers from 0 to 29.
 
-A question is ``12+7+19`` (no spaces); the answer is the decimal sum. Each question draws k from
-2..8 and one operand tier (single digits 0-9, or 10-29), so its difficulty grows along visible
-axes: the number of operands, their size, and how many steps carry.
+A question is ``12+7+19`` (no spaces); the answer is the decimal sum. Each question draws k,
+then a share of two-digit operands, then each operand on its own, so one- and two-digit operands
+mix within a question. Its difficulty grows along visible axes: the number of operands, their
+size, and how many steps carry.
 
 Completion styles (each ends with the sum after the thinking span):
   direct    ``38``
@@ -19,9 +20,14 @@ import random
 from collections.abc import Sequence
 
 MIN_OPERANDS = 2
-MAX_OPERANDS = 8
-# Operand tiers, half-open ranges: one is drawn per question.
-TIERS: tuple[tuple[int, int], ...] = ((0, 10), (10, 30))
+MAX_OPERANDS = 10
+# Operand sizes, half-open ranges; the operand range is 0-29.
+ONE_DIGIT = (0, 10)
+TWO_DIGIT = (10, 30)
+# A question's share of two-digit operands is drawn from these, then each operand on its own.
+LARGE_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+# P(k) ∝ k^-K_DECAY.
+K_DECAY = 1.0
 VERIFY_MARK = "|"
 # A question ending in this asks for a verified solution. Only the base's pretraining uses it:
 # the base learns how to verify without learning to do it unasked.
@@ -75,22 +81,38 @@ def thinking_completion(operands: Sequence[int], verify: bool = False,
     return f"{think_open}{body}{think_close}{sum(operands)}"
 
 
-def tier_of(operands: Sequence[int], tiers: Sequence[tuple[int, int]] = TIERS) -> int:
-    """Index of the tier all operands fall in (the last tier when they span several)."""
-    for index, (low, high) in enumerate(tiers):
-        if all(low <= x < high for x in operands):
-            return index
-    return len(tiers) - 1
+def large_share(operands: Sequence[int]) -> float:
+    """Share of the question's operands that are two-digit (at least ``TWO_DIGIT[0]``)."""
+    return sum(x >= TWO_DIGIT[0] for x in operands) / len(operands)
 
 
-def random_operands(rng: random.Random, k: int, tier: tuple[int, int]) -> list[int]:
-    return [rng.randrange(*tier) for _ in range(k)]
+def k_weights(decay: float | None = None) -> list[float]:
+    """P(k) ∝ k^-decay over MIN_OPERANDS..MAX_OPERANDS: short sums are commoner, as they are
+    in what people type, and every length up to the longest is still drawn."""
+    decay = K_DECAY if decay is None else decay
+    raw = [k ** -decay for k in range(MIN_OPERANDS, MAX_OPERANDS + 1)]
+    return [w / sum(raw) for w in raw]
 
 
-def draw_operands(rng: random.Random, tiers: Sequence[tuple[int, int]] = TIERS) -> list[int]:
-    """The task's distribution: k uniform over 2..8, one tier uniform, operands uniform."""
+def mixed_operands(rng: random.Random, k: int, share: float) -> list[int]:
+    """k operands, each two-digit with probability ``share``, else one-digit."""
+    return [rng.randrange(*(TWO_DIGIT if rng.random() < share else ONE_DIGIT))
+            for _ in range(k)]
+
+
+def draw_operands(rng: random.Random, k_decay: float | None = None) -> list[int]:
+    """The task's distribution: k by ``k_weights``, a two-digit share uniform over
+    ``LARGE_SHARES`` (so pure one-digit and pure two-digit questions stay common), then each
+    operand drawn on its own."""
+    k = rng.choices(range(MIN_OPERANDS, MAX_OPERANDS + 1), weights=k_weights(k_decay))[0]
+    return mixed_operands(rng, k, rng.choice(LARGE_SHARES))
+
+
+def uniform_operands(rng: random.Random) -> list[int]:
+    """A draw over the stated ranges with nothing weighted: k uniform, every operand uniform
+    over the operand range (a held-out check of robustness, not the task's distribution)."""
     k = rng.randint(MIN_OPERANDS, MAX_OPERANDS)
-    return random_operands(rng, k, rng.choice(list(tiers)))
+    return [rng.randrange(ONE_DIGIT[0], TWO_DIGIT[1]) for _ in range(k)]
 
 
 def difficulty(operands: Sequence[int]) -> int:
@@ -121,14 +143,26 @@ def make_row(split: str, index: int, operands: Sequence[int]) -> dict:
             "answer": str(sum(operands)), "difficulty": difficulty(operands)}
 
 
+def test_allocation(n_test: int, k_decay: float | None = None) -> dict[tuple[int, float], int]:
+    """Test questions per (k, two-digit share) cell, in proportion to the task's distribution
+    (largest remainders), so the test set has every cell and the task's mix."""
+    cells = [(k, share) for k in range(MIN_OPERANDS, MAX_OPERANDS + 1) for share in LARGE_SHARES]
+    by_k = k_weights(k_decay)
+    weight = {cell: by_k[cell[0] - MIN_OPERANDS] / len(LARGE_SHARES) for cell in cells}
+    counts = {cell: int(n_test * weight[cell]) for cell in cells}
+    by_remainder = sorted(cells, key=lambda c: n_test * weight[c] - counts[c], reverse=True)
+    for cell in by_remainder[:n_test - sum(counts.values())]:
+        counts[cell] += 1
+    return counts
+
+
 def generate_splits(seed: int = 0, n_train: int = 1500, n_validation: int = 500,
-                    n_test_per_cell: int = 50,
-                    tiers: Sequence[tuple[int, int]] = TIERS) -> dict[str, list[dict]]:
+                    n_test: int = 900, k_decay: float | None = None) -> dict[str, list[dict]]:
     """Disjoint train / validation / test problem sets from one seeded stream.
 
-    Test is stratified: ``n_test_per_cell`` questions for each (k, tier), shuffled. Train and
-    validation follow the task's distribution. No question appears in two splits, so a ranker
-    trained on train is never scored on a question it saw.
+    Test is stratified by (k, share of two-digit operands) in the task's proportions, and drawn
+    first, then shuffled. Train and validation follow the task's distribution. No question
+    appears in two splits, so a ranker trained on train is never scored on a question it saw.
     """
     rng = random.Random(seed)
     seen: set[str] = set()
@@ -141,13 +175,12 @@ def generate_splits(seed: int = 0, n_train: int = 1500, n_validation: int = 500,
                 return operands
         raise ValueError("cannot draw enough distinct toy problems; ask for fewer")
 
-    cells = [(k, tier) for k in range(MIN_OPERANDS, MAX_OPERANDS + 1) for tier in tiers]
-    test = [distinct(lambda c=cell: random_operands(rng, *c))
-            for cell in cells for _ in range(n_test_per_cell)]
+    test = [distinct(lambda c=cell: mixed_operands(rng, *c))
+            for cell, count in test_allocation(n_test, k_decay).items() for _ in range(count)]
     rng.shuffle(test)
     splits = {"test": test,
-              "validation": [distinct(lambda: draw_operands(rng, tiers))
+              "validation": [distinct(lambda: draw_operands(rng, k_decay))
                              for _ in range(n_validation)],
-              "train": [distinct(lambda: draw_operands(rng, tiers)) for _ in range(n_train)]}
+              "train": [distinct(lambda: draw_operands(rng, k_decay)) for _ in range(n_train)]}
     return {name: [make_row(name, i, ops) for i, ops in enumerate(rows)]
             for name, rows in splits.items()}
