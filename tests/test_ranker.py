@@ -17,7 +17,7 @@ import torch
 from conftest import quick_args, reset_accelerate_state
 from dami_pref.errors import DamiPrefError
 from dami_pref.ranker.features import last_token_pool
-from dami_pref.ranker.losses import pairwise_bce, pred_mse, route_bce
+from dami_pref.ranker.losses import correctness_bce, pairwise_bce, pred_mse, route_bce
 from dami_pref.ranker.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +55,31 @@ def test_pred_and_route_losses_by_hand():
         (0.6931472 + 2.1269280) / 2, abs=1e-6)
 
 
+def test_correctness_loss_by_hand():
+    logits = torch.tensor([[0.0, 2.0], [-1.0, 1.0]])
+    acc = torch.tensor([[1.0, 0.0], [0.5, 1.0]])
+    # BCE(σ(0), 1) = 0.6931472; BCE(σ(2), 0) = 2.1269280; BCE(σ(1), 1) = 0.3132617;
+    # BCE(σ(−1), ½) = ½(1.3132617) + ½(0.3132617) = 0.8132617 (a graded accuracy)
+    assert correctness_bce(logits, acc).item() == pytest.approx(
+        (0.6931472 + 2.1269280 + 0.8132617 + 0.3132617) / 4, abs=1e-6)
+
+
+def test_routing_label_is_instruct_answering_wrongly():
+    """DAMI-Routing learns 'Instruct (the lowest λ) is wrong': 1 − acc at grid column 0, so both
+    classes occur even on a pair where every oracle λ* is below ½."""
+    from dami_pref.ranker.trainer import batch_loss
+
+    class Fixed(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            return {"route": torch.tensor([0.0, 2.0])}
+
+    batch = {"input_ids": None, "attention_mask": None, "oracle_lambda": torch.tensor([0.0, 0.2]),
+             "acc": torch.tensor([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])}
+    loss, _ = batch_loss(Fixed(), batch, "route")
+    # targets 1 (Instruct wrong) and 0: (BCE(σ(0), 1) + BCE(σ(2), 0)) / 2
+    assert loss.item() == pytest.approx((0.6931472 + 2.1269280) / 2, abs=1e-6)
+
+
 def test_pooling_takes_the_last_real_token_on_either_side():
     hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
     right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
@@ -89,7 +114,7 @@ def test_left_and_right_padding_give_the_same_scores():
 
 
 # -- training ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("objective", ["pref", "pred", "route"])
+@pytest.mark.parametrize("objective", ["pref", "acc", "pred", "route"])
 def test_trainable_parameters_change_and_the_backbone_does_not(toy_pairs, tmp_path, objective):
     from dami_pref.ranker.checkpoint import load_ranker
     from dami_pref.ranker.model import RankerSpec, build_ranker
@@ -152,7 +177,7 @@ def test_resume_continues_to_the_same_losses(toy_pairs, tmp_path):
     assert resumed["validation"] == pytest.approx(straight["validation"], abs=1e-6)
 
 
-@pytest.mark.parametrize("objective", ["pred", "route"])
+@pytest.mark.parametrize("objective", ["acc", "pred", "route"])
 def test_baseline_objectives_train(toy_pairs, tmp_path, objective):
     result = train(*quick_args(toy_pairs, tmp_path / objective, objective=objective, max_steps=8))
     assert all(math.isfinite(x) for x in result["losses"])

@@ -37,9 +37,13 @@ class EvalArgs(PairArgs, DecodingArgs):
     validation_rollouts: str | None = None
     grid: str = "0:1:0.1"
     methods: str = field(default="all", metadata={
-        "help": "comma list of static, instruct, thinking, best_static, dami_pref, dami_pred, "
+        "help": "comma list of static, instruct, thinking, best_static, dami_pref, "
+                "dami_pref_paper, dami_pred, "
                 "dami_routing, dami_conf, oracle; or all"})
-    dami_pref_ranker: str | None = None
+    dami_pref_ranker: str | None = field(default=None, metadata={
+        "help": "the DAMI-Pref ranker (objective acc or pref), used at its validation-chosen β"})
+    dami_pref_paper_ranker: str | None = field(default=None, metadata={
+        "help": "a ranker trained with --objective pref, used at β = 0 as the paper does"})
     dami_pred_ranker: str | None = None
     dami_routing_ranker: str | None = None
     modes: str = field(default="offline,live", metadata={"help": "offline, live, or both"})
@@ -48,8 +52,9 @@ class EvalArgs(PairArgs, DecodingArgs):
     live_batch_size: int | None = field(default=None, metadata={
         "help": "batch size of live generation (default: --batch_size); 1 serves questions one "
                 "by one, where a question's tokens set its latency"})
-    cost_weights: str = field(default="-8,-4,-2,-1,0,1,2,4", metadata={
-        "help": "β values of the DAMI-Pref cost-knob frontier (negative: more thinking)"})
+    cost_weights: str = field(default="auto", metadata={
+        "help": "β values of the DAMI-Pref cost-knob table (negative: more thinking); auto: "
+                "suited to each ranker's objective, with its validation-chosen β"})
     conf_answer_tokens: int = 8
     conf_think_skip: str = "<think></think>"
     seed: int = 0
@@ -67,7 +72,8 @@ class EvalArgs(PairArgs, DecodingArgs):
         if not modes or modes - {"offline", "live"}:
             raise DamiPrefError(f"--modes must name offline and/or live, got {self.modes!r}")
         try:
-            betas = [float(x) for x in self.cost_weights.split(",") if x.strip()]
+            betas = [] if self.cost_weights.strip() == "auto" else [
+                float(x) for x in self.cost_weights.split(",") if x.strip()]
         except ValueError:
             betas = [float("nan")]
         if any(b != b for b in betas):
@@ -75,7 +81,9 @@ class EvalArgs(PairArgs, DecodingArgs):
         return EvalSettings(
             grid=parse_grid(self.grid), methods=parse_methods(self.methods),
             output=Path(self.output), modes=modes, cost_weights=betas,
-            rankers={"dami_pref": self.dami_pref_ranker, "dami_pred": self.dami_pred_ranker,
+            rankers={"dami_pref": self.dami_pref_ranker,
+                     "dami_pref_paper": self.dami_pref_paper_ranker,
+                     "dami_pred": self.dami_pred_ranker,
                      "dami_routing": self.dami_routing_ranker},
             batch_size=self.batch_size, seed=self.seed, live_limit=self.live_limit,
             live_batch_size=self.live_batch_size, conf_answer_tokens=self.conf_answer_tokens,

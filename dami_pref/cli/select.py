@@ -21,8 +21,9 @@ class SelectArgs(PairArgs, DecodingArgs):
     id_field: str = "id"
     grid: str | None = field(default=None, metadata={
         "help": "choose only among these λ (a subset of the ranker's grid), e.g. 0,0.5,1"})
-    cost_weight: float = field(default=0.0, metadata={
-        "help": "β: choose argmax r(q, λ) − β·ĉ(λ); 0 is DAMI-Pref as published, β > 0 saves "
+    cost_weight: float | None = field(default=None, metadata={
+        "help": "β: choose argmax r(q, λ) − β·ĉ(λ); default: the β chosen on validation when "
+                "the ranker was trained (its dami_pref.json operating_point); β > 0 saves "
                 "tokens, β < 0 buys accuracy with more thinking"})
     backbone: str | None = field(default=None, metadata={
         "help": "override the ranker's backbone (e.g. a local copy)"})

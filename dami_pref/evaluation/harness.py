@@ -21,9 +21,9 @@ from ..data.problems import Problem
 from ..errors import DamiPrefError
 from ..runtime.generation import DecodingOptions
 from .candidates import CandidateTable
-from .methods import KNOWN, Choice
+from .methods import KNOWN, RANKER_OBJECTIVES, Choice
 
-RANKER_METHODS = ("dami_pref", "dami_pred", "dami_routing")
+RANKER_METHODS = tuple(RANKER_OBJECTIVES)
 
 
 @dataclass

@@ -16,10 +16,14 @@ from ..utils.grid import Grid
 from ..utils.ordering import Candidate, oracle
 from .candidates import CandidateTable
 
-KNOWN = ("static", "instruct", "thinking", "best_static", "dami_pref", "dami_pred",
-         "dami_routing", "dami_conf", "oracle")
+KNOWN = ("static", "instruct", "thinking", "best_static", "dami_pref", "dami_pref_paper",
+         "dami_pred", "dami_routing", "dami_conf", "oracle")
+# The objectives each ranker method accepts; the first is what its ranker is trained with.
+RANKER_OBJECTIVES = {"dami_pref": ("acc", "pref"), "dami_pref_paper": ("pref",),
+                     "dami_pred": ("pred",), "dami_routing": ("route",)}
 LABELS = {"instruct": "Instruct (λ=0)", "thinking": "Thinking (λ=1)",
           "best_static": "best static λ (validation)", "dami_pref": "DAMI-Pref",
+          "dami_pref_paper": "DAMI-Pref as published (pref, β=0)",
           "dami_pred": "DAMI-Pred", "dami_routing": "DAMI-Routing", "dami_conf": "DAMI-Conf",
           "oracle": "oracle λ*(q)"}
 
@@ -54,16 +58,20 @@ def best_static(validation: CandidateTable) -> float:
 
 
 def ranker_choice(method: str, ranker_path: str, questions: Sequence[str], grid: list[float],
-                  device: str, batch_size: int = 64, cost_weight: float = 0.0) -> Choice:
+                  device: str, batch_size: int = 64) -> Choice:
+    """A ranker's λ per question, at its validation-chosen β (β = 0 for the paper's row)."""
     from ..ranker.inference import LambdaRanker
 
     check_ranker(method, ranker_path, grid)
     ranker = LambdaRanker.from_pretrained(ranker_path, device=device)
+    cost_weight = 0.0 if method == "dami_pref_paper" else ranker.default_cost_weight
     start = time.perf_counter()
     scores = ranker.score(list(questions), batch_size=batch_size)
     lams = ranker.select_from_scores(scores, cost_weight)
     seconds = time.perf_counter() - start
-    details = {"ranker": ranker_path, "scores": scores, "expected_costs": ranker.expected_costs()}
+    details = {"ranker": ranker_path, "scores": scores, "expected_costs": ranker.expected_costs(),
+               "objective": ranker.objective, "cost_weight": cost_weight,
+               "operating_point": ranker.config.get("operating_point")}
 
     def chooser(some: list[str]) -> list[float]:
         return ranker.select_from_scores(ranker.score(list(some), batch_size=batch_size),
@@ -81,10 +89,11 @@ def check_ranker(method: str, ranker_path: str, grid: list[float]) -> None:
     if not trained or Grid(trained) != Grid(grid):
         raise DamiPrefError(f"the ranker {ranker_path} was trained on the grid {trained}, "
                             f"the evaluation uses {list(grid)}")
-    expected = {"dami_pref": "pref", "dami_pred": "pred", "dami_routing": "route"}[method]
-    if config.get("objective", "pref") != expected:
+    expected = RANKER_OBJECTIVES[method]
+    if config.get("objective", "pref") not in expected:
         raise DamiPrefError(f"{ranker_path} was trained with objective "
-                            f"{config.get('objective')!r}; {LABELS[method]} needs {expected!r}")
+                            f"{config.get('objective')!r}; {LABELS[method]} needs "
+                            + " or ".join(repr(e) for e in expected))
 
 
 def choose_all(names: list[str], test: CandidateTable, validation: CandidateTable | None,
@@ -109,7 +118,7 @@ def choose_all(names: list[str], test: CandidateTable, validation: CandidateTabl
                                   details={"lambda": lam}))
         elif name == "oracle":
             choices.append(Choice(name, LABELS[name], test.oracle()))
-        elif name in ("dami_pref", "dami_pred", "dami_routing"):
+        elif name in RANKER_OBJECTIVES:
             path = rankers.get(name)
             if not path:
                 raise DamiPrefError(f"{LABELS[name]} needs a ranker: set {name}_ranker in the "

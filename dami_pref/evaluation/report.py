@@ -144,19 +144,23 @@ def pareto_with_methods(records: list[dict], path: Path, title: str) -> Path:
     return pareto_plot(static, path, title=title, points=points)
 
 
-def cost_knob_plot(frontier: list[dict], static: list[tuple[float, float, float]],
-                   path: Path) -> Path:
-    points = [(f"β={row['beta']:g}", row["accuracy"], row["mean_tokens"]) for row in frontier]
-    return pareto_plot(static, path, title="DAMI-Pref with the cost knob β", points=points)
+def cost_knob_plot(curves: dict[str, list[tuple[float, float]]], chosen: list[tuple],
+                   static: list[tuple[float, float, float]], path: Path) -> Path:
+    from ..utils.plots import frontier_plot
+
+    return frontier_plot(static, curves, path, points=chosen,
+                         title="β frontiers of the rankers against the static frontier")
 
 
 # -- the whole report -------------------------------------------------------------------------
 def routing_and_conf_extras(choices: list[Choice], test: CandidateTable) -> dict:
-    """ROC-AUCs of DAMI-Routing's logit and DAMI-Conf's signal against 'λ* > 0.5'."""
+    """ROC-AUCs of DAMI-Routing's logit and DAMI-Conf's signal against 'Instruct (the lowest
+    λ) answers wrongly', the label DAMI-Routing is trained on: two classes on any pair whose
+    Instruct model is neither always right nor always wrong."""
     from sklearn.metrics import roc_auc_score
 
     extra: dict = {}
-    needs_thinking = np.array([lam > 0.5 for lam in test.oracle()])
+    needs_thinking = test.acc[:, test.column(min(test.grid))] < 0.5
     two_classes = len(set(needs_thinking)) == 2
     for c in choices:
         if c.method == "dami_routing" and two_classes:
@@ -170,29 +174,52 @@ def routing_and_conf_extras(choices: list[Choice], test: CandidateTable) -> dict
     return extra
 
 
-def cost_knob(pref: Choice | None, test: CandidateTable, betas: Sequence[float]) -> list[dict]:
-    """DAMI-Pref's accuracy and tokens at every β of the cost knob, from the same scores."""
+# β values of the cost-knob table when none are given, by the ranker's objective
+DEFAULT_BETAS = {"pref": (-8, -4, -2, -1, 0, 1, 2, 4),
+                 "acc": (0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1)}
+
+
+def cost_knob(choice: Choice | None, test: CandidateTable,
+              betas: Sequence[float] = ()) -> list[dict]:
+    """A ranker's accuracy and tokens at every β of the cost knob, from the same scores; the
+    β it uses by default (chosen on validation) is among them, marked ``chosen``."""
     from ..ranker.selection import select_index
 
-    if pref is None or not betas:
+    if choice is None:
         return []
-    costs = pref.details["expected_costs"].cpu()
+    costs = choice.details["expected_costs"].cpu()
+    chosen = float(choice.details.get("cost_weight", 0.0))
+    objective = choice.details.get("objective", "pref")
+    values = sorted({float(b) for b in (betas or DEFAULT_BETAS.get(objective, (0,)))} | {chosen})
     frontier = []
-    for beta in betas:
-        idx = select_index(pref.details["scores"], beta * costs if beta else None)
-        frontier.append({"beta": beta, **test.score([test.grid[i] for i in idx.tolist()])})
+    for beta in values:
+        idx = select_index(choice.details["scores"], beta * costs if beta else None)
+        frontier.append({"beta": beta, "chosen": beta == chosen,
+                         **test.score([test.grid[i] for i in idx.tolist()])})
     return frontier
 
 
+def knob_curve(choice: Choice, test: CandidateTable) -> list[tuple[float, float]]:
+    """(accuracy, mean tokens) along the whole β range, for the frontier plot."""
+    from ..ranker.operating_point import candidate_betas
+
+    return [(row["accuracy"], row["mean_tokens"])
+            for row in cost_knob(choice, test, candidate_betas())]
+
+
 def draw_plots(records: list[dict], choices: list[Choice], test: CandidateTable,
-               knob: list[dict], out: Path) -> dict[str, str]:
+               out: Path) -> dict[str, str]:
     from ..utils.plots import lambda_heatmaps
 
     plots = {}
     pref = next((c for c in choices if c.method == "dami_pref"), None)
-    if knob:
+    rankers = [c for c in choices if c.method in ("dami_pref", "dami_pref_paper")]
+    if rankers:
         static = [(c.lam, c.acc, c.cost) for c in test.static()]
-        plots["cost_knob"] = str(cost_knob_plot(knob, static, out / "cost_knob.png"))
+        curves = {c.label: knob_curve(c, test) for c in rankers}
+        chosen = [(f"{c.label} (β={row['beta']:g})", row["accuracy"], row["mean_tokens"])
+                  for c in rankers for row in cost_knob(c, test) if row["chosen"]]
+        plots["cost_knob"] = str(cost_knob_plot(curves, chosen, static, out / "cost_knob.png"))
     plots["pareto"] = str(pareto_with_methods(records, out / "pareto.png",
                                               f"{len(test)} test problems, offline"))
     if pref is not None:
@@ -212,13 +239,15 @@ def write_report(settings, tables, choices: list[Choice], live: dict[str, dict],
     records = [method_record(c, test, thinking_tokens, live.get(c.method), thinking_seconds)
                for c in choices]
     pref = next((c for c in choices if c.method == "dami_pref"), None)
+    paper = next((c for c in choices if c.method == "dami_pref_paper"), None)
     knob = cost_knob(pref, test, settings.cost_weights)
     results = {**results_header(settings),
                "test": test_record(settings, tables, thinking_seconds),
                "validation": {"problems": len(tables.validation),
                               "rollouts": str(tables.validation_dir)},
                "methods": records, "cost_knob": knob,
-               "plots": draw_plots(records, choices, test, knob, out),
+               "cost_knob_paper": cost_knob(paper, test, settings.cost_weights),
+               "plots": draw_plots(records, choices, test, out),
                "timings": {"rollouts_seconds": tables.rollout_seconds},
                **routing_and_conf_extras(choices, test)}
     results["run"]["finished"] = now()

@@ -54,7 +54,8 @@ def resolve_reference(reference: str, folder: str | Path | None = None) -> str:
 
 def save_ranker(folder: str | Path, model: RankerModel, tokenizer, spec: RankerSpec,
                 training: dict | None = None, lambda_costs: dict | None = None,
-                state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+                state_dict: dict[str, torch.Tensor] | None = None,
+                operating_point: dict | None = None) -> Path:
     """Write the ranker folder under a temporary name and rename it when whole.
 
     ``state_dict`` is the full model state (pass ``accelerator.get_state_dict(model)`` under
@@ -73,7 +74,8 @@ def save_ranker(folder: str | Path, model: RankerModel, tokenizer, spec: RankerS
         atomic_write_json(tmp / CONFIG_FILE, {
             "format_version": FORMAT_VERSION, "library_version": __version__,
             **spec.to_dict(), "backbone": portable_reference(spec.backbone),
-            "training": training or {}, "lambda_costs": lambda_costs or {}})
+            "training": training or {}, "lambda_costs": lambda_costs or {},
+            **({"operating_point": operating_point} if operating_point else {})})
         if not (tmp / ADAPTER_FILE).is_file():
             raise DamiPrefError(f"peft did not write {ADAPTER_FILE}; cannot save the ranker")
     return folder

@@ -24,7 +24,9 @@ from trl import ModelConfig
 
 from ..errors import OptionError
 
-OBJECTIVES = ("pref", "pred", "route")
+from .model import OBJECTIVES
+from .operating_point import TARGETS
+
 PAIR_WEIGHTINGS = ("none", "acc_gap")
 
 
@@ -46,7 +48,12 @@ class RankerConfig(TrainingArguments):
 
     # -- the ranker's own fields
     objective: str = field(default="pref", metadata={
-        "help": "pref (DAMI-Pref, pairs), pred (DAMI-Pred, regress λ*), route (DAMI-Routing)"})
+        "help": "pref (DAMI-Pref as published: pairs), acc (accuracy first: predicted "
+                "correctness at every λ), pred (DAMI-Pred, regress λ*), route (DAMI-Routing)"})
+    operating_target: str = field(default="best_static", metadata={
+        "help": "how the default β is chosen on the validation split when training ends: "
+                "best_static (fewest tokens at ≥ the best static λ's accuracy), max_accuracy, "
+                "or paper (β = 0)"})
     grid: str | None = field(default=None, metadata={
         "help": "expected λ grid; an error if the pairs were built on another"})
     prompt_template: str = field(default="{question}", metadata={
@@ -128,6 +135,9 @@ class RankerConfig(TrainingArguments):
         if self.objective not in OBJECTIVES:
             raise OptionError(f"unknown --objective {self.objective!r}; choose one of "
                               f"{list(OBJECTIVES)}")
+        if self.operating_target not in TARGETS:
+            raise OptionError(f"unknown --operating_target {self.operating_target!r}; choose "
+                              f"one of {list(TARGETS)}")
         if self.pair_weighting not in PAIR_WEIGHTINGS:
             raise OptionError(f"--pair_weighting must be one of {list(PAIR_WEIGHTINGS)}, got "
                               f"{self.pair_weighting!r}")

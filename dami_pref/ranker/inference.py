@@ -6,9 +6,11 @@
 
 The cost knob β selects argmax over λ of r(q, λ) − β·ĉ(λ), where ĉ(λ) is the candidate's
 expected cost normalised to [0, 1]: the mean generated tokens of that λ in the training rollouts
-divided by the largest, or λ itself when the ranker does not know its costs. β = 0 is DAMI-Pref
-as published; β > 0 trades accuracy for tokens and β < 0 tokens for accuracy, without
-retraining.
+divided by the largest, or λ itself when the ranker does not know its costs. β > 0 trades
+accuracy for tokens and β < 0 tokens for accuracy, without retraining. Without an explicit β the
+ranker uses the one chosen on validation when it was trained (``operating_point`` in
+``dami_pref.json``: by default the fewest tokens at the best static λ's validation accuracy);
+β = 0 with ``objective="pref"`` is DAMI-Pref as published.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..errors import DamiPrefError
 from ..utils.devices import parse_dtype, resolve_device
 from ..utils.hub import local_or_hub
 from .encoding import QuestionEncoder
-from .selection import grid_scores, select_index
+from .selection import grid_scores, normalized_costs, select_index
 
 
 class LambdaRanker:
@@ -66,13 +68,13 @@ class LambdaRanker:
 
     def expected_costs(self) -> torch.Tensor:
         """ĉ(λ) in [0, 1] per candidate: training-rollout mean tokens over the largest, or λ."""
-        known = self.config.get("lambda_costs") or {}
-        costs = [known.get(f"{lam:g}") for lam in self.grid]
-        if known and all(c is not None for c in costs) and max(costs) > 0:
-            values = torch.tensor(costs, dtype=torch.float32) / max(costs)
-        else:
-            values = torch.tensor(self.grid, dtype=torch.float32)
-        return values.to(self.device)
+        return normalized_costs(self.config.get("lambda_costs"), self.grid).to(self.device)
+
+    @property
+    def default_cost_weight(self) -> float:
+        """β chosen on validation when the ranker was trained (``operating_point`` in
+        ``dami_pref.json``); 0, DAMI-Pref as published, for a ranker without one."""
+        return float((self.config.get("operating_point") or {}).get("cost_weight", 0.0))
 
     def _encode(self, questions: Sequence[str]) -> dict[str, torch.Tensor]:
         cut = sum(n > self.spec.max_length for n in self.encoder.lengths(questions))
@@ -97,13 +99,18 @@ class LambdaRanker:
                                    self.objective, grid).cpu())
         return torch.cat(out)
 
-    def select_from_scores(self, scores: torch.Tensor, cost_weight: float = 0.0) -> list[float]:
+    def select_from_scores(self, scores: torch.Tensor,
+                           cost_weight: float | None = None) -> list[float]:
+        """λ per row of ``scores``; ``cost_weight`` None is the validation-chosen β."""
+        if cost_weight is None:
+            cost_weight = self.default_cost_weight
         if cost_weight != cost_weight:  # NaN
             raise DamiPrefError("cost_weight must be a number")
         penalty = cost_weight * self.expected_costs().cpu() if cost_weight else None
         return [self.grid[i] for i in select_index(scores, penalty).tolist()]
 
-    def select(self, questions: Sequence[str], cost_weight: float = 0.0,
+    def select(self, questions: Sequence[str], cost_weight: float | None = None,
                batch_size: int = 64) -> list[float]:
-        """λ per question: argmax of r(q, λ) − β·ĉ(λ) (β = ``cost_weight``)."""
+        """λ per question: argmax of r(q, λ) − β·ĉ(λ). β = ``cost_weight``; by default the
+        operating point chosen on validation at training time."""
         return self.select_from_scores(self.score(questions, batch_size), cost_weight)

@@ -5,7 +5,10 @@ weighted per pair. Each problem's pairs are averaged first, then problems are av
 problem with many pairs does not outweigh one with few, and the loss of a batch equals the mean
 of its micro-batches' losses (gradient accumulation and data parallelism change nothing).
 ``pred`` (DAMI-Pred): mean squared error between predicted and oracle λ*.
-``route`` (DAMI-Routing): BCE on whether λ* > 0.5 (Thinking rather than Instruct).
+``route`` (DAMI-Routing): BCE on whether Instruct (the lowest λ) answers wrongly, so the
+question should go to Thinking; a label with two classes on any pair.
+``acc`` (accuracy first): BCE between r(q, λ) read as a logit and the accuracy measured at λ,
+for every λ of the grid, so σ(r) is the predicted chance that λ answers right.
 """
 
 from __future__ import annotations
@@ -37,5 +40,12 @@ def pred_mse(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def route_bce(logits: torch.Tensor, thinking: torch.Tensor) -> torch.Tensor:
-    """DAMI-Routing: binary cross-entropy on 'λ* is above 0.5' (Thinking)."""
+    """DAMI-Routing: binary cross-entropy on 'Instruct answers wrongly' (send to Thinking);
+    graded targets (1 − accuracy over samples) are allowed."""
     return F.binary_cross_entropy_with_logits(logits, thinking.to(logits.dtype))
+
+
+def correctness_bce(logits: torch.Tensor, acc: torch.Tensor) -> torch.Tensor:
+    """Accuracy first: BCE of each candidate's logit [problems × grid] against its measured
+    accuracy (0/1, or graded over samples), averaged over the grid and then the problems."""
+    return F.binary_cross_entropy_with_logits(logits.float(), acc.to(torch.float32))

@@ -16,7 +16,7 @@ from torch import nn
 
 from .features import N_FEATURES, lambda_features, last_token_pool
 
-OBJECTIVES = ("pref", "pred", "route")
+OBJECTIVES = ("pref", "acc", "pred", "route")
 
 
 @dataclass
@@ -159,6 +159,7 @@ def build_ranker(spec: RankerSpec, dtype: torch.dtype | None = None,
 
 # head parts each objective trains; the rest stay frozen (DDP refuses parameters without grads)
 _HEAD_PARTS = {"pref": ("norm.", "question.", "lam.", "score."),
+               "acc": ("norm.", "question.", "lam.", "score."),
                "pred": ("norm.", "question.", "pred."),
                "route": ("norm.", "question.", "route.")}
 

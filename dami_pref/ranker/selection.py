@@ -4,7 +4,9 @@ Each objective's output becomes scores over the grid, so pairwise accuracy, top-
 regret are computed identically for DAMI-Pref, DAMI-Pred and DAMI-Routing:
   pref   r(q, λ) as the head scores it;
   pred   −|λ − λ̂(q)|: the grid point nearest the predicted λ wins;
-  route  logit(q)·(λ − ½): a positive logit favours the highest λ, a negative the lowest.
+  route  logit(q)·(λ − ½): a positive logit favours the highest λ, a negative the lowest;
+  acc    σ(r(q, λ)): the predicted chance that λ answers right, so argmax p − β·ĉ(λ) trades a
+         predicted point of accuracy against β of normalised cost.
 """
 
 from __future__ import annotations
@@ -20,7 +22,19 @@ def grid_scores(outputs: dict[str, torch.Tensor], objective: str,
         return -(grid[None, :] - outputs["pred"].float()[:, None]).abs()
     if objective == "route":
         return outputs["route"].float()[:, None] * (grid[None, :] - 0.5)
+    if objective == "acc":
+        return torch.sigmoid(outputs["scores"].float())
     raise ValueError(f"unknown objective {objective!r}")
+
+
+def normalized_costs(lambda_costs: dict | None, grid: list[float]) -> torch.Tensor:
+    """ĉ(λ) in [0, 1] per candidate: mean tokens of λ in the training rollouts over the
+    largest, or λ itself when the costs are not known."""
+    known = lambda_costs or {}
+    costs = [known.get(f"{lam:g}") for lam in grid]
+    if known and all(c is not None for c in costs) and max(costs) > 0:
+        return torch.tensor(costs, dtype=torch.float32) / max(costs)
+    return torch.tensor(grid, dtype=torch.float32)
 
 
 def select_index(scores: torch.Tensor, cost_penalty: torch.Tensor | None = None) -> torch.Tensor:

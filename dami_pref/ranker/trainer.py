@@ -23,8 +23,9 @@ from transformers import Trainer
 
 from ..errors import DamiPrefError
 from .data import ProblemExample, RankerCollator
-from .losses import pairwise_bce, pred_mse, route_bce
+from .losses import correctness_bce, pairwise_bce, pred_mse, route_bce
 from .metrics import SUMS, batch_sums, finish
+from .selection import grid_scores
 from .model import RankerSpec
 
 
@@ -36,10 +37,12 @@ def batch_loss(model, batch: dict[str, torch.Tensor], objective: str,
         scores = outputs["scores"]
         loss = pairwise_bce(scores[p, batch["pair_chosen"]], scores[p, batch["pair_rejected"]],
                             p, scores.shape[0], margin=margin, weights=batch["pair_weight"])
+    elif objective == "acc":
+        loss = correctness_bce(outputs["scores"], batch["acc"])
     elif objective == "pred":
         loss = pred_mse(outputs["pred"], batch["oracle_lambda"])
-    else:
-        loss = route_bce(outputs["route"], (batch["oracle_lambda"] > 0.5).float())
+    else:  # route: to Thinking when Instruct (the lowest λ, column 0) answers wrongly
+        loss = route_bce(outputs["route"], 1.0 - batch["acc"][:, 0])
     return loss, outputs
 
 
@@ -70,6 +73,7 @@ class RankerTrainer(Trainer):
         self.spec = spec
         self.lambda_costs = lambda_costs or {}
         self.training_summary: dict = {}
+        self.operating_point: dict | None = None  # chosen on validation when training ends
         super().__init__(model=model, args=args, data_collator=collator,
                          train_dataset=train_dataset, eval_dataset=eval_dataset,
                          processing_class=tokenizer, callbacks=callbacks)
@@ -147,6 +151,31 @@ class RankerTrainer(Trainer):
             sums = accelerator.reduce(sums, reduction="sum")
         return finish(sums.cpu())
 
+    @torch.no_grad()
+    def validation_scores(self, examples: list[ProblemExample]) -> torch.Tensor:
+        """Selection scores [problems × grid] of every example, each process scoring every
+        world-th one (all take part in every forward pass, as ZeRO-3 needs), then summed."""
+        accelerator = self.accelerator
+        model = self.model_wrapped if self.is_deepspeed_enabled else self.model
+        was_training = model.training
+        model.eval()
+        grid = self.model.grid.to(accelerator.device)
+        scores = torch.zeros(len(examples), len(grid), device=accelerator.device)
+        for indices in eval_batches(len(examples), accelerator.process_index,
+                                    accelerator.num_processes,
+                                    self.args.per_device_eval_batch_size):
+            chosen = [examples[i] for i in indices] or examples[:1]
+            batch = self._prepare_inputs(self.data_collator(chosen))
+            with self.compute_loss_context_manager():
+                outputs = model(input_ids=batch["input_ids"],
+                                attention_mask=batch["attention_mask"])
+            if indices:
+                scores[indices] = grid_scores(outputs, self.args.objective, grid).float()
+        model.train(was_training)
+        if accelerator.num_processes > 1:
+            scores = accelerator.reduce(scores, reduction="sum")
+        return scores.cpu()
+
     # -- saving: the ranker folder, for checkpoints and the final model alike --------------
     def _get_output_dir(self, trial) -> str:
         return str(checkpoint_root(self.args.output_dir))
@@ -167,7 +196,7 @@ class RankerTrainer(Trainer):
                 "; lower --learning_rate and run again")
         save_ranker(output_dir, self.model, self.processing_class, self.spec,
                     training=self.training_summary, lambda_costs=self.lambda_costs,
-                    state_dict=state)
+                    state_dict=state, operating_point=self.operating_point)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """Adapter and head from a checkpoint's ranker files: safetensors only."""

@@ -176,6 +176,21 @@ def run_trainer(config: RankerConfig, model, tokenizer, spec: RankerSpec, summar
     return trainer, training_loss, seconds
 
 
+def operating_point_of(trainer: RankerTrainer, examples: list[ProblemExample],
+                       target: str) -> dict:
+    """The default β, chosen on the validation problems (see :mod:`.operating_point`)."""
+    import numpy as np
+
+    from .operating_point import choose_operating_point
+    from .selection import normalized_costs
+
+    grid = list(trainer.spec.grid)
+    return choose_operating_point(trainer.validation_scores(examples),
+                                  np.array([e.acc for e in examples], dtype=float),
+                                  np.array([e.cost for e in examples], dtype=float),
+                                  normalized_costs(trainer.lambda_costs, grid), grid, target)
+
+
 def train(script: RankerScriptArguments, config: RankerConfig,
           model_args: RankerModelConfig) -> dict:
     """Train a ranker and write its folder; returns the final metrics and timings."""
@@ -199,6 +214,7 @@ def train(script: RankerScriptArguments, config: RankerConfig,
             output.rmdir()  # Trainer made it; leave nothing behind
         raise
     final = trainer.ranker_metrics(val_examples)
+    trainer.operating_point = operating_point_of(trainer, val_examples, config.operating_target)
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     trainer.training_summary = {
         "run": identity, "objective": spec.objective, "steps": trainer.state.global_step,
@@ -206,10 +222,12 @@ def train(script: RankerScriptArguments, config: RankerConfig,
         "train_pairs": sum(len(e.pairs) for e in train_examples), "pairs_source": script.pairs,
         "rollout_fingerprint": summary.get("rollout_fingerprint"),
         "final_train_loss": losses[-1] if losses else training_loss,
-        "validation": final, "seconds": seconds, "processes": config.world_size,
+        "validation": final, "operating_point": trainer.operating_point, "seconds": seconds,
+        "processes": config.world_size,
         "distributed_type": str(trainer.accelerator.distributed_type).split(".")[-1],
         "peak_memory_bytes": peak_memory_bytes(config.device), "seed": config.seed}
     trainer.save_model()  # with --push_to_hub, Trainer then uploads the folder and its card
     return {**{k: trainer.training_summary[k] for k in
-               ("validation", "seconds", "steps", "distributed_type", "processes",
-                "peak_memory_bytes")}, "losses": losses, "log_history": trainer.state.log_history}
+               ("validation", "operating_point", "seconds", "steps", "distributed_type",
+                "processes", "peak_memory_bytes")},
+            "losses": losses, "log_history": trainer.state.log_history}

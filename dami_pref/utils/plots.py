@@ -61,6 +61,35 @@ def pareto_plot(frontier: Sequence[tuple[float, float, float]], path: str | Path
     return save_figure(fig, path)
 
 
+def frontier_plot(static: Sequence[tuple[float, float, float]],
+                  curves: dict[str, Sequence[tuple[float, float]]], path: str | Path, *,
+                  title: str, points: Sequence[tuple[str, float, float]] = ()) -> Path:
+    """The static-λ curve, one line per selector's frontier ((accuracy, mean tokens) as its
+    knob moves) and labelled operating points: where a selector beats fixed λ is where its
+    line runs above the static one."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    ax.plot([t for _, _, t in static], [100 * a for _, a, _ in static], "-o", color="tab:blue",
+            label="static λ", zorder=2)
+    for lam, acc, tokens in static:
+        ax.annotate(f"{lam:g}", (tokens, 100 * acc), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7, color="tab:blue")
+    for i, (label, curve) in enumerate(curves.items()):
+        ordered = sorted(curve, key=lambda p: p[1])
+        ax.step([t for _, t in ordered], [100 * a for a, _ in ordered], where="post",
+                color=COLORS[(i + 1) % len(COLORS)], label=f"{label}: β frontier", zorder=2)
+    for i, (label, acc, tokens) in enumerate(points):
+        ax.scatter([tokens], [100 * acc], marker=MARKERS[i % len(MARKERS)], s=90, zorder=3,
+                   color=COLORS[(i + 1) % len(COLORS)], label=label, edgecolors="black")
+    ax.set_xlabel("mean generated tokens per question")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def _levels(difficulties: Sequence) -> list[str]:
     return sorted({str(d) for d in difficulties}, key=difficulty_key)
 
