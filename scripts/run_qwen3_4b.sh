@@ -2,7 +2,8 @@
 # The whole DAMI-Pref pipeline for the Qwen3-4B-Instruct-2507 / Qwen3-4B-Thinking-2507 pair on a
 # GPU node, every step from a config in configs/qwen3_4b/:
 #   rollouts of 1,000 GSM8K training problems × 11 λ × 4 samples → preference pairs → rankers
-#   (DAMI-Pref, DAMI-Pred, DAMI-Routing; a Qwen3-0.6B backbone with LoRA) → evaluation of every
+#   (DAMI-Pref accuracy-first and as published, DAMI-Pred, DAMI-Routing; a Qwen3-0.6B backbone
+#   with LoRA) → evaluation of every
 #   method on GSM8K's test split, MATH-500 and AIME 2024.
 #
 #   ./scripts/run_qwen3_4b.sh                      # 8 GPUs (configs/accelerate/multi_gpu.yaml)
@@ -34,9 +35,9 @@ accelerate launch "${ACCEL[@]}" data_builders/rollout.py --config "$CFG/rollout.
 echo "== 2/4 preference pairs"
 dami-pref pairs --config "$CFG/pairs.yaml" --rollouts "$OUT/rollouts_gsm8k" \
     --output "$OUT/pairs_gsm8k" --overwrite "${PAIRS[@]}"
-echo "== 3/4 rankers: DAMI-Pref, DAMI-Pred, DAMI-Routing"
-for objective in pref pred route; do
-    suffix=$([ "$objective" = pref ] && echo "" || echo "_$objective")
+echo "== 3/4 rankers: DAMI-Pref (acc), the paper's DAMI-Pref (pref), DAMI-Pred, DAMI-Routing"
+for objective in acc pref pred route; do
+    suffix=$([ "$objective" = acc ] && echo "" || echo "_$objective")
     accelerate launch "${ACCEL[@]}" train/pref.py --config "$CFG/train.yaml" \
         --pairs "$OUT/pairs_gsm8k" --objective "$objective" --output_dir "$OUT/ranker$suffix" \
         --overwrite_output_dir \
@@ -47,7 +48,8 @@ for set in "${SETS[@]}"; do
     config="$CFG/eval.yaml"
     [ "$set" = gsm8k ] || config="$CFG/eval_$set.yaml"
     dami-pref eval --config "$config" --output "$OUT/eval_$set" \
-        --dami_pref_ranker "$OUT/ranker" --dami_pred_ranker "$OUT/ranker_pred" \
+        --dami_pref_ranker "$OUT/ranker" --dami_pref_paper_ranker "$OUT/ranker_pref" \
+        --dami_pred_ranker "$OUT/ranker_pred" \
         --dami_routing_ranker "$OUT/ranker_route" "${EVAL[@]}"
 done
 echo "results: $(for set in "${SETS[@]}"; do printf '%s ' "$OUT/eval_$set/results.md"; done)"

@@ -21,8 +21,8 @@ def rankers(toy_pairs, tmp_path_factory) -> dict[str, str]:
 
     root = tmp_path_factory.mktemp("rankers")
     out = {}
-    for method, objective in (("dami_pref", "pref"), ("dami_pred", "pred"),
-                              ("dami_routing", "route")):
+    for method, objective in (("dami_pref", "acc"), ("dami_pref_paper", "pref"),
+                              ("dami_pred", "pred"), ("dami_routing", "route")):
         reset_accelerate_state()
         train(*quick_args(toy_pairs, root / objective, objective=objective, max_steps=10,
                           eval_steps=100))
@@ -34,7 +34,9 @@ def rankers(toy_pairs, tmp_path_factory) -> dict[str, str]:
 def tiny(out: Path, rankers: dict, **changes) -> EvalArgs:
     values = dict(output=str(out), grid=GRID, limit=14, validation_limit=14, device="cpu",
                   max_new_tokens=80, batch_size=32, progress=False,
-                  dami_pref_ranker=rankers["dami_pref"], dami_pred_ranker=rankers["dami_pred"],
+                  dami_pref_ranker=rankers["dami_pref"],
+                  dami_pref_paper_ranker=rankers["dami_pref_paper"],
+                  dami_pred_ranker=rankers["dami_pred"],
                   dami_routing_ranker=rankers["dami_routing"], cost_weights="0,1,100")
     values.update(changes)
     return EvalArgs(**values)
@@ -48,9 +50,10 @@ def results(rankers, tmp_path_factory) -> dict:
 def test_every_method_in_the_table(results):
     methods = {r["method"] for r in results["methods"]}
     assert methods == {"static_0", "static_0.25", "static_0.5", "static_0.75", "static_1",
-                       "instruct", "thinking", "best_static", "dami_pref", "dami_pred",
-                       "dami_routing", "dami_conf", "oracle"}
-    for label in ("Instruct (λ=0)", "Thinking (λ=1)", "best static λ", "DAMI-Pref", "DAMI-Pred",
+                       "instruct", "thinking", "best_static", "dami_pref", "dami_pref_paper",
+                       "dami_pred", "dami_routing", "dami_conf", "oracle"}
+    for label in ("Instruct (λ=0)", "Thinking (λ=1)", "best static λ", "DAMI-Pref",
+                  "DAMI-Pref as published", "DAMI-Pred",
                   "DAMI-Routing", "DAMI-Conf", "oracle λ*(q)"):
         assert label in results["table"]
     assert "speed-up" in results["table"].splitlines()[0]
@@ -82,14 +85,22 @@ def test_results_json_validates_and_files_exist(results):
     validate_results(saved)
     assert saved["environment"]["packages"]["torch"] and "git_commit" in saved["environment"]
     assert saved["seeds"]["rollouts"] == 0
-    assert saved["seeds"]["rankers"] == {"dami_pref": 0, "dami_pred": 0, "dami_routing": 0}
-    assert set(saved["rankers"]) == {"dami_pref", "dami_pred", "dami_routing"}
+    names = {"dami_pref", "dami_pref_paper", "dami_pred", "dami_routing"}
+    assert saved["seeds"]["rankers"] == {name: 0 for name in names}
+    assert set(saved["rankers"]) == names
     for plot in ("pareto", "lambda_by_difficulty", "cost_knob"):
         assert Path(saved["plots"][plot]).read_bytes()[:4] == b"\x89PNG"
     assert (out / "results.md").read_text().startswith("| method |")
-    knob = saved["cost_knob"]
-    assert [k["beta"] for k in knob] == [0.0, 1.0, 100.0]
-    assert knob[-1]["mean_tokens"] <= knob[0]["mean_tokens"]
+    for knob in (saved["cost_knob"], saved["cost_knob_paper"]):
+        assert {0.0, 1.0, 100.0} <= {k["beta"] for k in knob}
+        assert [k["beta"] for k in knob] == sorted(k["beta"] for k in knob)
+        assert knob[-1]["mean_tokens"] <= knob[0]["mean_tokens"]
+        assert sum(k["chosen"] for k in knob) == 1
+    assert 0.0 <= saved["routing_roc_auc"] <= 1.0  # 'Instruct is wrong' has two classes here
+    [chosen] = [k for k in saved["cost_knob"] if k["chosen"]]
+    pref = next(m for m in saved["methods"] if m["method"] == "dami_pref")
+    assert chosen["accuracy"] == pytest.approx(pref["accuracy"])  # the row uses that β
+    assert [k for k in saved["cost_knob_paper"] if k["chosen"]][0]["beta"] == 0.0
     if "roc_auc" in saved["dami_conf"]:  # only when the test set has both kinds of λ*
         assert 0.0 <= saved["dami_conf"]["roc_auc"] <= 1.0
     assert {"a", "b"} <= set(saved["dami_conf"]["calibration"])
@@ -117,8 +128,8 @@ def test_results_json_says_exactly_what_was_run(results):
     assert test["sha256"] == problems_fingerprint(load_problems(toy_problems_path("test"),
                                                                 limit=14))
     for name, ranker in saved["rankers"].items():
-        assert len(ranker["fingerprint"]) == 16 and ranker["objective"] in ("pref", "pred",
-                                                                           "route")
+        assert len(ranker["fingerprint"]) == 16 and ranker["objective"] in ("pref", "acc",
+                                                                           "pred", "route")
     env = saved["environment"]
     assert env["python"] and env["os"] and env["torch_threads"] >= 1 and "gpus" in env
     assert saved["grading"]["library"] == "math-verify" and saved["grading"]["version"]

@@ -54,11 +54,13 @@ def test_qwen3_4b_recipe_runs_on_the_toy_pair(tmp_path):
     manifest = json.loads((out / "rollouts_gsm8k" / "manifest.json").read_text())
     assert manifest["complete"] and manifest["samples"] == 4 // 2 and manifest["n_problems"] == 24
     assert manifest["grid"] == [round(0.1 * i, 10) for i in range(11)]  # the config's grid
-    for suffix, objective in (("", "pref"), ("_pred", "pred"), ("_route", "route")):
+    for suffix, objective in (("", "acc"), ("_pref", "pref"), ("_pred", "pred"),
+                              ("_route", "route")):
         config = json.loads((out / f"ranker{suffix}" / "dami_pref.json").read_text())
         assert config["objective"] == objective and config["lora"]["r"] == 16  # train.yaml
     results = json.loads((out / "eval_gsm8k" / "results.json").read_text())
     methods = {m["method"] for m in results["methods"]}
-    assert {"dami_pref", "dami_pred", "dami_routing", "dami_conf", "oracle"} <= methods
-    assert results["config"]["cost_weights"] == "-4,-2,-1,0,1,2,4"  # eval.yaml's own value
+    assert {"dami_pref", "dami_pref_paper", "dami_pred", "dami_routing", "dami_conf",
+            "oracle"} <= methods
+    assert results["config"]["cost_weights"] == "auto"  # eval.yaml's own value
     assert "results:" in proc.stdout

@@ -78,8 +78,11 @@ class EvalArgs(PairArgs, DecodingArgs):
             betas = [float("nan")]
         if any(b != b for b in betas):
             raise DamiPrefError(f"--cost_weights must be numbers, got {self.cost_weights!r}")
+        methods = parse_methods(self.methods)
+        if self.methods.strip() == "all" and not self.dami_pref_paper_ranker:
+            methods.remove("dami_pref_paper")  # an optional row: only with its ranker
         return EvalSettings(
-            grid=parse_grid(self.grid), methods=parse_methods(self.methods),
+            grid=parse_grid(self.grid), methods=methods,
             output=Path(self.output), modes=modes, cost_weights=betas,
             rankers={"dami_pref": self.dami_pref_ranker,
                      "dami_pref_paper": self.dami_pref_paper_ranker,
