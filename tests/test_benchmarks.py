@@ -141,10 +141,10 @@ def test_data_efficiency(toy_pairs):
     stdout = run_benchmark("data_efficiency", "--pairs", str(toy_pairs), "--sizes", "12,24",
                            "--steps", "3", "--seeds", "1")
     rows = [r for r in table_rows(stdout, "") if r[0].isdigit()]
-    assert {(r[0], r[1]) for r in rows} == {("12", "pref"), ("12", "pred"), ("24", "pref"),
-                                           ("24", "pred")}
+    assert {(r[0], r[1]) for r in rows} == {(n, objective) for n in ("12", "24")
+                                           for objective in ("acc", "pref", "pred")}
     for r in rows:
-        assert 0 <= number(r[2]) <= 1
+        assert 0 <= number(r[2]) <= 1 and len(r) == 9 and 0 <= number(r[7]) <= 100
 
 
 def test_instruct_predictability(toy_pairs):

@@ -159,12 +159,22 @@ def _architecture(config: dict) -> str:
 3. **Head.** u = U·LayerNorm(h_q) + b_U (`norm.*`, `question.*`), v(λ) = V·φ(λ) + b_V (`lam.*`)
    with φ(λ) = [λ, λ², sin kπλ, cos kπλ for k = 1…{N_FREQUENCIES}], and
    r(q, λ) = w·GELU(u + v(λ)) + b (`score.1.*`). One backbone pass scores every λ.
+   Rankers of objective `acc` score σ(r(q, λ)), the predicted chance that λ answers right.
    DAMI-Pred rankers read λ̂ = σ(`pred`·u) and score −|λ − λ̂|; DAMI-Routing rankers read a logit
    ℓ = `route`·u and score ℓ·(λ − ½).
-4. **Choice.** λ(q) = argmax over the grid of r(q, λ) − β·ĉ(λ), ties to the lower λ, where
+4. **Choice.** λ(q) = argmax over the grid of score(q, λ) − β·ĉ(λ), ties to the lower λ, where
    ĉ(λ) is the λ's mean generated tokens in the training rollouts (`lambda_costs`) divided by the
-   largest (λ itself when unknown). β = 0 is DAMI-Pref as published; β > 0 saves tokens.
+   largest (λ itself when unknown). The default β is `operating_point.cost_weight` in
+   `dami_pref.json` ({_beta(config)} here), chosen on the validation split when training
+   ended; β = 0 with objective `pref` is DAMI-Pref as published, β > 0 saves tokens.
 """
+
+
+def _beta(config: dict) -> str:
+    point = config.get("operating_point") or {}
+    if "cost_weight" not in point:
+        return "none recorded, so β = 0"
+    return f"β = {point['cost_weight']:.4g}, target `{point.get('target')}`"
 
 
 def _training(config: dict, dataset_id: str | None) -> str:
@@ -176,9 +186,16 @@ def _training(config: dict, dataset_id: str | None) -> str:
 - training problems: {t.get('train_problems', '?')}, pairs: {t.get('train_pairs', '?')},
   validation problems: {t.get('validation_problems', '?')}
 - optimizer steps: {t.get('steps', '?')}, processes: {t.get('processes', '?')}
-  ({t.get('distributed_type', '?')}), seed: {t.get('seed', '?')}, loss: pairwise BCE
-  −log σ(r(q, λ_chosen) − r(q, λ_rejected)) averaged per problem, then over problems
+  ({t.get('distributed_type', '?')}), seed: {t.get('seed', '?')}, objective
+  `{config.get('objective', 'pref')}`: {LOSSES.get(config.get('objective', 'pref'), '?')}
 """
+
+
+LOSSES = {"pref": "pairwise BCE −log σ(r(q, λ_chosen) − r(q, λ_rejected)) averaged per problem, "
+                  "then over problems",
+          "acc": "BCE of σ(r(q, λ)) against the accuracy measured at every λ of the grid",
+          "pred": "squared error between λ̂ and the oracle λ*",
+          "route": "BCE of σ(ℓ) against 'Instruct answers wrongly'"}
 
 
 def _evaluation(config: dict, evaluation: dict | None) -> str:
@@ -220,7 +237,8 @@ With dami-pref, which also serves the chosen λ:
 from dami_pref import LambdaRanker
 
 ranker = LambdaRanker.from_pretrained("{repo}")
-ranker.select(["12+7+19"], cost_weight=0.5)
+ranker.select(["12+7+19"])                  # at the β chosen on validation
+ranker.select(["12+7+19"], cost_weight=0.5)  # or another β
 ```
 
 ```bash
