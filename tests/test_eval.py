@@ -96,6 +96,14 @@ def test_results_json_validates_and_files_exist(results):
         assert [k["beta"] for k in knob] == sorted(k["beta"] for k in knob)
         assert knob[-1]["mean_tokens"] <= knob[0]["mean_tokens"]
         assert sum(k["chosen"] for k in knob) == 1
+    for method in ("dami_pref", "dami_pref_paper"):
+        rows = saved["frontier_vs_static"][method]
+        assert [r["lambda"] for r in rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
+        for r in rows:
+            if r["beta"] is not None:
+                assert r["mean_tokens"] <= r["static_mean_tokens"] + 1e-9
+                low, high = r["difference_ci95"]
+                assert low <= r["difference"] <= high and r["at_or_above"] == (high >= 0)
     assert 0.0 <= saved["routing_roc_auc"] <= 1.0  # 'Instruct is wrong' has two classes here
     [chosen] = [k for k in saved["cost_knob"] if k["chosen"]]
     pref = next(m for m in saved["methods"] if m["method"] == "dami_pref")

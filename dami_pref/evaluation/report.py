@@ -13,6 +13,7 @@ from ..utils.plots import pareto_plot
 from ..utils.stats import bootstrap_ci
 from .provenance import environment, now
 from .candidates import CandidateTable
+from .frontiers import cost_knob, frontier_vs_static, knob_curve
 from .methods import Choice
 
 RESULTS_VERSION = 2
@@ -174,39 +175,6 @@ def routing_and_conf_extras(choices: list[Choice], test: CandidateTable) -> dict
     return extra
 
 
-# β values of the cost-knob table when none are given, by the ranker's objective
-DEFAULT_BETAS = {"pref": (-8, -4, -2, -1, 0, 1, 2, 4),
-                 "acc": (0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1)}
-
-
-def cost_knob(choice: Choice | None, test: CandidateTable,
-              betas: Sequence[float] = ()) -> list[dict]:
-    """A ranker's accuracy and tokens at every β of the cost knob, from the same scores; the
-    β it uses by default (chosen on validation) is among them, marked ``chosen``."""
-    from ..ranker.selection import select_index
-
-    if choice is None:
-        return []
-    costs = choice.details["expected_costs"].cpu()
-    chosen = float(choice.details.get("cost_weight", 0.0))
-    objective = choice.details.get("objective", "pref")
-    values = sorted({float(b) for b in (betas or DEFAULT_BETAS.get(objective, (0,)))} | {chosen})
-    frontier = []
-    for beta in values:
-        idx = select_index(choice.details["scores"], beta * costs if beta else None)
-        frontier.append({"beta": beta, "chosen": beta == chosen,
-                         **test.score([test.grid[i] for i in idx.tolist()])})
-    return frontier
-
-
-def knob_curve(choice: Choice, test: CandidateTable) -> list[tuple[float, float]]:
-    """(accuracy, mean tokens) along the whole β range, for the frontier plot."""
-    from ..ranker.operating_point import candidate_betas
-
-    return [(row["accuracy"], row["mean_tokens"])
-            for row in cost_knob(choice, test, candidate_betas())]
-
-
 def draw_plots(records: list[dict], choices: list[Choice], test: CandidateTable,
                out: Path) -> dict[str, str]:
     from ..utils.plots import lambda_heatmaps
@@ -247,6 +215,8 @@ def write_report(settings, tables, choices: list[Choice], live: dict[str, dict],
                               "rollouts": str(tables.validation_dir)},
                "methods": records, "cost_knob": knob,
                "cost_knob_paper": cost_knob(paper, test, settings.cost_weights),
+               "frontier_vs_static": {c.method: frontier_vs_static(c, test)
+                                      for c in (pref, paper) if c is not None},
                "plots": draw_plots(records, choices, test, out),
                "timings": {"rollouts_seconds": tables.rollout_seconds},
                **routing_and_conf_extras(choices, test)}
