@@ -59,12 +59,13 @@ def best_static(validation: CandidateTable) -> float:
 
 def ranker_choice(method: str, ranker_path: str, questions: Sequence[str], grid: list[float],
                   device: str, batch_size: int = 64) -> Choice:
-    """A ranker's λ per question, at its validation-chosen β (β = 0 for the paper's row)."""
+    """A ranker's λ per question: DAMI-Pref at its validation-chosen β; the paper's DAMI-Pref,
+    DAMI-Pred and DAMI-Routing at β = 0, as published."""
     from ..ranker.inference import LambdaRanker
 
     check_ranker(method, ranker_path, grid)
     ranker = LambdaRanker.from_pretrained(ranker_path, device=device)
-    cost_weight = 0.0 if method == "dami_pref_paper" else ranker.default_cost_weight
+    cost_weight = ranker.default_cost_weight if method == "dami_pref" else 0.0
     start = time.perf_counter()
     scores = ranker.score(list(questions), batch_size=batch_size)
     lams = ranker.select_from_scores(scores, cost_weight)
@@ -77,7 +78,10 @@ def ranker_choice(method: str, ranker_path: str, questions: Sequence[str], grid:
         return ranker.select_from_scores(ranker.score(list(some), batch_size=batch_size),
                                          cost_weight)
 
-    return Choice(method, LABELS[method], lams, seconds, details, chooser)
+    label = LABELS[method]
+    if method == "dami_pref":
+        label += f" ({ranker.objective}, β={cost_weight:.3g} chosen on validation)"
+    return Choice(method, label, lams, seconds, details, chooser)
 
 
 def check_ranker(method: str, ranker_path: str, grid: list[float]) -> None:
