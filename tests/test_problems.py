@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +114,24 @@ def test_toy_generator_is_seeded_disjoint_and_stratified():
     # a step whose units carry is checked by subtracting back; others are not
     assert worked_steps([47, 8, 15]) == "47+8=55,55-8=47;55+15=70,70-15=55"
     assert worked_steps([12, 7, 3]) == "12+7=19;19+3=22,22-3=19"
+
+
+def test_toy_held_out_draw_is_new_and_seeded(tmp_path):
+    import subprocess
+    import sys
+
+    from dami_pref.toy import toy_problems_path
+
+    script = Path(__file__).resolve().parents[1] / "data_builders" / "toy_held_out.py"
+    out = tmp_path / "held.jsonl"
+    proc = subprocess.run([sys.executable, str(script), "--seed", "3", "--n", "200", "--output",
+                           str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = load_problems(out)
+    committed = {p.question for split in ("train", "validation", "test")
+                 for p in load_problems(toy_problems_path(split))}
+    assert len(rows) == 200 and not committed & {p.question for p in rows}
+    assert all(sum(parse_question(p.question)) == int(p.answer) for p in rows)
+    bad = subprocess.run([sys.executable, str(script), "--output", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "is a folder" in bad.stderr and "Traceback" not in bad.stderr
