@@ -28,7 +28,8 @@ class RobustnessArgs:
     per_set: int = 200
     grid: str = "0,0.5,1"
     seed: int = 2026
-    max_new_tokens: int = field(default=0, metadata={"help": "0: the toy budget"})
+    max_new_tokens: int | None = field(default=None, metadata={
+        "help": "generation budget (default: the toy budget, dami_pref.toy.TOY_BUDGET)"})
     batch_size: int = 128
     output: str = field(default="", metadata={"help": "also write the figures here (JSON)"})
 
