@@ -165,7 +165,8 @@ def run(args: EvalArgs) -> int:
     if "dami_conf" in results and "roc_auc" in results["dami_conf"]:
         extra.append(f"DAMI-Conf signal ROC-AUC {results['dami_conf']['roc_auc']:.3f}")
     if extra:
-        print("\n" + "; ".join(extra) + " (against 'λ* > 0.5' on the test problems)")
+        print("\n" + "; ".join(extra) + " (against 'Instruct answers wrongly' on the test "
+              "problems)")
     if results["cost_knob"]:
         print("\ncost knob β (DAMI-Pref): " + ", ".join(
             f"β={r['beta']:g}: {100 * r['accuracy']:.1f}% at {r['mean_tokens']:.1f} tokens"

@@ -185,7 +185,7 @@ def draw_plots(records: list[dict], choices: list[Choice], test: CandidateTable,
     if rankers:
         static = [(c.lam, c.acc, c.cost) for c in test.static()]
         curves = {c.label: knob_curve(c, test) for c in rankers}
-        chosen = [(f"{c.label} (β={row['beta']:g})", row["accuracy"], row["mean_tokens"])
+        chosen = [(f"its default: {c.label}", row["accuracy"], row["mean_tokens"])
                   for c in rankers for row in cost_knob(c, test) if row["chosen"]]
         plots["cost_knob"] = str(cost_knob_plot(curves, chosen, static, out / "cost_knob.png"))
     plots["pareto"] = str(pareto_with_methods(records, out / "pareto.png",
