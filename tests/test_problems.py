@@ -11,8 +11,9 @@ from dami_pref.errors import ProblemsError
 from dami_pref.data.problems import field_map, load_problems
 from dami_pref.utils.io import write_jsonl
 from dami_pref.toy import toy_problems_path
-from dami_pref.toy.task import (MAX_OPERANDS, MIN_OPERANDS, generate_splits, k_weights,
-                                large_share, parse_question, test_allocation, worked_steps)
+from dami_pref.toy.task import (MAX_OPERANDS, MIN_OPERANDS, allocate_test_cells,
+                                generate_splits, k_weights, large_share, parse_question,
+                                worked_steps)
 
 ROWS = [{"id": "a", "question": "1+2", "answer": "3", "difficulty": 2},
         {"id": "b", "question": "4+5+6", "answer": "15", "difficulty": 3}]
@@ -95,7 +96,7 @@ def test_toy_generator_is_seeded_disjoint_and_stratified():
     assert a == b
     questions = [set(r["question"] for r in rows) for rows in a.values()]
     assert sum(len(q) for q in questions) == len(set().union(*questions))
-    allocation = test_allocation(450)
+    allocation = allocate_test_cells(450)
     assert sum(allocation.values()) == 450 and min(allocation.values()) >= 1
     per_k = {}
     for row in a["test"]:

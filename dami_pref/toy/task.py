@@ -143,7 +143,8 @@ def make_row(split: str, index: int, operands: Sequence[int]) -> dict:
             "answer": str(sum(operands)), "difficulty": difficulty(operands)}
 
 
-def test_allocation(n_test: int, k_decay: float | None = None) -> dict[tuple[int, float], int]:
+def allocate_test_cells(n_test: int,
+                        k_decay: float | None = None) -> dict[tuple[int, float], int]:
     """Test questions per (k, two-digit share) cell, in proportion to the task's distribution
     (largest remainders), so the test set has every cell and the task's mix."""
     cells = [(k, share) for k in range(MIN_OPERANDS, MAX_OPERANDS + 1) for share in LARGE_SHARES]
@@ -176,7 +177,7 @@ def generate_splits(seed: int = 0, n_train: int = 1500, n_validation: int = 500,
         raise ValueError("cannot draw enough distinct toy problems; ask for fewer")
 
     test = [distinct(lambda c=cell: mixed_operands(rng, *c))
-            for cell, count in test_allocation(n_test, k_decay).items() for _ in range(count)]
+            for cell, count in allocate_test_cells(n_test, k_decay).items() for _ in range(count)]
     rng.shuffle(test)
     splits = {"test": test,
               "validation": [distinct(lambda: draw_operands(rng, k_decay))
