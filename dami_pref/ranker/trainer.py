@@ -126,55 +126,52 @@ class RankerTrainer(Trainer):
                                                          metrics)
         return metrics
 
-    def ranker_metrics(self, examples: list[ProblemExample]) -> dict[str, float]:
-        """Each process scores every world-th problem; the sums are reduced, then divided."""
+    def _evaluation_passes(self, examples: list[ProblemExample]):
+        """(indices, outputs, batch) of this process's share of ``examples``, every world-th
+        one, in eval mode. An empty share still runs a forward pass (on the first example),
+        so that every process takes part in the same collective calls (ZeRO-3 gathers
+        parameters in each); its indices are empty and its result is not to be counted."""
         accelerator = self.accelerator
         model = self.model_wrapped if self.is_deepspeed_enabled else self.model
         was_training = model.training
         model.eval()
-        grid = self.model.grid.to(accelerator.device)
-        sums = torch.zeros(len(SUMS), device=accelerator.device)
-        for indices in eval_batches(len(examples), accelerator.process_index,
-                                    accelerator.num_processes,
-                                    self.args.per_device_eval_batch_size):
-            # An empty batch still runs a forward pass (on the first example), so that every
-            # process takes part in the same collective calls; its result is not counted.
-            chosen = [examples[i] for i in indices] or examples[:1]
-            batch = self._prepare_inputs(self.data_collator(chosen))
-            with self.compute_loss_context_manager():
-                outputs = model(input_ids=batch["input_ids"],
-                                attention_mask=batch["attention_mask"])
+        try:
+            for indices in eval_batches(len(examples), accelerator.process_index,
+                                        accelerator.num_processes,
+                                        self.args.per_device_eval_batch_size):
+                chosen = [examples[i] for i in indices] or examples[:1]
+                batch = self._prepare_inputs(self.data_collator(chosen))
+                with self.compute_loss_context_manager():
+                    outputs = model(input_ids=batch["input_ids"],
+                                    attention_mask=batch["attention_mask"])
+                yield indices, outputs, batch
+        finally:
+            model.train(was_training)
+
+    def _summed(self, values: torch.Tensor) -> torch.Tensor:
+        if self.accelerator.num_processes > 1:
+            values = self.accelerator.reduce(values, reduction="sum")
+        return values.cpu()
+
+    def ranker_metrics(self, examples: list[ProblemExample]) -> dict[str, float]:
+        """Each process scores every world-th problem; the sums are reduced, then divided."""
+        grid = self.model.grid.to(self.accelerator.device)
+        sums = torch.zeros(len(SUMS), device=self.accelerator.device)
+        for indices, outputs, batch in self._evaluation_passes(examples):
             if indices:
                 sums += batch_sums(outputs, batch, self.args.objective, grid)
-        model.train(was_training)
-        if accelerator.num_processes > 1:
-            sums = accelerator.reduce(sums, reduction="sum")
-        return finish(sums.cpu())
+        return finish(self._summed(sums))
 
     @torch.no_grad()
     def validation_scores(self, examples: list[ProblemExample]) -> torch.Tensor:
         """Selection scores [problems × grid] of every example, each process scoring every
-        world-th one (all take part in every forward pass, as ZeRO-3 needs), then summed."""
-        accelerator = self.accelerator
-        model = self.model_wrapped if self.is_deepspeed_enabled else self.model
-        was_training = model.training
-        model.eval()
-        grid = self.model.grid.to(accelerator.device)
-        scores = torch.zeros(len(examples), len(grid), device=accelerator.device)
-        for indices in eval_batches(len(examples), accelerator.process_index,
-                                    accelerator.num_processes,
-                                    self.args.per_device_eval_batch_size):
-            chosen = [examples[i] for i in indices] or examples[:1]
-            batch = self._prepare_inputs(self.data_collator(chosen))
-            with self.compute_loss_context_manager():
-                outputs = model(input_ids=batch["input_ids"],
-                                attention_mask=batch["attention_mask"])
+        world-th one, then summed (each row is filled by one process)."""
+        grid = self.model.grid.to(self.accelerator.device)
+        scores = torch.zeros(len(examples), len(grid), device=self.accelerator.device)
+        for indices, outputs, _ in self._evaluation_passes(examples):
             if indices:
                 scores[indices] = grid_scores(outputs, self.args.objective, grid).float()
-        model.train(was_training)
-        if accelerator.num_processes > 1:
-            scores = accelerator.reduce(scores, reduction="sum")
-        return scores.cpu()
+        return self._summed(scores)
 
     # -- saving: the ranker folder, for checkpoints and the final model alike --------------
     def _get_output_dir(self, trial) -> str:

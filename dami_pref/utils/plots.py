@@ -52,13 +52,7 @@ def pareto_plot(frontier: Sequence[tuple[float, float, float]], path: str | Path
     for i, (label, acc, tokens) in enumerate(points):
         ax.scatter([tokens], [100 * acc], marker=MARKERS[i % len(MARKERS)], s=90, zorder=3,
                    color=COLORS[i % len(COLORS)], label=label)
-    ax.set_xlabel("mean generated tokens per question")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return _save_cost_plane(fig, ax, title, path, legend_size=8)
 
 
 def frontier_plot(static: Sequence[tuple[float, float, float]],
@@ -81,11 +75,16 @@ def frontier_plot(static: Sequence[tuple[float, float, float]],
     for i, (label, acc, tokens) in enumerate(points):
         ax.scatter([tokens], [100 * acc], marker=MARKERS[i % len(MARKERS)], s=90, zorder=3,
                    color=COLORS[(i + 1) % len(COLORS)], label=label, edgecolors="black")
+    return _save_cost_plane(fig, ax, title, path, legend_size=7)
+
+
+def _save_cost_plane(fig, ax, title: str, path: str | Path, legend_size: int) -> Path:
+    """Labels, grid and legend of an accuracy-against-tokens plot, then the file."""
     ax.set_xlabel("mean generated tokens per question")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="lower right", fontsize=legend_size)
     fig.tight_layout()
     return save_figure(fig, path)
 
