@@ -15,3 +15,9 @@ class ProblemsError(DamiPrefError):
 
 class OptionError(DamiPrefError, ValueError):
     """An option's value is outside its allowed range."""
+
+
+def first_line(err: BaseException, width: int = 160) -> str:
+    """The first line of an error's message (for one-line reports), or "no message"."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:width] if lines else "no message"

@@ -4,7 +4,10 @@ clear line (exit 2, no traceback) that names what is wrong, and leaves nothing b
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -201,19 +204,53 @@ def test_validation_fraction_zero_writes_an_empty_validation_split(world, tmp_pa
     assert json.loads((out / "pairs.json").read_text())["validation_fraction"] == 0
 
 
+def dead_pid() -> int:
+    """The PID of a process that has ended (what a killed run's temporaries carry)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def killed_runs_temporary(out: Path, tag: str = "") -> Path:
+    from dami_pref.utils.io import temporary_sibling
+
+    mine = temporary_sibling(out, tag)
+    return mine.with_name(mine.name.replace(str(os.getpid()), str(dead_pid())))
+
+
 def test_a_killed_swap_is_restored_by_the_next_run(tmp_path):
     """A kill between replace_folder's two renames leaves the old folder under its temporary
     name; the next command puts it back before deciding anything."""
-    from dami_pref.utils.io import check_destination, temporary_sibling
+    from dami_pref.utils.io import check_destination
 
     out = tmp_path / "merged"
-    old = temporary_sibling(out, "old")
+    old = killed_runs_temporary(out, "old")
     old.mkdir()
     (old / "weights").write_text("old")
-    half = temporary_sibling(out)
+    half = killed_runs_temporary(out)
     half.mkdir()
     (half / "partial").write_text("x")
     with pytest.raises(Exception, match="exists and is not empty"):
         check_destination(out, overwrite=False)
     assert (out / "weights").read_text() == "old" and not half.exists() and not old.exists()
     shutil.rmtree(out)
+
+
+def test_only_a_dead_runs_own_temporaries_are_removed(tmp_path):
+    """A user's ``.out.tmpbackup`` and a live run's temporary beside ``--out out`` stay; only
+    a temporary this toolkit named, whose PID has ended, goes."""
+    from dami_pref.utils.io import check_destination, temporary_sibling
+
+    out = tmp_path / "out"
+    users = tmp_path / ".out.tmpbackup"
+    users.mkdir()
+    (users / "keep").write_text("mine")
+    live = temporary_sibling(out)  # this process: alive
+    live.mkdir()
+    other = killed_runs_temporary(tmp_path / "other")  # a dead run's, of another output
+    other.mkdir()
+    dead = killed_runs_temporary(out)
+    dead.mkdir()
+    check_destination(out, overwrite=False)
+    assert (users / "keep").read_text() == "mine" and live.is_dir() and other.is_dir()
+    assert not dead.exists()

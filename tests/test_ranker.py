@@ -177,6 +177,43 @@ def test_resume_continues_to_the_same_losses(toy_pairs, tmp_path):
     assert resumed["validation"] == pytest.approx(straight["validation"], abs=1e-6)
 
 
+def test_resume_skips_an_interrupted_save_and_takes_the_newest_complete(toy_pairs, tmp_path,
+                                                                       capsys):
+    """A save killed mid-way (a 0-byte optimizer.pt, no trainer_state.json) is named and
+    skipped; the run resumes from the newest complete checkpoint, to the same losses."""
+    straight = train(*quick_args(toy_pairs, tmp_path / "straight", max_steps=8))
+    out = tmp_path / "stopped"
+    train(*quick_args(toy_pairs, out, max_steps=8, save_steps=3))  # checkpoints at 6 and 8
+    shutil.rmtree(out)
+    broken = out.with_name("stopped-checkpoints") / "checkpoint-8"
+    (broken / "trainer_state.json").unlink()
+    (broken / "optimizer.pt").write_bytes(b"")
+    resumed = train(*quick_args(toy_pairs, out, max_steps=8, save_steps=3,
+                                resume_from_checkpoint="true"))
+    assert f"skipped {broken}: an incomplete checkpoint" in capsys.readouterr().err
+    assert resumed["losses"] == pytest.approx(straight["losses"], abs=1e-6)
+
+
+def test_checkpoints_are_renamed_into_place_whole(toy_pairs, tmp_path):
+    """No temporary is left in the checkpoint folder, and every checkpoint-N is complete."""
+    out = tmp_path / "r"
+    train(*quick_args(toy_pairs, out, max_steps=4, save_steps=2, save_total_limit=1))
+    root = out.with_name("r-checkpoints")
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoint-4"]  # rotation still works
+    assert (root / "checkpoint-4" / "trainer_state.json").is_file()
+
+
+def test_resume_calls_a_truncated_file_damaged_not_dangerous(toy_pairs, tmp_path):
+    out = tmp_path / "r"
+    train(*quick_args(toy_pairs, out, max_steps=4, save_steps=2))
+    shutil.rmtree(out)
+    optimizer = out.with_name("r-checkpoints") / "checkpoint-4" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])
+    with pytest.raises(DamiPrefError, match=r"optimizer\.pt: the checkpoint is damaged"):
+        train(*quick_args(toy_pairs, out, max_steps=4, save_steps=2,
+                          resume_from_checkpoint="true"))
+
+
 @pytest.mark.parametrize("objective", ["acc", "pred", "route"])
 def test_baseline_objectives_train(toy_pairs, tmp_path, objective):
     result = train(*quick_args(toy_pairs, tmp_path / objective, objective=objective, max_steps=8))

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import DamiPrefError
+from ..errors import DamiPrefError, first_line
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle")
 
@@ -40,9 +40,36 @@ def restricted_unpickling() -> Iterator[None]:
         yield
 
 
+def newest_complete_checkpoint(root: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` under ``root`` that holds ``trainer_state.json`` (Trainer
+    writes it last). Incomplete ones are named on stderr and skipped; a killed save's
+    temporary folder is removed."""
+    import re
+    import sys
+
+    from ..utils.io import remove_stale_temporaries
+
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    remove_stale_temporaries(root)
+    steps = sorted(((int(m[1]), p) for p in root.iterdir()
+                    if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))),
+                   reverse=True)
+    for _, folder in steps:
+        if (folder / "trainer_state.json").is_file():
+            return str(folder)
+        print(f"skipped {folder}: an incomplete checkpoint (no trainer_state.json; its save "
+              "was interrupted)", file=sys.stderr)
+    return None
+
+
 def check_checkpoint_files(folder: str | Path) -> None:
     """Open every pickle-format file of a checkpoint with ``weights_only=True``; a file that
-    holds anything but tensors and plain data is refused before training resumes."""
+    holds anything but tensors and plain data is refused before training resumes, and a
+    truncated or corrupt one is called damaged."""
+    import pickle
+
     import torch
 
     for path in sorted(Path(folder).rglob("*")):
@@ -51,12 +78,18 @@ def check_checkpoint_files(folder: str | Path) -> None:
         try:
             with restricted_unpickling():
                 torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - UnpicklingError and its relatives
+        except pickle.UnpicklingError as err:
             raise DamiPrefError(
                 f"{path}: refused to resume from it: it is not plain tensor data "
-                f"({type(err).__name__}: {str(err).splitlines()[0][:160]}). A checkpoint file "
-                "that needs full unpickling could run code; resume only from checkpoints this "
-                "toolkit wrote") from None
+                f"({type(err).__name__}: {first_line(err)}). A checkpoint file that needs full "
+                "unpickling could run code; resume only from checkpoints this toolkit "
+                "wrote") from None
+        except Exception as err:  # noqa: BLE001 - EOFError, zip and stream errors
+            raise DamiPrefError(
+                f"{path}: the checkpoint is damaged (truncated or corrupt: "
+                f"{type(err).__name__}: {first_line(err)}); resume from an earlier one with "
+                "--resume_from_checkpoint PATH, or start again with --overwrite_output_dir"
+            ) from None
 
 
 @contextmanager

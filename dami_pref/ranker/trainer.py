@@ -15,7 +15,7 @@ integrations (``--report_to``), DeepSpeed and ``push_to_hub``. What the ranker a
 
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -98,10 +98,9 @@ class RankerTrainer(Trainer):
                 "from it)")
 
     def _last_checkpoint(self) -> str | None:
-        from transformers.trainer_utils import get_last_checkpoint
+        from .safe_resume import newest_complete_checkpoint
 
-        root = self._get_output_dir(None)
-        return get_last_checkpoint(root) if os.path.isdir(root) else None
+        return newest_complete_checkpoint(checkpoint_root(self.args.output_dir))
 
     # -- optimizer: LoRA and head at their own learning rates -----------------------------
     def create_optimizer(self, model=None):
@@ -175,7 +174,41 @@ class RankerTrainer(Trainer):
 
     # -- saving: the ranker folder, for checkpoints and the final model alike --------------
     def _get_output_dir(self, trial) -> str:
-        return str(checkpoint_root(self.args.output_dir))
+        staging = getattr(self, "_staging", None)
+        return str(staging or checkpoint_root(self.args.output_dir))
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Trainer's checkpoint, written inside a temporary folder and renamed into
+        ``checkpoint-N`` when whole: a kill mid-save leaves nothing that looks complete."""
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+        root = checkpoint_root(self.args.output_dir)
+        final = root / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        self._staging = self._staging_folder(final)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            staging, self._staging = self._staging, None
+        self.accelerator.wait_for_everyone()  # every process wrote its part (RNG, shards)
+        if self.args.should_save:
+            promote_checkpoint(staging / final.name, final)
+            if str(self.state.best_model_checkpoint or "").startswith(str(staging)):
+                self.state.best_model_checkpoint = str(final)
+            rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint,
+                               use_mtime=True)
+        self.accelerator.wait_for_everyone()
+
+    def _staging_folder(self, final: Path) -> Path:
+        """The same temporary folder on every process, named with the main process's PID."""
+        from accelerate.utils import broadcast_object_list
+
+        from ..utils.io import temporary_sibling
+
+        name = [temporary_sibling(final).name]
+        if self.accelerator.num_processes > 1:
+            broadcast_object_list(name, from_process=0)
+        return final.parent / name[0]
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         from .checkpoint import save_ranker
@@ -214,6 +247,15 @@ class RankerTrainer(Trainer):
         atomic_write_text(Path(self.args.output_dir) / "README.md",
                           model_card(config, self.args.hub_model_id, "apache-2.0",
                                      base_model=hub_backbone(config["backbone"])))
+
+
+def promote_checkpoint(staged: Path, final: Path) -> None:
+    """Rename a finished checkpoint into place (replacing one of the same step) and drop the
+    temporary folder around it."""
+    from ..utils.io import replace_folder
+
+    replace_folder(staged, final)
+    shutil.rmtree(staged.parent, ignore_errors=True)
 
 
 def non_finite(state: dict[str, torch.Tensor]) -> list[str]:

@@ -19,7 +19,8 @@ from .config import RankerConfig, RankerModelConfig, RankerScriptArguments
 from .data import ProblemExample, RankerCollator, load_examples
 from .encoding import QuestionEncoder
 from .model import LoraSettings, RankerSpec, build_ranker
-from .safe_resume import check_checkpoint_files, deepspeed_loads_weights_only
+from .safe_resume import (check_checkpoint_files, deepspeed_loads_weights_only,
+                          newest_complete_checkpoint)
 from .trainer import RankerTrainer, checkpoint_root
 
 
@@ -91,8 +92,6 @@ def run_identity(script: RankerScriptArguments, config: RankerConfig, spec: Rank
 def resolve_resume(config: RankerConfig, identity: dict) -> str | None:
     """The checkpoint to resume from (``true``: the newest), checked against this run; or None
     for a fresh run, after checking that it would overwrite nothing unasked."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     from .checkpoint import read_ranker_config
 
     output, root = Path(config.output_dir), checkpoint_root(config.output_dir)
@@ -108,8 +107,7 @@ def resolve_resume(config: RankerConfig, identity: dict) -> str | None:
         if busy and config.process_index == 0:
             shutil.rmtree(root, ignore_errors=True)  # the new run's checkpoints start afresh
         return None
-    found = (get_last_checkpoint(str(root)) if root.is_dir() else None) \
-        if wanted in ("true", "True") else wanted
+    found = newest_complete_checkpoint(root) if wanted in ("true", "True") else wanted
     if not found and wanted in ("true", "True") and not (output.is_dir()
                                                          and any(output.iterdir())):
         print(f"no checkpoint in {root} yet: starting afresh", file=sys.stderr)

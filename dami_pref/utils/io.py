@@ -7,8 +7,10 @@ the new one in, then removes the old one: a kill at any instant leaves one of th
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -18,27 +20,59 @@ from typing import Any
 
 from ..errors import DamiPrefError
 
-TEMP_MARK = ".tmp"
+TEMP_MARK = ".dami-tmp-"
+# .NAME.dami-tmp-[TAG-]PID[.SUFFIX]: a name only this toolkit makes, with the writer's PID
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.dami-tmp-(?:(?P<tag>[a-z]+)-)?(?P<pid>\d+)"
+                        r"(?P<suffix>\.[A-Za-z0-9]+)?$")
 
 
-def temporary_sibling(path: str | Path, tag: str = "") -> Path:
-    """A hidden name beside ``path`` to build into before renaming (files or folders)."""
+def temporary_sibling(path: str | Path, tag: str = "", keep_suffix: bool = False) -> Path:
+    """A hidden name beside ``path`` to build into before renaming (files or folders).
+
+    ``keep_suffix`` ends the name with ``path``'s suffix, for writers that look at it
+    (parquet, matplotlib)."""
     path = Path(path)
-    return path.with_name(f".{path.name}{TEMP_MARK}{tag}{os.getpid()}")
+    suffix = path.suffix if keep_suffix else ""
+    return path.with_name(f".{path.name}{TEMP_MARK}{tag + '-' if tag else ''}{os.getpid()}{suffix}")
+
+
+def temporary_parts(path: str | Path) -> dict | None:
+    """name, tag and pid of a temporary this toolkit made; None for any other name."""
+    match = _TEMP_NAME.match(Path(path).name)
+    if not match:
+        return None
+    return {"name": match["name"], "tag": match["tag"] or "", "pid": int(match["pid"])}
 
 
 def is_temporary(path: str | Path) -> bool:
-    """Whether ``path`` is a half-written temporary left by :func:`temporary_sibling`."""
-    name = Path(path).name
-    return name.startswith(".") and TEMP_MARK in name
+    """Whether ``path`` is a temporary made by :func:`temporary_sibling`."""
+    return temporary_parts(path) is not None
+
+
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def is_stale_temporary(path: str | Path) -> bool:
+    """A toolkit temporary whose writer is no longer running: a killed run's leftover."""
+    parts = temporary_parts(path)
+    return parts is not None and not pid_alive(parts["pid"])
 
 
 def remove_stale_temporaries(folder: str | Path) -> int:
-    """Delete the temporaries a killed run left under ``folder``; returns how many went."""
+    """Delete the temporaries killed runs left under ``folder``; returns how many went."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    stale = [p for p in folder.rglob(".*") if is_temporary(p)]
+    stale = [p for p in folder.rglob(".*") if is_stale_temporary(p)]
     for path in stale:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -48,11 +82,13 @@ def remove_stale_temporaries(folder: str | Path) -> int:
 
 
 def stale_siblings(out: str | Path) -> list[Path]:
-    """Temporaries beside ``out`` that a killed run of any process left (``.NAME.tmp*``)."""
+    """Temporaries of ``out`` beside it whose writer is gone. A user's own ``.NAME.tmpX`` and a
+    live run's temporaries are never among them."""
     out = Path(out)
     if not out.parent.is_dir():
         return []
-    return sorted(out.parent.glob(f".{out.name}{TEMP_MARK}*"))
+    return sorted(p for p in out.parent.glob(f".{glob.escape(out.name)}{TEMP_MARK}*")
+                  if is_stale_temporary(p) and temporary_parts(p)["name"] == out.name)
 
 
 def recover_destination(out: str | Path) -> list[str]:
@@ -65,7 +101,7 @@ def recover_destination(out: str | Path) -> list[str]:
     out = Path(out)
     notes = []
     for stale in stale_siblings(out):
-        if not out.exists() and stale.name.startswith(f".{out.name}{TEMP_MARK}old"):
+        if not out.exists() and temporary_parts(stale)["tag"] == "old":
             stale.rename(out)
             notes.append(f"restored {out} from an interrupted swap")
         elif stale.is_dir():
@@ -123,7 +159,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path).with_suffix(path.suffix)
+    tmp = temporary_sibling(path, keep_suffix=True)
     try:
         yield tmp
         tmp.replace(path)
