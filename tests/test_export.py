@@ -157,3 +157,57 @@ def test_trl_prompt_column_is_what_the_ranker_reads(toy_pairs):
     encoder = QuestionEncoder(AutoTokenizer.from_pretrained(TOY_BASE), "{question}", 64)
     assert rows["prompt"] == encoder.texts(rows["question"])
     assert "pairs" in (toy_pairs / "README.md").read_text()
+
+
+def copy_with_backbone(ranker_dir: Path, tmp_path: Path, extras: dict[str, bytes]) -> Path:
+    """The ranker with its backbone as a local folder holding ``extras`` beside the model."""
+    import shutil
+
+    from dami_pref.toy import TOY_BASE
+
+    backbone = tmp_path / "backbone"
+    shutil.copytree(TOY_BASE, backbone)
+    for name, data in extras.items():
+        (backbone / name).write_bytes(data)
+    ranker = tmp_path / "ranker"
+    shutil.copytree(ranker_dir, ranker)
+    config = json.loads((ranker / "dami_pref.json").read_text())
+    config["backbone"] = str(backbone)
+    (ranker / "dami_pref.json").write_text(json.dumps(config))
+    return ranker
+
+
+@pytest.mark.parametrize("planted", ["adapter_model.bin", "pytorch_model.bin",
+                                     "training_args.bin"])
+def test_export_refuses_a_pickle_in_the_ranker(ranker_dir, tmp_path, planted, capsys):
+    import shutil
+
+    ranker = tmp_path / "ranker"
+    shutil.copytree(ranker_dir, ranker)
+    torch.save({"x": torch.zeros(1)}, ranker / planted)
+    assert main(["export", "--ranker", str(ranker), "--out", str(tmp_path / "e")]) == 2
+    assert f"{planted}: a pickle-format file in the ranker" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+def test_export_copies_only_model_files_of_a_local_backbone(ranker_dir, tmp_path):
+    ranker = copy_with_backbone(ranker_dir, tmp_path, {"secrets.txt": b"token=abc"})
+    (ranker / "notes.txt").write_text("mine")
+    with pytest.warns(UserWarning, match=r"left out of the export.*notes\.txt"), \
+            pytest.warns(UserWarning, match=r"left out of the export.*secrets\.txt"):
+        assert main(["export", "--ranker", str(ranker), "--out", str(tmp_path / "e")]) == 0
+    out = tmp_path / "e"
+    assert not (out / "notes.txt").exists() and not (out / "base" / "secrets.txt").exists()
+    assert sorted(p.name for p in (out / "base").iterdir()) == sorted(
+        ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+         "tokenizer_config.json", "chat_template.jinja"])
+    from dami_pref.ranker.inference import LambdaRanker
+
+    torch.testing.assert_close(LambdaRanker.from_pretrained(out, device="cpu").score(QUESTIONS),
+                               LambdaRanker.from_pretrained(ranker, device="cpu").score(QUESTIONS))
+
+
+def test_export_refuses_a_pickle_in_a_local_backbone(ranker_dir, tmp_path, capsys):
+    ranker = copy_with_backbone(ranker_dir, tmp_path, {"pytorch_model.bin": b"\x80\x04."})
+    assert main(["export", "--ranker", str(ranker), "--out", str(tmp_path / "e")]) == 2
+    assert "pytorch_model.bin: a pickle-format file in the backbone" in capsys.readouterr().err

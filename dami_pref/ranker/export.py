@@ -18,6 +18,7 @@ from ..errors import DamiPrefError
 from ..utils.hub import looks_like_hub_id
 from ..utils.io import atomic_write_json, atomic_write_text, building_folder, check_destination
 from .card import model_card
+from .export_files import BACKBONE_FILES, RANKER_FILES, allowed_files
 from .checkpoint import (CONFIG_FILE, LOCAL_PREFIX, PACKAGE_PREFIX,
                          read_ranker_config, resolve_reference)
 
@@ -51,13 +52,17 @@ def export_ranker(ranker: str | Path, out: str | Path, *, repo_id: str | None = 
     config = check_ranker_loads(ranker)
     results = read_evaluation(evaluation)
     base_model = base_model_id or hub_backbone(config["backbone"])
+    ranker_files = allowed_files(ranker, RANKER_FILES, "the ranker", regenerated=SKIP)
+    backbone_files = [] if base_model else allowed_files(
+        resolve_reference(config["backbone"], ranker), BACKBONE_FILES, "the backbone",
+        regenerated=("README.md",))
     with building_folder(out) as tmp:
-        for item in ranker.iterdir():
-            if item.is_file() and item.name not in SKIP and not item.name.startswith("."):
-                shutil.copy2(item, tmp / item.name)
+        for item in ranker_files:
+            shutil.copy2(item, tmp / item.name)
         if base_model is None:  # a local or bundled backbone travels with the ranker
-            shutil.copytree(resolve_reference(config["backbone"], ranker), tmp / BASE_DIR,
-                            ignore=shutil.ignore_patterns("README.md", ".*"))
+            (tmp / BASE_DIR).mkdir()
+            for item in backbone_files:
+                shutil.copy2(item, tmp / BASE_DIR / item.name)
         point_at_base(tmp, config, base_model or BASE_DIR)
         if results is not None:
             atomic_write_json(tmp / "evaluation.json", results)

@@ -1,0 +1,54 @@
+"""What an export may carry: an allow-list of model files, and no pickle anywhere.
+
+A Hub-ready folder is uploaded as it is, so it must hold only what loading the ranker needs:
+the adapter, the head, the ranker's config, the tokenizer and (for a local backbone) a model
+folder's own files. Anything else found beside them is named in a warning and left out; a
+pickle-format file is an error, since a Hub user's tools might unpickle it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from pathlib import Path
+
+from ..errors import DamiPrefError
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "chat_template.jinja", "chat_template.json",
+                   "vocab.json", "vocab.txt", "merges.txt", "tokenizer.model", "spiece.model")
+RANKER_FILES = ("adapter_config.json", "adapter_model.safetensors", "head.safetensors",
+                "dami_pref.json", *TOKENIZER_FILES)
+BACKBONE_FILES = ("config.json", "generation_config.json", "*.safetensors",
+                  "model.safetensors.index.json", *TOKENIZER_FILES)
+PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.npy", "*.joblib")
+
+
+def allowed_files(folder: Path, patterns: tuple[str, ...], what: str,
+                  regenerated: tuple[str, ...] = ()) -> list[Path]:
+    """The top-level files of ``folder`` matching ``patterns``; a pickle anywhere under it is
+    an error, and every other file is named in one warning."""
+    folder = Path(folder)
+    pickles = sorted(p for p in folder.rglob("*") if p.is_file() and matches(p, PICKLE_PATTERNS))
+    if pickles:
+        raise DamiPrefError(f"{pickles[0]}: a pickle-format file in {what}; an export carries "
+                            "safetensors only. Remove it (and any other: "
+                            f"{len(pickles)} found) and export again")
+    keep, left_out = [], []
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() or path.name in regenerated:
+            continue
+        relative = path.relative_to(folder)
+        if len(relative.parts) == 1 and matches(path, patterns):
+            keep.append(path)
+        elif not any(part.startswith(".") for part in relative.parts):
+            left_out.append(str(relative))
+    if left_out:
+        warnings.warn(f"left out of the export (not a file {what} needs): "
+                      f"{', '.join(left_out[:10])}{' …' if len(left_out) > 10 else ''}",
+                      stacklevel=3)
+    return keep
+
+
+def matches(path: Path, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(path.name, pattern) for pattern in patterns)
