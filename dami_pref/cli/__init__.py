@@ -85,6 +85,29 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - only disk faults are reported here
+        message = disk_error(err, locals().get("args"))
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        end_distributed(wait=False)
+        return 2
+
+
+def disk_error(err: BaseException, args) -> str | None:
+    """One line for a full or failing disk, naming where the output was going; None for any
+    other error (which is a bug, and keeps its traceback)."""
+    from ..utils.disk import disk_failure, failed_path
+
+    what = disk_failure(err)
+    if what is None:
+        return None
+    groups = args if isinstance(args, tuple) else (args,)  # train takes TRL-style groups
+    where = failed_path(err) or next((str(getattr(group, name)) for group in groups
+                                      for name in ("output", "out", "output_dir")
+                                      if getattr(group, name, None)), "the output")
+    return (f"{where}: writing failed: {what}. Nothing half-written was kept and earlier "
+            "outputs are unchanged; free some space (or fix the disk) and run again")
 
 if __name__ == "__main__":
     sys.exit(main())

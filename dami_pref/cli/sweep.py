@@ -22,7 +22,8 @@ def run(args: SweepArgs) -> int:
     from ..evaluation.sweep import (format_difficulty_table, format_table, oracle_line,
                                     run_sweep, sweep_report)
     from ..utils.grid import parse_grid
-    from ..utils.io import atomic_write_json, atomic_write_text, check_results_folder
+    from ..utils.io import (atomic_write_json, atomic_write_text, check_results_folder,
+                            outputs_together)
     from ..utils.plots import pareto_plot
 
     grid = parse_grid(args.grid)
@@ -35,13 +36,14 @@ def run(args: SweepArgs) -> int:
     report = sweep_report(outcomes, config=asdict(args))
     table, by_difficulty, oracle = format_table(report), format_difficulty_table(report), \
         oracle_line(report)
-    json_path = atomic_write_json(output / "sweep.json", report)
-    atomic_write_text(output / "sweep.md", f"{table}\n\n{by_difficulty}\n\n{oracle}\n")
     frontier = [(row["lambda"], row["accuracy"], row["mean_tokens"]) for row in report["lambdas"]]
-    plot = pareto_plot(frontier, output / "pareto.png",
-                       title=f"λ sweep on {len(problems)} problems",
-                       points=[("oracle λ*(q)", report["oracle"]["accuracy"],
-                                report["oracle"]["mean_tokens"])])
+    with outputs_together():  # the plot, the table and sweep.json land together or not at all
+        plot = pareto_plot(frontier, output / "pareto.png",
+                           title=f"λ sweep on {len(problems)} problems",
+                           points=[("oracle λ*(q)", report["oracle"]["accuracy"],
+                                    report["oracle"]["mean_tokens"])])
+        atomic_write_text(output / "sweep.md", f"{table}\n\n{by_difficulty}\n\n{oracle}\n")
+        json_path = atomic_write_json(output / "sweep.json", report)
     print(table, by_difficulty, oracle, sep="\n\n")
     print(f"\nwrote {json_path}, {output / 'sweep.md'} and {plot}")
     return 0

@@ -200,6 +200,14 @@ def draw_plots(records: list[dict], choices: list[Choice], test: CandidateTable,
 def write_report(settings, tables, choices: list[Choice], live: dict[str, dict],
                  thinking_seconds: float | None) -> dict:
     """Score every choice offline, add the live runs, write results.json/.md and the plots."""
+    from ..utils.io import outputs_together
+
+    with outputs_together():  # plots, results.md and results.json land together or not at all
+        return _write_report(settings, tables, choices, live, thinking_seconds)
+
+
+def _write_report(settings, tables, choices: list[Choice], live: dict[str, dict],
+                  thinking_seconds: float | None) -> dict:
     from ..utils.io import atomic_write_json, atomic_write_text
 
     test, out = tables.test, settings.output
@@ -222,9 +230,9 @@ def write_report(settings, tables, choices: list[Choice], live: dict[str, dict],
                **routing_and_conf_extras(choices, test)}
     results["run"]["finished"] = now()
     validate_results(results)
-    atomic_write_json(out / "results.json", results)
     table = results_table(records)
     atomic_write_text(out / "results.md", table + "\n")
+    atomic_write_json(out / "results.json", results)
     results["table"] = table
     return results
 

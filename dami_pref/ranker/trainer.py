@@ -187,6 +187,9 @@ class RankerTrainer(Trainer):
         self._staging = self._staging_folder(final)
         try:
             super()._save_checkpoint(model, trial)
+        except BaseException:
+            shutil.rmtree(self._staging, ignore_errors=True)  # e.g. a full disk: keep no part
+            raise
         finally:
             staging, self._staging = self._staging, None
         self.accelerator.wait_for_everyone()  # every process wrote its part (RNG, shards)

@@ -15,6 +15,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +151,14 @@ def check_location(out: str | Path, what: str = "folder") -> Path:
     return out
 
 
+_DEFERRED: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("deferred_renames",
+                                                                    default=None)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary file path beside ``path``; renamed onto ``path`` when the block succeeds.
+    """A temporary file path beside ``path``; renamed onto ``path`` when the block succeeds
+    (or, inside :func:`outputs_together`, when that block does).
 
     The temporary name keeps the destination's suffix, so writers that look at it (parquet,
     matplotlib) pick the right format.
@@ -160,12 +166,36 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path, keep_suffix=True)
+    deferred = _DEFERRED.get()
     try:
         yield tmp
-        tmp.replace(path)
+        if deferred is not None:
+            deferred.append((tmp, path))
+        else:
+            tmp.replace(path)
     finally:
-        if tmp.exists():
+        if tmp.exists() and (deferred is None or (tmp, path) not in deferred):
             tmp.unlink()
+
+
+@contextmanager
+def outputs_together() -> Iterator[None]:
+    """Files written inside the block reach their final names together, after the last one
+    is whole: a full disk or a failure half-way leaves every earlier output as it was.
+    (Renames need no space, so once every file is written, the swap cannot fail for want of it.)
+    """
+    deferred: list[tuple[Path, Path]] = []
+    token = _DEFERRED.set(deferred)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in deferred:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _DEFERRED.reset(token)
+    for tmp, path in deferred:
+        tmp.replace(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
