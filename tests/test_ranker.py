@@ -492,3 +492,40 @@ def test_push_to_hub_without_the_hub_stops_before_training(toy_pairs, tmp_path, 
         train(*quick_args(toy_pairs, tmp_path / "r", push_to_hub=True,
                           hub_model_id="you/toy-ranker"))
     assert not (tmp_path / "r").exists()
+
+
+def tensorboard_scalars(folder: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = next(folder.rglob("events.out.tfevents.*"))
+    accumulator = EventAccumulator(str(events.parent))
+    accumulator.Reload()
+    return set(accumulator.Tags()["scalars"])
+
+
+def test_tensorboard_logs_survive_the_final_swap(toy_pairs, tmp_path, monkeypatch):
+    """By default beside the ranker folder (OUT-runs/), or where TENSORBOARD_LOGGING_DIR says."""
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    out = tmp_path / "r"
+    train(*quick_args(toy_pairs, out, max_steps=4, logging_steps=1, report_to=["tensorboard"]))
+    assert "train/loss" in tensorboard_scalars(tmp_path / "r-runs")
+    assert not (out / "runs").exists() and "TENSORBOARD_LOGGING_DIR" not in os.environ
+    chosen = tmp_path / "my-logs"
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(chosen))
+    train(*quick_args(toy_pairs, tmp_path / "r2", max_steps=4, logging_steps=1,
+                      report_to=["tensorboard"]))
+    assert "train/loss" in tensorboard_scalars(chosen)
+
+
+def test_a_missing_integration_is_one_line_naming_what_to_install(toy_pairs, tmp_path,
+                                                                  monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("tensorboard", "tensorboardX")
+                        else real(name, *a))
+    with pytest.raises(DamiPrefError, match="needs the tensorboard package: pip install "
+                                            "tensorboard"):
+        train(*quick_args(toy_pairs, tmp_path / "r", max_steps=2, report_to=["tensorboard"]))
+    assert not (tmp_path / "r").exists()

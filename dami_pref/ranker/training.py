@@ -19,6 +19,7 @@ from .config import RankerConfig, RankerModelConfig, RankerScriptArguments
 from .data import ProblemExample, RankerCollator, load_examples
 from .encoding import QuestionEncoder
 from .model import LoraSettings, RankerSpec, build_ranker
+from .integrations import check_integrations, tensorboard_logs
 from .safe_resume import (check_checkpoint_files, deepspeed_loads_weights_only,
                           newest_complete_checkpoint)
 from .trainer import RankerTrainer, checkpoint_root
@@ -192,6 +193,7 @@ def operating_point_of(trainer: RankerTrainer, examples: list[ProblemExample],
 def train(script: RankerScriptArguments, config: RankerConfig,
           model_args: RankerModelConfig) -> dict:
     """Train a ranker and write its folder; returns the final metrics and timings."""
+    check_integrations(config.report_to)
     train_examples, val_examples, grid, summary = training_examples(script, config,
                                                                     config.world_size)
     model, tokenizer, spec = ranker_for(config, model_args, grid)
@@ -204,9 +206,10 @@ def train(script: RankerScriptArguments, config: RankerConfig,
     output = Path(config.output_dir)
     fresh = not output.exists()
     try:
-        trainer, training_loss, seconds = run_trainer(config, model, tokenizer, spec, summary,
-                                                      train_examples, val_examples, identity,
-                                                      resume)
+        with tensorboard_logs(output, config.report_to, announce=config.process_index == 0):
+            trainer, training_loss, seconds = run_trainer(config, model, tokenizer, spec,
+                                                          summary, train_examples, val_examples,
+                                                          identity, resume)
     except BaseException:
         if fresh and output.is_dir() and not any(output.iterdir()):
             output.rmdir()  # Trainer made it; leave nothing behind
