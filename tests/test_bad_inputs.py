@@ -68,6 +68,8 @@ CASES = [
     ("pairs", ["--cost_tolerance", "nan", "--output", "OUT"], "must be a finite number"),
     ("pairs", ["--rollouts", "ROLLOUTS", "--prompt_tokenizer", "NOMODEL", "--output", "OUT"],
      "NOMODEL"),
+    ("pairs", ["--rollouts", "THINROLLOUTS", "--output", "OUT"],
+     "missing column(s) think_tokens, finished"),
     # train
     ("train", ["--pairs", "MISSING", "--output_dir", "OUT", *TRAIN], "MISSING"),
     ("train", ["--pairs", "PAIRS", "--output_dir", "FILE", *TRAIN], "is a file"),
@@ -95,6 +97,7 @@ CASES = [
      "UTF-8"),
     ("eval", ["--test_problems", "LONG", "--methods", "thinking", "--output", "OUT"],
      "exceeds the model's context of 512"),
+    ("eval", ["--grid", "-0.1,1", "--output", "OUT"], "values outside [0, 1]: [-0.1]"),
     # merge and lmc
     ("merge", ["--lambda", "1.5", "--out", "OUT"], "λ must be in [0, 1]"),
     ("merge", ["--lambda", "nan", "--out", "OUT"], "--lambda must be a finite number"),
@@ -110,6 +113,8 @@ CASES = [
     # select and export
     ("select", ["--ranker", "MISSING", "--question", "1+2"], "MISSING"),
     ("select", ["--question", "1+2"], "--ranker"),
+    ("select", ["--ranker", "MISSING", "--question", "1+2", "--output", "FILE/out.jsonl"],
+     "is a file"),  # checked before the ranker loads or anything is scored
     ("select", ["--ranker", "MISSING", "--question", "1+2", "--batch_size", "0"],
      "--batch_size must be ≥ 1"),
     ("select", ["--ranker", "MISSING", "--question", "1+2", "--cost_weight", "nan"],
@@ -142,6 +147,12 @@ def world(tmp_path_factory, toy_pairs) -> dict[str, str]:
     for item in (root / "no_tokenizer").iterdir():
         if item.name.startswith(("tokenizer", "special_tokens", "chat_template")):
             item.unlink()
+    thin = root / "thin_rollouts"  # a rollouts table without think_tokens and finished
+    shutil.copytree(toy_pairs.parent / "rollouts", thin)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(thin / "rollouts.parquet")
+    pq.write_table(table.drop_columns(["think_tokens", "finished"]), thin / "rollouts.parquet")
     for name, marker in (("sweep_done", "sweep.json"), ("eval_done", "results.json")):
         (root / name).mkdir()
         (root / name / marker).write_text("{}")
@@ -150,7 +161,7 @@ def world(tmp_path_factory, toy_pairs) -> dict[str, str]:
             "LONG": root / "long.jsonl",
             "MISSING": root / "missing", "NOTHINKING": root / "no_tokenizer", "NOMODEL": root / "no_model", "FILE": root / "a_file",
             "BADYAML": root / "bad.yaml", "SWEEPDONE": root / "sweep_done",
-            "EVALDONE": root / "eval_done", "ROLLOUTS": toy_pairs.parent / "rollouts",
+            "EVALDONE": root / "eval_done", "THINROLLOUTS": thin, "ROLLOUTS": toy_pairs.parent / "rollouts",
             "PAIRS": toy_pairs}
 
 
@@ -184,6 +195,23 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(world, tmp_path, capsys,
     assert [snapshot(folder) for folder in watched] == before
     for folder in (tmp_path, Path(world["FILE"]).parent):
         assert not list(folder.rglob(".*tmp*"))  # no half-written temporaries
+
+
+def test_rollout_overwrites_through_a_symlinked_output(tmp_path):
+    """``--output LINK --overwrite``: the linked folder is rewritten and the link stays."""
+    target = tmp_path / "real"
+    target.mkdir()
+    (target / "manifest.json").write_text("{}")
+    (target / "old.txt").write_text("old")
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    lines = (Path(TOY_THINKING).parent / "problems" / "test.jsonl").read_text().splitlines()
+    problems = tmp_path / "p.jsonl"
+    problems.write_text("\n".join(lines[:4]) + "\n")
+    assert main(["rollout", "--problems", str(problems), "--grid", "0,1", "--output", str(link),
+                 "--overwrite", "--max_new_tokens", "40", "--no_progress"]) == 0
+    assert link.is_symlink() and (target / "rollouts.parquet").is_file()
+    assert not (target / "old.txt").exists()
 
 
 def test_the_matrix_covers_every_writing_command():

@@ -122,7 +122,9 @@ def test_results_json_validates_and_files_exist(results):
 
 def test_results_json_says_exactly_what_was_run(results):
     """Models, data, rankers, environment, grading, command and times; intervals everywhere."""
-    from dami_pref.data.rollouts import problems_fingerprint
+    import hashlib
+
+    from dami_pref.data.rollouts import problems_fingerprint, problems_sha256
     from dami_pref.data.problems import load_problems
     from dami_pref.runtime.checkpoints import checkpoint_fingerprint
     from dami_pref.toy import TOY_INSTRUCT, toy_problems_path
@@ -133,8 +135,11 @@ def test_results_json_says_exactly_what_was_run(results):
     assert instruct["weights_fingerprint"] == checkpoint_fingerprint(TOY_INSTRUCT)
     test = saved["data"]["test"]
     assert test["source"] == "dami_pref://toy/problems/test.jsonl" and test["problems"] == 14
-    assert test["sha256"] == problems_fingerprint(load_problems(toy_problems_path("test"),
-                                                                limit=14))
+    read = load_problems(toy_problems_path("test"), limit=14)
+    assert test["sha256"] == problems_sha256(read) and len(test["sha256"]) == 64
+    assert test["fingerprint"] == problems_fingerprint(read)
+    template = (TOY_INSTRUCT / "chat_template.jinja").read_text()
+    assert saved["models"]["chat_template_sha256"] == hashlib.sha256(template.encode()).hexdigest()
     for name, ranker in saved["rankers"].items():
         assert len(ranker["fingerprint"]) == 16 and ranker["objective"] in ("pref", "acc",
                                                                            "pred", "route")

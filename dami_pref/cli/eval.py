@@ -115,7 +115,7 @@ class EvalArgs(PairArgs, DecodingArgs):
 
     def describe_problems(self, which: str, problems) -> dict:
         """Where a problem set came from and a hash of what was read (ids, questions, golds)."""
-        from ..data.rollouts import problems_fingerprint
+        from ..data.rollouts import problems_fingerprint, problems_sha256
         from ..evaluation.provenance import portable
         from ..toy import toy_problems_path
 
@@ -124,13 +124,13 @@ class EvalArgs(PairArgs, DecodingArgs):
             else self.preset
         return {"source": source or portable(toy_problems_path(which)), "split": split,
                 "preset": preset, "limit": limit, "problems": len(problems),
-                "sha256": problems_fingerprint(problems)}
+                "sha256": problems_sha256(problems), "fingerprint": problems_fingerprint(problems)}
 
 
 def evaluate(args: EvalArgs) -> dict:
     """Run the evaluation these arguments describe; returns the results (with the table)."""
     from ..evaluation.harness import run_evaluation
-    from ..evaluation.provenance import describe_model, now
+    from ..evaluation.provenance import describe_model, now, text_sha256
 
     from ..utils.io import check_results_folder
 
@@ -150,7 +150,8 @@ def evaluate(args: EvalArgs) -> dict:
                                   ("thinking", args.thinking, runtime.thinking_path))}
     settings.models.update(dtype=args.dtype, memory_mode=args.memory_mode,
                            prompt_template=args.prompt_template,
-                           chat_template_from=args.chat_template_from)
+                           chat_template_from=args.chat_template_from,
+                           chat_template_sha256=text_sha256(runtime.tokenizer.chat_template))
     settings.data = {"test": args.describe_problems("test", test),
                      "validation": args.describe_problems("validation", validation)}
     return run_evaluation(settings, runtime, test, validation, decoding, pair)

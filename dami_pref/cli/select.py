@@ -38,12 +38,14 @@ def run(args: SelectArgs) -> int:
     from ..data.questions import read_questions
     from ..errors import DamiPrefError
     from ..ranker.inference import LambdaRanker
-    from ..utils.io import atomic_write_text
+    from ..utils.io import atomic_write_text, check_output_file
 
     if not args.ranker:
         raise DamiPrefError("--ranker is required (a ranker folder or Hub id)")
     if args.format not in ("auto", "jsonl", "table"):
         raise DamiPrefError(f"--format must be auto, jsonl or table, got {args.format!r}")
+    if args.output:
+        check_output_file(args.output)  # before any scoring
     stdin = sys.stdin if not (args.question or args.input) else None
     questions = read_questions(args.question, args.input, stdin, args.question_field,
                                args.id_field)

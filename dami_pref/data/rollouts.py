@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from ..errors import DamiPrefError
 from ..runtime.checkpoints import checkpoint_fingerprint
 from ..runtime.generation import DecodingOptions, GenerationRequest
-from ..utils.io import atomic_write_json, remove_stale_temporaries, write_parquet
+from ..utils.io import atomic_write_json, clear_folder, remove_stale_temporaries, write_parquet
 from .grading import grade_result
 from .problems import Problem
 
@@ -89,8 +89,18 @@ def _digest(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def problems_text(problems: Sequence[Problem]) -> str:
+    return "\n".join(f"{p.id}\t{p.question}\t{p.answer}" for p in problems)
+
+
 def problems_fingerprint(problems: Sequence[Problem]) -> str:
-    return _digest("\n".join(f"{p.id}\t{p.question}\t{p.answer}" for p in problems))
+    """A short id of a problem set (16 hex digits), as manifests record it."""
+    return _digest(problems_text(problems))
+
+
+def problems_sha256(problems: Sequence[Problem]) -> str:
+    """The full sha256 (64 hex digits) of the ids, questions and gold answers, for results."""
+    return hashlib.sha256(problems_text(problems).encode()).hexdigest()
 
 
 def make_manifest(plan: RolloutPlan, decoding: DecodingOptions, seed: int, pair: dict,
@@ -151,7 +161,7 @@ class RolloutStore:
     def start(self, manifest: dict, problems: Sequence[Problem], resume: bool) -> None:
         """Main process only: write the manifest and problems table (clearing an old run)."""
         if not resume and self.folder.exists():
-            shutil.rmtree(self.folder)
+            clear_folder(self.folder)
         self.units_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.units_dir)  # a killed run's half-written unit
         atomic_write_json(self.folder / MANIFEST, manifest)
@@ -201,6 +211,11 @@ class RolloutStore:
         return self.folder / TABLE_FILE
 
 
+PROBLEM_COLUMNS = ("problem_id", "question", "answer")
+ROLLOUT_COLUMNS = ("problem_id", "lambda", "sample", "correct", "n_tokens", "think_tokens",
+                   "finished")
+
+
 def load_rollouts(folder: str | Path) -> tuple[dict, pa.Table, pa.Table]:
     """(manifest, problems table, rollout table) of a finished rollout folder."""
     store = RolloutStore(folder)
@@ -219,6 +234,12 @@ def load_rollouts(folder: str | Path) -> tuple[dict, pa.Table, pa.Table]:
         table = pq.read_table(store.folder / TABLE_FILE)
     except Exception as err:  # noqa: BLE001
         raise DamiPrefError(f"{folder}: cannot read the rollout tables ({err})") from None
+    for name, got, needed in ((PROBLEMS_FILE, problems, PROBLEM_COLUMNS),
+                              (TABLE_FILE, table, ROLLOUT_COLUMNS)):
+        missing = [c for c in needed if c not in got.column_names]
+        if missing:
+            raise DamiPrefError(f"{store.folder / name}: missing column(s) {', '.join(missing)}; "
+                                "is it a table this toolkit's rollout wrote?")
     return manifest, problems, table
 
 

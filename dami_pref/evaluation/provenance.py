@@ -75,6 +75,11 @@ def describe_model(given: str | None, resolved: Path, fingerprint: str) -> dict:
             "revision": revision, "weights_fingerprint": fingerprint}
 
 
+def text_sha256(text: str | None) -> str | None:
+    """sha256 of a text (a chat template, as lm-eval's ``chat_template_sha``); None for none."""
+    return hashlib.sha256(text.encode()).hexdigest() if text else None
+
+
 def files_digest(folder: str | Path, names: tuple[str, ...]) -> str:
     """sha256 over the named files of a folder (those that exist), in order."""
     digest = hashlib.sha256()

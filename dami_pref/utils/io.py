@@ -155,6 +155,15 @@ _DEFERRED: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("deferred_ren
                                                                     default=None)
 
 
+def check_output_file(path: str | Path, flag: str = "--output") -> Path:
+    """Before any work: ``path`` can be written as a file (not a folder, in a writable place)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DamiPrefError(f"{flag} {path} is a folder; name a file")
+    check_location(path.parent, "folder")
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary file path beside ``path``; renamed onto ``path`` when the block succeeds
@@ -223,6 +232,20 @@ def write_parquet(table, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
+
+
+def clear_folder(folder: Path) -> None:
+    """Remove a folder to start it afresh; through a symlink, the linked folder's contents go
+    and the link stays (the user pointed the output there)."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        for child in folder.resolve().iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    else:
+        shutil.rmtree(folder)
 
 
 def replace_folder(new: Path, out: Path) -> None:
