@@ -42,27 +42,70 @@ def exported(ranker_dir, tmp_path_factory) -> Path:
     return out
 
 
-def test_the_export_points_at_a_base_that_travels_with_it(exported):
-    adapter = json.loads((exported / "adapter_config.json").read_text())
-    config = json.loads((exported / "dami_pref.json").read_text())
-    assert adapter["base_model_name_or_path"] == "base" and config["backbone"] == "./base"
-    assert adapter["task_type"] == "FEATURE_EXTRACTION"
-    assert (exported / "base" / "config.json").is_file()
-    assert not any("/work" in line or "/tmp" in line or "/root" in line
-                   for line in (exported / "adapter_config.json").read_text().splitlines())
+def test_the_export_is_a_plain_classifier_folder(exported):
+    """Model files only, a config naming the grid as labels, no path of this machine."""
+    from dami_pref.ranker.export_files import MODEL_FILES, matches
+
+    names = {p.name for p in exported.iterdir()}
+    assert names >= {"config.json", "model.safetensors", "tokenizer_config.json",
+                     "dami_pref.json", "README.md", "evaluation.json"}
+    assert all(matches(exported / n, MODEL_FILES) or n in ("dami_pref.json", "README.md",
+                                                            "evaluation.json") for n in names)
+    config = json.loads((exported / "config.json").read_text())
+    assert config["architectures"] == ["Qwen3ForSequenceClassification"]
+    ranker = json.loads((exported / "dami_pref.json").read_text())
+    assert [config["id2label"][str(i)] for i in range(len(ranker["grid"]))] == \
+        [f"{lam:g}" for lam in ranker["grid"]]
+    assert ranker["form"] == "merged" and ranker["backbone"] == "./"
+    assert ranker["pair"]["instruct"]["name"] == "dami_pref://toy/instruct"
+    for name in ("config.json", "dami_pref.json", "README.md"):
+        text = (exported / name).read_text()
+        assert "/work/" not in text and "/tmp/" not in text and "/root/" not in text, name
 
 
-def test_plain_peft_loads_the_adapter_onto_automodel(exported):
-    """No missing adapter keys: every LoRA B matrix (trained, non-zero) arrives."""
-    from peft import PeftModel
-    from safetensors.torch import load_file
-    from transformers import AutoModel
+def hub_cache(folder: Path, repo_id: str, root: Path) -> Path:
+    """A Hugging Face cache holding ``folder`` as the snapshot of ``repo_id`` (no network)."""
+    import shutil
 
-    model = PeftModel.from_pretrained(AutoModel.from_pretrained(exported / "base"), exported)
-    saved = load_file(str(exported / "adapter_model.safetensors"))
-    loaded = {n: p for n, p in model.named_parameters() if "lora_B" in n}
-    assert len(loaded) == sum("lora_B" in k for k in saved) > 0
-    assert all(p.abs().sum() > 0 for p in loaded.values())
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(folder, snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    return root
+
+
+def run_without_dami_pref(program: str, cwd: Path, env: dict | None = None):
+    program = "import sys\nsys.modules['dami_pref'] = None  # unimportable\n" + program
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=env)
+
+
+def test_one_standard_call_loads_a_renamed_copy_and_scores_like_lambda_ranker(exported,
+                                                                              tmp_path):
+    import shutil
+
+    from dami_pref import LambdaRanker
+
+    copy = tmp_path / "anything-else"
+    shutil.copytree(exported, copy)
+    program = (
+        "import json, torch\nfrom transformers import AutoModelForSequenceClassification, "
+        "AutoTokenizer\n"
+        f"m = AutoModelForSequenceClassification.from_pretrained({str(copy)!r}).eval()\n"
+        f"t = AutoTokenizer.from_pretrained({str(copy)!r})\n"
+        f"texts = [t.apply_chat_template([{{'role': 'user', 'content': q}}], tokenize=False, "
+        f"add_generation_prompt=True) for q in {QUESTIONS!r}]\n"
+        "t.padding_side = 'right'\n"
+        "b = t(texts, padding=True, add_special_tokens=False, return_tensors='pt')\n"
+        f"acc = json.load(open({str(copy / 'dami_pref.json')!r}))['objective'] == 'acc'\n"
+        "with torch.no_grad(): z = m(**b).logits.float()\n"
+        "print(json.dumps((z.sigmoid() if acc else z).tolist()))\n")
+    proc = run_without_dami_pref(program, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = torch.tensor(json.loads(proc.stdout.strip().splitlines()[-1]))
+    expected = LambdaRanker.from_pretrained(exported, device="cpu").score(QUESTIONS)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_the_card_is_complete_for_the_hub(exported):
@@ -70,19 +113,25 @@ def test_the_card_is_complete_for_the_hub(exported):
 
     card = ModelCard.load(exported / "README.md")
     data = card.data
-    assert data.library_name == "peft" and data.license == "apache-2.0"
-    assert {"peft", "reward-model", "dami-pref"} <= set(data.tags)
+    assert data.library_name == "transformers" and data.license == "apache-2.0"
+    assert data.pipeline_tag == "text-classification"
+    assert {"reward-model", "dami-pref"} <= set(data.tags)
     assert data.datasets == ["someone/toy-pairs"] and data.base_model is None  # a local base
-    [accuracy, tokens] = data.eval_results  # the static row is left out
+    [accuracy, tokens] = data.eval_results  # this model's own row only
     assert (accuracy.metric_type, accuracy.metric_value) == ("accuracy", 90.0)
     assert (tokens.metric_type, tokens.metric_value) == ("mean_generated_tokens", 20.5)
+    assert accuracy.dataset_type == "someone/toy-pairs"
+    assert accuracy.task_type == "text-classification"
     for section in ("## Candidate λ grid", "## How a question is scored", "## Training",
                     "## Evaluation", "## Usage", "## Limitations"):
         assert section in card.text
-    assert "last non-pad token" in card.text and "GELU" in card.text and "cost" in card.text
+    assert "static λ=0" in card.text  # the baselines are in the text
+    assert "dami_pref://toy/instruct" in card.text and "dami_pref://toy/thinking" in card.text
+    assert "https://github.com/" in card.text and "](https://github.com)" not in card.text
+    assert not re.search(r"\d\.\d{7,}", card.text) and "| 0.25 |" in card.text  # λ as typed
 
 
-def test_a_hub_backbone_is_the_base_model(ranker_dir, tmp_path):
+def test_a_hub_backbone_is_the_base_model(ranker_dir):
     from dami_pref.ranker.card import model_card
     from dami_pref.ranker.checkpoint import read_ranker_config
 
@@ -90,26 +139,30 @@ def test_a_hub_backbone_is_the_base_model(ranker_dir, tmp_path):
     config["backbone"] = "Qwen/Qwen3-0.6B"
     card = model_card(config, "me/r", "mit", base_model="Qwen/Qwen3-0.6B")
     assert "base_model: Qwen/Qwen3-0.6B" in card.split("---")[1]
-    assert 'AutoModel.from_pretrained("Qwen/Qwen3-0.6B")' in card  # card text only; nothing is downloaded
+    assert "`Qwen/Qwen3-0.6B`" in card  # card text only; nothing is downloaded
 
 
-def test_the_cards_snippet_scores_like_lambda_ranker_without_dami_pref(exported):
+def test_the_cards_snippet_runs_verbatim_against_the_hub(exported, tmp_path):
+    """Against a local Hub cache made here (offline), with dami_pref unimportable: the snippet
+    as written chooses what LambdaRanker.select chooses at the validation-chosen β."""
+    import os
+
     from dami_pref import LambdaRanker
 
     card = (exported / "README.md").read_text()
     snippet = re.search(r"```python\n(.+?)```", card, flags=re.S).group(1)
-    snippet = snippet.replace('"someone/toy-ranker"', repr(str(exported)))
-    program = ("import sys\nsys.modules['dami_pref'] = None  # unimportable\n" + snippet +
-               f"\nscores = score({QUESTIONS!r})\n"
-               "import json; print(json.dumps({'scores': scores.tolist(), "
-               "'chosen': chosen.tolist()}))\n")
-    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                          timeout=300, cwd=exported.parent)
+    assert 'repo = \'someone/toy-ranker\'' in snippet
+    cache = hub_cache(exported, "someone/toy-ranker", tmp_path / "hub")
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    proc = run_without_dami_pref(snippet + "\nimport json; print(json.dumps("
+                                 "{'scores': scores.tolist(), 'chosen': chosen.tolist()}))\n",
+                                 tmp_path, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    expected = LambdaRanker.from_pretrained(exported, device="cpu").score(QUESTIONS)
-    torch.testing.assert_close(torch.tensor(got["scores"]), expected, atol=1e-5, rtol=1e-5)
-    assert len(got["chosen"]) == 2
+    ranker = LambdaRanker.from_pretrained(exported, device="cpu")
+    torch.testing.assert_close(torch.tensor(got["scores"]), ranker.score(["12+7+19", "3+4"]),
+                               atol=1e-5, rtol=1e-5)
+    assert got["chosen"] == pytest.approx(ranker.select(["12+7+19", "3+4"]))
 
 
 def test_export_refuses_a_broken_ranker_before_writing(ranker_dir, tmp_path):
@@ -119,12 +172,13 @@ def test_export_refuses_a_broken_ranker_before_writing(ranker_dir, tmp_path):
 
     broken = tmp_path / "broken"
     shutil.copytree(ranker_dir, broken)
-    head = load_file(str(broken / "head.safetensors"))
-    head["score.1.weight"] = torch.full_like(head["score.1.weight"], float("nan"))
-    save_file(head, str(broken / "head.safetensors"))
+    adapter = load_file(str(broken / "adapter_model.safetensors"))
+    name = next(k for k in adapter if "score" in k)
+    adapter[name] = torch.full_like(adapter[name], float("nan"))
+    save_file(adapter, str(broken / "adapter_model.safetensors"))
     assert main(["export", "--ranker", str(broken), "--out", str(tmp_path / "e")]) == 2
     assert not (tmp_path / "e").exists()
-    (broken / "head.safetensors").write_bytes(b"not safetensors")
+    (broken / "adapter_model.safetensors").write_bytes(b"not safetensors")
     assert main(["export", "--ranker", str(broken), "--out", str(tmp_path / "e")]) == 2
     assert not (tmp_path / "e").exists()
 
@@ -190,17 +244,16 @@ def test_export_refuses_a_pickle_in_the_ranker(ranker_dir, tmp_path, planted, ca
     assert not (tmp_path / "e").exists()
 
 
-def test_export_copies_only_model_files_of_a_local_backbone(ranker_dir, tmp_path):
+def test_export_writes_only_model_files(ranker_dir, tmp_path):
+    """Files beside the ranker (and beside its local backbone) stay out, named in a warning."""
     ranker = copy_with_backbone(ranker_dir, tmp_path, {"secrets.txt": b"token=abc"})
     (ranker / "notes.txt").write_text("mine")
-    with pytest.warns(UserWarning, match=r"left out of the export.*notes\.txt"), \
-            pytest.warns(UserWarning, match=r"left out of the export.*secrets\.txt"):
+    with pytest.warns(UserWarning, match=r"left out of the export.*notes\.txt"):
         assert main(["export", "--ranker", str(ranker), "--out", str(tmp_path / "e")]) == 0
     out = tmp_path / "e"
-    assert not (out / "notes.txt").exists() and not (out / "base" / "secrets.txt").exists()
-    assert sorted(p.name for p in (out / "base").iterdir()) == sorted(
-        ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-         "tokenizer_config.json", "chat_template.jinja"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+         "chat_template.jinja", "dami_pref.json", "README.md"])
     from dami_pref.ranker.inference import LambdaRanker
 
     torch.testing.assert_close(LambdaRanker.from_pretrained(out, device="cpu").score(QUESTIONS),

@@ -16,7 +16,6 @@ import torch
 
 from conftest import quick_args, reset_accelerate_state
 from dami_pref.errors import DamiPrefError
-from dami_pref.ranker.features import last_token_pool
 from dami_pref.ranker.losses import correctness_bce, pairwise_bce, pred_mse, route_bce
 from dami_pref.ranker.training import train
 
@@ -80,13 +79,23 @@ def test_routing_label_is_instruct_answering_wrongly():
     assert loss.item() == pytest.approx((0.6931472 + 2.1269280) / 2, abs=1e-6)
 
 
-def test_pooling_takes_the_last_real_token_on_either_side():
-    hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
-    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
-    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
-    assert torch.equal(last_token_pool(hidden, right)[0], hidden[0, 1])
-    assert torch.equal(last_token_pool(hidden, left)[0], hidden[0, 3])
-    assert torch.equal(last_token_pool(hidden, right)[1], hidden[1, 3])
+def test_the_ranker_is_a_standard_classifier_with_the_grid_as_labels():
+    from transformers import PreTrainedModel
+
+    from dami_pref.ranker.model import RankerSpec, build_ranker
+    from dami_pref.toy import TOY_BASE
+
+    for objective, labels in (("acc", ["0", "0.5", "1"]), ("pred", ["lambda_hat"]),
+                              ("route", ["think"])):
+        model, tokenizer = build_ranker(RankerSpec(backbone=str(TOY_BASE), grid=[0.0, 0.5, 1.0],
+                                                   objective=objective))
+        base = model.backbone.get_base_model()
+        assert isinstance(base, PreTrainedModel)
+        assert type(base).__name__.endswith("ForSequenceClassification")
+        assert [base.config.id2label[i] for i in range(base.config.num_labels)] == labels
+        assert base.config.pad_token_id == tokenizer.pad_token_id
+        assert model.head_parameters() and all("score" in n for n, p in model.named_parameters()
+                                               if any(p is q for q in model.head_parameters()))
 
 
 def test_left_and_right_padding_give_the_same_scores():
@@ -128,10 +137,12 @@ def test_trainable_parameters_change_and_the_backbone_does_not(toy_pairs, tmp_pa
     before = dict(fresh.named_parameters())
     after = dict(trained.named_parameters())
     trainable = [n for n, p in before.items() if p.requires_grad]
-    assert any("lora_" in n for n in trainable) and any(n.startswith("head.") for n in trainable)
+    assert any("lora_" in n for n in trainable) and any(".score." in n for n in trainable)
     unchanged = [n for n in trainable if torch.equal(before[n], after[n])]
-    assert not unchanged, unchanged  # every LoRA matrix and every head weight and bias
-    frozen = [n for n, p in before.items() if not p.requires_grad and n.startswith("backbone")]
+    assert not unchanged, unchanged  # every LoRA matrix and the score layer
+    # the score layer's untrained original (peft keeps it beside the trained copy) is unused
+    frozen = [n for n, p in before.items() if not p.requires_grad and n.startswith("backbone")
+              and "original_module" not in n]
     assert frozen and all(torch.equal(before[n], after[n]) for n in frozen)
     assert config["training"]["steps"] == 6 and config["objective"] == objective
 
@@ -143,8 +154,7 @@ def test_saved_ranker_round_trips(toy_pairs, tmp_path):
     out = tmp_path / "ranker"
     train(*quick_args(toy_pairs, out))
     assert {p.name for p in out.iterdir()} >= {"adapter_model.safetensors", "adapter_config.json",
-                                               "head.safetensors", "dami_pref.json",
-                                               "tokenizer.json"}
+                                               "dami_pref.json", "tokenizer.json"}
     config = read_ranker_config(out)
     assert config["backbone"] == "dami_pref://toy/base" and config["grid"][-1] == 1.0
     a, tok, _ = load_ranker(out)
@@ -332,14 +342,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy_pairs, tmp
 
     out = tmp_path / "r"
     with pytest.raises(DamiPrefError, match="non-finite") as info:
-        train(*quick_args(toy_pairs, out, learning_rate=1e9, head_learning_rate=1e9,
+        train(*quick_args(toy_pairs, out, learning_rate=1e30, head_learning_rate=1e30,
                           max_grad_norm=0.0, max_steps=40, save_steps=1, save_total_limit=1))
     message = str(info.value)
     assert "last good checkpoint is" in message and not out.exists()
     kept = Path(message.split("last good checkpoint is ")[1].split(";")[0])
     state = json.loads((kept / "trainer_state.json").read_text())
     assert all(math.isfinite(row["loss"]) for row in state["log_history"] if "loss" in row)
-    for name in ("head.safetensors", "adapter_model.safetensors"):  # its weights are finite
+    for name in ("adapter_model.safetensors",):  # its weights (LoRA and score) are finite
         assert all(bool(torch.isfinite(t).all()) for t in load_file(str(kept / name)).values())
 
 
@@ -475,8 +485,7 @@ def test_push_to_hub_uploads_the_ranker_folder_with_its_card(toy_pairs, tmp_path
     train(*quick_args(toy_pairs, out, push_to_hub=True, hub_model_id="you/toy-ranker"))
     [(repo, folder, files, card)] = hub.uploads
     assert repo == "you/toy-ranker" and Path(folder) == out
-    assert {"adapter_model.safetensors", "head.safetensors", "dami_pref.json",
-            "README.md"} <= set(files)
+    assert {"adapter_model.safetensors", "dami_pref.json", "README.md"} <= set(files)
     assert card.startswith("---") and "reward-model" in card and "# you/toy-ranker" in card
 
 

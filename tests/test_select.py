@@ -118,14 +118,15 @@ def test_select_from_stdin_text_and_table(ranker_dir, tmp_path):
     ("latin1", "not UTF-8"),
     ("noquestion", "line 2: no 'question' field"),
     ("grid", "not in the ranker's grid"),
-    ("nohead", "missing ['head.safetensors']"),
+    ("noadapter", "missing ['adapter_model.safetensors']"),
     ("noconfig", "missing ['dami_pref.json']"),
     ("future", "newer than this dami-pref understands"),
     ("notokenizer", "missing ['tokenizer_config.json']"),
     ("brokentokenizer", "cannot load the ranker's tokenizer"),
-    ("corrupthead", "not a readable safetensors file"),
-    ("headshape", "head does not match"),
-    ("nanhead", "hold NaN or inf"),
+    ("corruptadapter", "cannot load the LoRA adapter"),
+    ("scoreshape", "cannot load the LoRA adapter"),
+    ("nanscore", "hold NaN or inf"),
+    ("oldformat", "train it again with this dami-pref"),
 ])
 def test_select_bad_input(ranker_dir, tmp_path, capsys, setup, message):
     ranker = tmp_path / "ranker"
@@ -142,30 +143,28 @@ def test_select_bad_input(ranker_dir, tmp_path, capsys, setup, message):
         path.write_text('{"question": "1+2"}\n{"id": "b"}\n')
     elif setup == "grid":
         extra = ["--grid", "0.05"]
-    elif setup == "nohead":
-        (ranker / "head.safetensors").unlink()
+    elif setup == "noadapter":
+        (ranker / "adapter_model.safetensors").unlink()
     elif setup == "noconfig":
         (ranker / "dami_pref.json").unlink()
     elif setup == "notokenizer":
         (ranker / "tokenizer_config.json").unlink()
     elif setup == "brokentokenizer":
         (ranker / "tokenizer.json").write_text("{not json")
-    elif setup == "corrupthead":
-        (ranker / "head.safetensors").write_bytes(b"\x00" * 64)
-    elif setup == "headshape":
+    elif setup == "corruptadapter":
+        (ranker / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
+    elif setup in ("scoreshape", "nanscore"):  # a NaN ranker would pick λ=0 silently
         from safetensors.torch import load_file, save_file
 
-        head = load_file(str(ranker / "head.safetensors"))
-        name = next(iter(head))
-        head[name] = torch.zeros(*(s + 1 for s in head[name].shape))
-        save_file(head, str(ranker / "head.safetensors"))
-    elif setup == "nanhead":  # a NaN ranker would score every λ NaN and pick λ=0 silently
-        from safetensors.torch import load_file, save_file
-
-        head = load_file(str(ranker / "head.safetensors"))
-        name = next(iter(head))
-        head[name] = torch.full_like(head[name], float("nan"))
-        save_file(head, str(ranker / "head.safetensors"))
+        adapter = load_file(str(ranker / "adapter_model.safetensors"))
+        name = next(k for k in adapter if "score" in k)
+        adapter[name] = torch.zeros(*(s + 1 for s in adapter[name].shape)) \
+            if setup == "scoreshape" else torch.full_like(adapter[name], float("nan"))
+        save_file(adapter, str(ranker / "adapter_model.safetensors"))
+    elif setup == "oldformat":
+        config = json.loads((ranker / "dami_pref.json").read_text())
+        config["format_version"] = 1
+        (ranker / "dami_pref.json").write_text(json.dumps(config))
     elif setup == "future":
         config = json.loads((ranker / "dami_pref.json").read_text())
         config["format_version"] = 99
@@ -188,7 +187,7 @@ def test_push_without_network_fails_clearly_and_keeps_the_folder(ranker_dir, tmp
     assert proc.returncode == 2
     assert "uploading" in proc.stderr and "folder is complete and unchanged" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert (out / "README.md").is_file() and (out / "head.safetensors").is_file()
+    assert (out / "README.md").is_file() and (out / "model.safetensors").is_file()
 
 
 def test_export_needs_repo_id_to_push(ranker_dir, tmp_path):

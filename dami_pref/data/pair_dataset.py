@@ -70,6 +70,15 @@ class PromptRendering:
                                               self.chat_template)
 
 
+def pair_of(manifest: dict) -> dict:
+    """The Instruct/Thinking pair the rollouts came from: as the user named them (the bundled
+    toy pair when none was named), with their weights' fingerprints."""
+    source, fingerprints = manifest.get("source") or {}, manifest.get("pair") or {}
+    return {side: {"name": source.get(side) or f"dami_pref://toy/{side}",
+                   "weights_fingerprint": fingerprints.get(side)}
+            for side in ("instruct", "thinking")}
+
+
 def build_pair_dataset(rollout_folder: str | Path, out: str | Path, options: PairOptions,
                        validation_fraction: float = 0.1, seed: int = 0,
                        overwrite: bool = False,
@@ -124,8 +133,8 @@ def summarize_pairs(tables: PairTables, manifest: dict, table: pa.Table, options
     n_pairs = {name: len(tables.records[name]) for name in SPLITS}
     return {
         "format_version": FORMAT_VERSION, "rollouts": str(rollout_folder),
-        "rollout_fingerprint": manifest["fingerprint"], "options": asdict(options),
-        "validation_fraction": validation_fraction, "seed": seed, "grid": grid,
+        "rollout_fingerprint": manifest["fingerprint"], "pair": pair_of(manifest),
+        "options": asdict(options), "validation_fraction": validation_fraction, "seed": seed, "grid": grid,
         "samples": manifest["samples"],
         "problems": {"train": len(tables.train_ids), "validation": len(tables.validation_ids)},
         "pairs": n_pairs,

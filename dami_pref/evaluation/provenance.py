@@ -3,13 +3,14 @@ rankers, grading, command and times (as lm-evaluation-harness's results files do
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+
+from ..utils.digest import ranker_fingerprint, text_sha256  # noqa: F401 - re-exported
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors",
             "math-verify", "scikit-learn", "deepspeed")
@@ -75,29 +76,12 @@ def describe_model(given: str | None, resolved: Path, fingerprint: str) -> dict:
             "revision": revision, "weights_fingerprint": fingerprint}
 
 
-def text_sha256(text: str | None) -> str | None:
-    """sha256 of a text (a chat template, as lm-eval's ``chat_template_sha``); None for none."""
-    return hashlib.sha256(text.encode()).hexdigest() if text else None
-
-
-def files_digest(folder: str | Path, names: tuple[str, ...]) -> str:
-    """sha256 over the named files of a folder (those that exist), in order."""
-    digest = hashlib.sha256()
-    for name in names:
-        path = Path(folder) / name
-        if path.is_file():
-            digest.update(name.encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def describe_ranker(path: str) -> dict:
     from ..ranker.checkpoint import read_ranker_config
 
     config = read_ranker_config(path)
     training = config.get("training", {})
-    return {"path": path, "fingerprint": files_digest(path, (
-                "adapter_model.safetensors", "head.safetensors", "dami_pref.json")),
+    return {"path": path, "fingerprint": ranker_fingerprint(path),
             "backbone": config.get("backbone"), "objective": config.get("objective"),
             "grid": config.get("grid"), "seed": training.get("seed"),
             "rollout_fingerprint": training.get("rollout_fingerprint")}

@@ -1,77 +1,80 @@
 """The model card of an exported ranker: Hub metadata and a card a user without dami-pref can use.
 
-The metadata is built with huggingface_hub's ``ModelCardData`` (``base_model``, ``library_name``,
-``tags``, ``datasets``, ``license`` and ``model-index`` results when an evaluation is given). The
-usage section holds a self-contained snippet (torch, transformers, peft, safetensors only) that
-scores every λ of the grid exactly as ``LambdaRanker.score`` does; a test runs it with dami_pref
+The metadata is built with huggingface_hub's ``ModelCardData``: ``base_model`` (when the
+backbone is a Hub model), ``library_name: transformers``, ``pipeline_tag: text-classification``,
+tags, datasets, license, and ``model-index`` with this ranker's own results on a Hub dataset
+(the baselines go in the card's text). The usage snippet loads the folder with
+``AutoModelForSequenceClassification`` and chooses λ at the validation-chosen β exactly as
+``LambdaRanker.select`` does; a test runs it verbatim against a local Hub cache, with dami_pref
 made unimportable.
 """
 
 from __future__ import annotations
 
-from ..ranker.features import N_FREQUENCIES
+PROJECT_URL = "https://github.com/dami-pref/dami-pref"
 
 USAGE = '''\
 ```python
-import json, math
+import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from peft import PeftModel
-from safetensors.torch import load_file
-from transformers import AutoModel, AutoTokenizer
+from huggingface_hub import hf_hub_download
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-folder = Path({folder})  # this repository, downloaded (huggingface_hub.snapshot_download)
-config = json.loads((folder / "dami_pref.json").read_text())
-base = AutoModel.from_pretrained({base})  # the backbone without its LM head
-model = PeftModel.from_pretrained(base, folder).eval()
-tokenizer = AutoTokenizer.from_pretrained(folder)
-tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-head = load_file(folder / "head.safetensors")
+repo = {repo!r}  # a Hub id or a local folder
+model = AutoModelForSequenceClassification.from_pretrained(repo).eval()
+tokenizer = AutoTokenizer.from_pretrained(repo)
+local = Path(repo, "dami_pref.json")
+config = json.loads((local if local.is_file() else Path(hf_hub_download(repo, "dami_pref.json")))
+                    .read_text())
 grid = torch.tensor(config["grid"])
 
 
-def lambda_features(lams):  # [λ, λ², sin kπλ, cos kπλ for k = 1..{k}]
-    angles = math.pi * lams[:, None] * torch.arange(1, {k_plus})
-    return torch.cat([lams[:, None], lams[:, None] ** 2, angles.sin(), angles.cos()], dim=1)
-
-
 @torch.no_grad()
-def score(questions):  # r(q, λ) for every question and every λ of the grid
+def score(questions):  # one score per λ of the grid, for every question
     texts = [config["prompt_template"].format(question=q) for q in questions]
     chat = config["chat_template"] and tokenizer.chat_template
     if chat:
         texts = [tokenizer.apply_chat_template([{{"role": "user", "content": t}}], tokenize=False,
                                                add_generation_prompt=True) for t in texts]
     tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
-    enc = tokenizer(texts, padding=True, truncation=True, max_length=config["max_length"],
-                    add_special_tokens=not chat, return_tensors="pt")
-    hidden = model(**enc).last_hidden_state
-    last = (enc["attention_mask"] * torch.arange(enc["attention_mask"].shape[1])).argmax(1)
-    h = F.layer_norm(hidden[torch.arange(len(texts)), last].float(), (hidden.shape[-1],),
-                     head["norm.weight"], head["norm.bias"])
-    u = F.linear(h, head["question.weight"], head["question.bias"])
-    v = F.linear(lambda_features(grid), head["lam.weight"], head["lam.bias"])
-    if config["objective"] == "pred":  # DAMI-Pred: the grid point nearest the predicted λ
-        pred = torch.sigmoid(F.linear(u, head["pred.weight"], head["pred.bias"]))
-        return -(grid[None, :] - pred).abs()
-    if config["objective"] == "route":  # DAMI-Routing: a logit for "think" (λ = 1)
-        return F.linear(u, head["route.weight"], head["route.bias"]) * (grid[None, :] - 0.5)
-    z = F.gelu(u[:, None, :] + v[None, :, :])
-    return F.linear(z, head["score.1.weight"], head["score.1.bias"]).squeeze(-1)
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=config["max_length"],
+                      add_special_tokens=not chat, return_tensors="pt")
+    logits = model(**batch).logits.float()
+    if config["objective"] == "acc":  # the predicted chance that λ answers right
+        return logits.sigmoid()
+    if config["objective"] == "pred":  # DAMI-Pred: the grid point nearest λ̂ = σ(logit)
+        return -(grid[None, :] - logits[:, :1].sigmoid()).abs()
+    if config["objective"] == "route":  # DAMI-Routing: a logit for "think"
+        return logits[:, :1] * (grid[None, :] - 0.5)
+    return logits  # pref: DAMI-Pref's Bradley-Terry score
 
 
-scores = score(["12+7+19", "3+4"])
 costs = torch.tensor([config["lambda_costs"].get(f"{{lam:g}}", lam) for lam in config["grid"]])
-beta = 0.0  # the cost knob: β > 0 saves tokens, β < 0 buys accuracy
+beta = (config.get("operating_point") or {{}}).get("cost_weight", 0.0)  # chosen on validation
+scores = score(["12+7+19", "3+4"])
 chosen = grid[(scores - beta * costs / costs.max()).argmax(dim=1)]  # ties: the lower λ
+print(chosen.tolist())
 ```'''
 
 
-def usage_snippet(folder: str, base: str) -> str:
-    """The card's snippet, for a ranker folder and a backbone reference (Python expressions)."""
-    return USAGE.format(folder=folder, base=base, k=N_FREQUENCIES, k_plus=N_FREQUENCIES + 1)
+def usage_snippet(repo: str) -> str:
+    """The card's snippet for a Hub id (or a folder path)."""
+    return USAGE.format(repo=repo)
+
+
+def own_results(evaluation: dict | None, config: dict) -> dict | None:
+    """This ranker's row of a results.json: the one whose ranker fingerprint matches, else the
+    default DAMI-Pref row."""
+    if not evaluation:
+        return None
+    methods = {m["method"]: m for m in evaluation.get("methods", [])}
+    fingerprint = config.get("source_fingerprint")
+    for name, ranker in (evaluation.get("rankers") or {}).items():
+        if fingerprint and ranker.get("fingerprint") == fingerprint:
+            return methods.get(name.removesuffix("_ranker"))
+    return methods.get("dami_pref")
 
 
 def card_metadata(config: dict, repo_id: str | None, license: str, base_model: str | None,
@@ -79,24 +82,22 @@ def card_metadata(config: dict, repo_id: str | None, license: str, base_model: s
     """The YAML block, built with huggingface_hub's ModelCardData (model-index included)."""
     from huggingface_hub import EvalResult, ModelCardData
 
-    results = []
-    for method in (evaluation or {}).get("methods", []):
-        if method["method"].startswith("static_"):
-            continue
-        common = dict(task_type="text-generation", task_name="reasoning intensity selection",
-                      dataset_type=(evaluation.get("data", {}).get("test", {}).get("source")
-                                    or "test problems"),
+    mine, results = own_results(evaluation, config), []
+    if mine and dataset_id:  # model-index needs a Hub dataset
+        common = dict(task_type="text-classification",
+                      task_name="reasoning intensity selection", dataset_type=dataset_id,
                       dataset_name=f"{evaluation.get('test', {}).get('problems', '?')} test "
                                    "problems")
-        results.append(EvalResult(**common, metric_type="accuracy",
-                                  metric_value=round(100 * method["accuracy"], 2),
-                                  metric_name=f"{method['label']} accuracy (%)"))
-        results.append(EvalResult(**common, metric_type="mean_generated_tokens",
-                                  metric_value=round(method["mean_tokens"], 2),
-                                  metric_name=f"{method['label']} mean generated tokens"))
+        results = [EvalResult(**common, metric_type="accuracy",
+                              metric_value=round(100 * mine["accuracy"], 2),
+                              metric_name="accuracy of the answers at the chosen λ (%)"),
+                   EvalResult(**common, metric_type="mean_generated_tokens",
+                              metric_value=round(mine["mean_tokens"], 2),
+                              metric_name="mean generated tokens at the chosen λ")]
     data = ModelCardData(
-        base_model=base_model, library_name="peft", license=license,
-        tags=["dami-pref", "peft", "lora", "reward-model", "reasoning", "model-interpolation"],
+        base_model=base_model, library_name="transformers", license=license,
+        pipeline_tag="text-classification",
+        tags=["dami-pref", "reward-model", "reasoning", "model-interpolation", "lora"],
         datasets=[dataset_id] if dataset_id else None,
         model_name=repo_id or "dami-pref-ranker", eval_results=results or None)
     return f"---\n{data.to_yaml()}\n---"
@@ -104,31 +105,36 @@ def card_metadata(config: dict, repo_id: str | None, license: str, base_model: s
 
 def model_card(config: dict, repo_id: str | None, license: str = "apache-2.0",
                evaluation: dict | None = None, base_model: str | None = None,
-               dataset_id: str | None = None, base_in_folder: bool = False) -> str:
+               dataset_id: str | None = None) -> str:
     """The README.md of an exported ranker: metadata, then one section per topic."""
-    folder = f'"{repo_id}"' if repo_id else '"PATH/TO/THIS/FOLDER"'
-    base = 'folder / "base"' if base_in_folder else f'"{base_model or config["backbone"]}"'
     return "\n".join([
         card_metadata(config, repo_id, license, base_model, dataset_id, evaluation), "",
-        _intro(config, repo_id, base_model, base_in_folder), _grid(config), _architecture(config),
+        _intro(config, repo_id, base_model), _grid(config), _architecture(config),
         _training(config, dataset_id), _evaluation(config, evaluation),
-        _usage(config, folder, base, repo_id), _limitations(config)])
+        _usage(config, repo_id), _limitations(config)])
 
 
-def _intro(config: dict, repo_id: str | None, base_model: str | None, base_in_folder: bool) -> str:
-    where = ("a copy of it is in `base/`" if base_in_folder else f"`{base_model}` on the Hub"
-             if base_model else f"`{config['backbone']}`")
+def _pair(config: dict) -> str:
+    pair = config.get("pair") or (config.get("training") or {}).get("pair") or {}
+    names = [f"{side.capitalize()} `{(pair.get(side) or {}).get('name', '?')}` (weights "
+             f"fingerprint `{(pair.get(side) or {}).get('weights_fingerprint', '?')}`)"
+             for side in ("instruct", "thinking")]
+    return " and ".join(names)
+
+
+def _intro(config: dict, repo_id: str | None, base_model: str | None) -> str:
+    backbone = f"`{base_model}`" if base_model else "a local backbone"
     return f"""# {repo_id or "A DAMI-Pref ranker"}
 
 A DAMI-Pref ranker (arXiv 2601.21414): for a question q it scores every candidate reasoning
-intensity λ, and the interpolated model Θ(λ) = λ·Θ_Thinking + (1−λ)·Θ_Instruct at the
-best-scoring λ answers it. It was trained with [dami-pref](https://github.com) on (accuracy,
-cost)-ranked preference pairs between λ values, built from rollouts of the pair (objective:
+intensity λ, and the interpolated model Θ(λ) = λ·Θ_Thinking + (1−λ)·Θ_Instruct at the chosen λ
+answers it. Its λ refer to the pair {_pair(config)}: the ranker is only meaningful with that pair.
+It was trained with [dami-pref]({PROJECT_URL}) on rollouts of the pair (objective
 `{config.get('objective')}`).
 
-Backbone: {where}, loaded without its LM head (`AutoModel`), with a peft LoRA adapter (task type
-`FEATURE_EXTRACTION`; r={config['lora']['r']}, alpha={config['lora']['alpha']}, target modules
-`{config['lora']['target_modules']}`) and a λ head in `head.safetensors`.
+It is a standard sequence classifier (`AutoModelForSequenceClassification`, one logit per λ of
+the grid, `id2label` naming them) made from {backbone} with a LoRA adapter (r={config['lora']['r']},
+alpha={config['lora']['alpha']}, target modules `{config['lora']['target_modules']}`) merged in.
 """
 
 
@@ -154,15 +160,12 @@ def _architecture(config: dict) -> str:
    tokens again; otherwise it is tokenized with the tokenizer's special tokens. Padding is on
    the right; a question longer than `max_length` ({config['max_length']}) tokens keeps its last
    tokens.
-2. **Pooling.** h_q is the backbone's last hidden state at each row's last non-pad token (the
-   last position whose attention mask is 1).
-3. **Head.** u = U·LayerNorm(h_q) + b_U (`norm.*`, `question.*`), v(λ) = V·φ(λ) + b_V (`lam.*`)
-   with φ(λ) = [λ, λ², sin kπλ, cos kπλ for k = 1…{N_FREQUENCIES}], and
-   r(q, λ) = w·GELU(u + v(λ)) + b (`score.1.*`). One backbone pass scores every λ.
-   Rankers of objective `acc` score σ(r(q, λ)), the predicted chance that λ answers right.
-   DAMI-Pred rankers read λ̂ = σ(`pred`·u) and score −|λ − λ̂|; DAMI-Routing rankers read a logit
-   ℓ = `route`·u and score ℓ·(λ − ½).
-4. **Choice.** λ(q) = argmax over the grid of score(q, λ) − β·ĉ(λ), ties to the lower λ, where
+2. **Logits.** The classifier reads the prompt once and pools its last non-pad token, as every
+   `…ForSequenceClassification` does: one logit per λ of the grid. Rankers of objective `acc`
+   score σ(logit), the predicted chance that λ answers right; `pref` rankers score the logit
+   itself. DAMI-Pred rankers have one logit, λ̂ = σ(logit), and score −|λ − λ̂|; DAMI-Routing
+   rankers have one logit ℓ for "think" and score ℓ·(λ − ½).
+3. **Choice.** λ(q) = argmax over the grid of score(q, λ) − β·ĉ(λ), ties to the lower λ, where
    ĉ(λ) is the λ's mean generated tokens in the training rollouts (`lambda_costs`) divided by the
    largest (λ itself when unknown). The default β is `operating_point.cost_weight` in
    `dami_pref.json` ({_beta(config)} here), chosen on the validation split when training
@@ -223,13 +226,13 @@ On {evaluation.get('test', {}).get('problems', '?')} test problems (`dami-pref e
     return text
 
 
-def _usage(config: dict, folder: str, base: str, repo_id: str | None) -> str:
+def _usage(config: dict, repo_id: str | None) -> str:
     repo = repo_id or "PATH/TO/THIS/FOLDER"
     return f"""## Usage
 
-Without dami-pref (torch, transformers, peft and safetensors only):
+Without dami-pref (torch, transformers and huggingface_hub only), at the β chosen on validation:
 
-{usage_snippet(folder, base)}
+{usage_snippet(repo)}
 
 With dami-pref, which also serves the chosen λ:
 

@@ -62,9 +62,8 @@ class RankerConfig(TrainingArguments):
         "help": "render questions through the backbone's chat template (if it has one)"})
     max_length: int = field(default=512, metadata={
         "help": "longest question in tokens (≥ 1); longer ones keep their last tokens"})
-    head_width: int = field(default=128, metadata={"help": "width of the λ head (≥ 1)"})
     head_learning_rate: float | None = field(default=None, metadata={
-        "help": "learning rate of the head (> 0; default: --learning_rate)"})
+        "help": "learning rate of the classifier layer (> 0; default: --learning_rate)"})
     pair_weighting: str = field(default="none", metadata={
         "help": "none, or acc_gap (weight 1 + accuracy gap)"})
     margin: float = field(default=0.0, metadata={"help": "margin of the pairwise loss (≥ 0)"})
@@ -142,7 +141,6 @@ class RankerConfig(TrainingArguments):
             raise OptionError(f"--pair_weighting must be one of {list(PAIR_WEIGHTINGS)}, got "
                               f"{self.pair_weighting!r}")
         checks = [("max_length", self.max_length >= 1, "≥ 1"),
-                  ("head_width", self.head_width >= 1, "≥ 1"),
                   ("learning_rate", self.learning_rate > 0, "> 0"),
                   ("margin", self.margin >= 0, "≥ 0"),
                   ("per_device_train_batch_size", self.per_device_train_batch_size >= 1, "≥ 1"),
@@ -165,7 +163,7 @@ class RankerConfig(TrainingArguments):
 @dataclass
 class RankerModelConfig(ModelConfig):
     """TRL's ``ModelConfig`` for the ranker's backbone: LoRA on by default, on every linear layer,
-    with peft's feature-extraction task (the backbone is loaded without its LM head)."""
+    with peft's sequence-classification task (the ranker is a classifier, one logit per λ)."""
 
     model_name_or_path: str | None = field(default=None, metadata={
         "help": "the ranker's backbone (folder or Hub id); default: the bundled toy base"})
@@ -179,8 +177,8 @@ class RankerModelConfig(ModelConfig):
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout, in [0, 1)"})
     lora_target_modules: list[str] | None = field(default_factory=lambda: ["all-linear"],
                                                   metadata={"help": "all-linear, or module names"})
-    lora_task_type: str = field(default="FEATURE_EXTRACTION", metadata={
-        "help": "peft task type (the backbone has no LM head: FEATURE_EXTRACTION)"})
+    lora_task_type: str = field(default="SEQ_CLS", metadata={
+        "help": "peft task type: SEQ_CLS (the ranker is a sequence classifier, one logit per λ)"})
     trust_remote_code: bool = field(default=False, metadata={
         "help": "allow model code from the backbone's repository to run (off by default)"})
 

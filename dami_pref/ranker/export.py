@@ -1,29 +1,33 @@
-"""A Hub-ready ranker folder that works outside this toolkit, and an optional upload.
+"""A Hub-ready ranker folder that any Hugging Face tool loads in one call, and an optional upload.
 
-The folder holds the LoRA adapter (its ``base_model_name_or_path`` is a Hub id, or ``base``: a
-copy of a local backbone inside the folder; never a path of this machine), ``head.safetensors``,
-the tokenizer, ``dami_pref.json`` and a ``README.md`` model card whose snippet scores a question
-with torch, transformers, peft and safetensors alone. The ranker is loaded (and its weights
-checked) before anything is written; the folder is complete before any upload starts, and a
-failed upload leaves it intact.
+The export is the ranker **merged**: the LoRA adapter folded into the backbone and the trained
+``score`` layer in place, saved as a plain ``AutoModelForSequenceClassification`` folder (one
+logit per grid λ, ``id2label`` naming them), with the tokenizer, ``dami_pref.json`` (grid, costs,
+operating point) and a ``README.md`` card whose snippet runs as written. So
+
+    AutoModelForSequenceClassification.from_pretrained("someone/ranker")
+
+scores a question, under any folder name, without dami-pref, and vLLM's pooling runner serves
+it. The ranker is loaded (and its weights checked) before anything is written; only model files
+are written; a pickle in the ranker or its local backbone is an error; the folder is complete
+before any upload starts, and a failed upload leaves it intact.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from ..errors import DamiPrefError
+from ..utils.digest import ranker_fingerprint
 from ..utils.hub import looks_like_hub_id
 from ..utils.io import atomic_write_json, atomic_write_text, building_folder, check_destination
 from .card import model_card
-from .export_files import BACKBONE_FILES, RANKER_FILES, allowed_files
-from .checkpoint import (CONFIG_FILE, LOCAL_PREFIX, PACKAGE_PREFIX,
-                         read_ranker_config, resolve_reference)
+from .checkpoint import (CONFIG_FILE, LOCAL_PREFIX, PACKAGE_PREFIX, portable_reference,
+                         ranker_json, resolve_reference)
+from .export_files import RANKER_FILES, allowed_files, refuse_pickles
 
-SKIP = {"README.md"}
-BASE_DIR = "base"  # where a local backbone is copied inside the export
+SKIP = ("README.md",)
 
 
 def hub_backbone(reference: str) -> str | None:
@@ -33,45 +37,67 @@ def hub_backbone(reference: str) -> str | None:
     return reference if looks_like_hub_id(reference) else None
 
 
-def check_ranker_loads(ranker: Path) -> dict:
-    """Load the ranker as a user would (which also refuses NaN or inf weights): nothing broken
-    is exported."""
-    from .inference import LambdaRanker
-
-    return LambdaRanker.from_pretrained(ranker, device="cpu").config
-
-
 def export_ranker(ranker: str | Path, out: str | Path, *, repo_id: str | None = None,
                   push: bool = False, private: bool = False, license: str = "apache-2.0",
                   evaluation: str | Path | None = None, overwrite: bool = False,
                   token: str | None = None, base_model_id: str | None = None,
                   dataset_id: str | None = None) -> Path:
     """Write the Hub-ready folder (and upload it with ``push``); returns its path."""
+    from .inference import LambdaRanker
+
     ranker, out = Path(ranker), Path(out)
     check_export_options(ranker, out, repo_id, push, overwrite, base_model_id)
-    config = check_ranker_loads(ranker)
+    allowed_files(ranker, RANKER_FILES, "the ranker", regenerated=SKIP)  # pickles: an error
+    loaded = LambdaRanker.from_pretrained(ranker, device="cpu", dtype="auto")
+    config = loaded.config
+    backbone = resolve_reference(config["backbone"], ranker)
+    if Path(backbone).is_dir():
+        refuse_pickles(Path(backbone), "the backbone")
     results = read_evaluation(evaluation)
-    base_model = base_model_id or hub_backbone(config["backbone"])
-    ranker_files = allowed_files(ranker, RANKER_FILES, "the ranker", regenerated=SKIP)
-    backbone_files = [] if base_model else allowed_files(
-        resolve_reference(config["backbone"], ranker), BACKBONE_FILES, "the backbone",
-        regenerated=("README.md",))
+    base_model = base_model_id or config.get("base_model") or hub_backbone(config["backbone"])
     with building_folder(out) as tmp:
-        for item in ranker_files:
-            shutil.copy2(item, tmp / item.name)
-        if base_model is None:  # a local or bundled backbone travels with the ranker
-            (tmp / BASE_DIR).mkdir()
-            for item in backbone_files:
-                shutil.copy2(item, tmp / BASE_DIR / item.name)
-        point_at_base(tmp, config, base_model or BASE_DIR)
+        merged = write_merged(loaded, tmp)
+        merged["source_fingerprint"] = ranker_fingerprint(ranker)  # as results.json names it
+        atomic_write_json(tmp / CONFIG_FILE, merged)
         if results is not None:
             atomic_write_json(tmp / "evaluation.json", results)
         atomic_write_text(tmp / "README.md", model_card(
-            read_ranker_config(tmp), repo_id, license, results, base_model, dataset_id,
-            base_in_folder=base_model is None))
+            merged, repo_id, license, results, base_model, dataset_id))
     if push:
         push_folder(out, repo_id, private=private, token=token)
     return out
+
+
+def write_merged(loaded, folder: Path) -> dict:
+    """The merged classifier and its tokenizer into ``folder``; returns its dami_pref.json."""
+    model = loaded.model.backbone
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()  # LoRA folded in, the trained score layer in place
+    model.config.pad_token_id = loaded.tokenizer.pad_token_id
+    model.save_pretrained(str(folder), safe_serialization=True)
+    loaded.tokenizer.save_pretrained(str(folder))
+    config = loaded.config
+    spec = loaded.spec
+    spec.backbone = LOCAL_PREFIX
+    training = portable_training(config.get("training") or {})
+    merged = ranker_json(spec, "merged", training, config.get("lambda_costs"),
+                         config.get("operating_point"))
+    merged["base_model"] = config.get("base_model") or hub_backbone(config["backbone"])
+    merged["pair"] = training.get("pair")
+    return merged
+
+
+def portable_training(training: dict) -> dict:
+    """The training record without this machine's paths: the pairs by folder name, the
+    backbone as recorded portably."""
+    training = json.loads(json.dumps(training))
+    run = training.get("run") or {}
+    if run.get("backbone"):
+        run["backbone"] = portable_reference(run["backbone"])
+    for record, key in ((run, "pairs"), (training, "pairs_source")):
+        if record.get(key):
+            record[key] = Path(record[key]).name
+    return training
 
 
 def check_export_options(ranker: Path, out: Path, repo_id: str | None, push: bool,
@@ -96,16 +122,6 @@ def read_evaluation(evaluation: str | Path | None) -> dict | None:
     if not isinstance(results, dict) or not isinstance(results.get("methods"), list):
         raise DamiPrefError(f"{evaluation}: not a results.json of dami-pref eval")
     return results
-
-
-def point_at_base(folder: Path, config: dict, base: str) -> None:
-    """Record the backbone portably: a Hub id, or ``base`` (the copy inside the folder)."""
-    adapter_config = json.loads((folder / "adapter_config.json").read_text())
-    adapter_config["base_model_name_or_path"] = base
-    atomic_write_json(folder / "adapter_config.json", adapter_config)
-    ranker_config = json.loads((folder / CONFIG_FILE).read_text())
-    ranker_config["backbone"] = base if base != BASE_DIR else LOCAL_PREFIX + BASE_DIR
-    atomic_write_json(folder / CONFIG_FILE, ranker_config)
 
 
 def push_folder(folder: Path, repo_id: str, private: bool = False,

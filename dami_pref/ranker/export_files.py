@@ -1,9 +1,9 @@
-"""What an export may carry: an allow-list of model files, and no pickle anywhere.
+"""What an export may carry: model files only, and no pickle anywhere.
 
 A Hub-ready folder is uploaded as it is, so it must hold only what loading the ranker needs:
-the adapter, the head, the ranker's config, the tokenizer and (for a local backbone) a model
-folder's own files. Anything else found beside them is named in a warning and left out; a
-pickle-format file is an error, since a Hub user's tools might unpickle it.
+the model's config and safetensors, the tokenizer, ``dami_pref.json`` and the card. Anything
+else found in the ranker folder is named in a warning and left out; a pickle-format file in the
+ranker or its local backbone is an error, since a Hub user's tools might unpickle it.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from ..errors import DamiPrefError
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "added_tokens.json", "chat_template.jinja", "chat_template.json",
                    "vocab.json", "vocab.txt", "merges.txt", "tokenizer.model", "spiece.model")
-RANKER_FILES = ("adapter_config.json", "adapter_model.safetensors", "head.safetensors",
-                "dami_pref.json", *TOKENIZER_FILES)
-BACKBONE_FILES = ("config.json", "generation_config.json", "*.safetensors",
-                  "model.safetensors.index.json", *TOKENIZER_FILES)
+MODEL_FILES = ("config.json", "generation_config.json", "*.safetensors",
+               "model.safetensors.index.json", *TOKENIZER_FILES)
+RANKER_FILES = ("adapter_config.json", "dami_pref.json", "evaluation.json", *MODEL_FILES)
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.npy", "*.joblib")
 
 
@@ -29,11 +28,7 @@ def allowed_files(folder: Path, patterns: tuple[str, ...], what: str,
     """The top-level files of ``folder`` matching ``patterns``; a pickle anywhere under it is
     an error, and every other file is named in one warning."""
     folder = Path(folder)
-    pickles = sorted(p for p in folder.rglob("*") if p.is_file() and matches(p, PICKLE_PATTERNS))
-    if pickles:
-        raise DamiPrefError(f"{pickles[0]}: a pickle-format file in {what}; an export carries "
-                            "safetensors only. Remove it (and any other: "
-                            f"{len(pickles)} found) and export again")
+    refuse_pickles(folder, what)
     keep, left_out = [], []
     for path in sorted(folder.rglob("*")):
         if path.is_dir() or path.name in regenerated:
@@ -48,6 +43,15 @@ def allowed_files(folder: Path, patterns: tuple[str, ...], what: str,
                       f"{', '.join(left_out[:10])}{' …' if len(left_out) > 10 else ''}",
                       stacklevel=3)
     return keep
+
+
+def refuse_pickles(folder: Path, what: str) -> None:
+    pickles = sorted(p for p in Path(folder).rglob("*")
+                     if p.is_file() and matches(p, PICKLE_PATTERNS))
+    if pickles:
+        raise DamiPrefError(f"{pickles[0]}: a pickle-format file in {what}; an export carries "
+                            "safetensors only. Remove it (and any other: "
+                            f"{len(pickles)} found) and export again")
 
 
 def matches(path: Path, patterns: tuple[str, ...]) -> bool:

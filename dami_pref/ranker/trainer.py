@@ -1,4 +1,4 @@
-"""``RankerTrainer``: a ``transformers.Trainer`` for the λ-head ranker.
+"""``RankerTrainer``: a ``transformers.Trainer`` for the ranker (a sequence classifier).
 
 Everything a TRL user knows comes from ``Trainer``: the flags, mixed precision, gradient
 accumulation, the scheduler, checkpoint rotation, ``resume_from_checkpoint``, the logging
@@ -7,8 +7,8 @@ integrations (``--report_to``), DeepSpeed and ``push_to_hub``. What the ranker a
 - the loss (:mod:`.losses`: pairwise BCE, λ* regression or routing), computed per problem;
 - the evaluation metrics (pairwise accuracy, top-1 agreement with λ*, accuracy and token
   regret), reduced across processes as sums;
-- two learning rates (LoRA and head) and the ranker folder as the saved format (adapter,
-  ``head.safetensors``, tokenizer, ``dami_pref.json``), which checkpoints use too, so resuming
+- two learning rates (LoRA and the classifier layer) and the ranker folder as the saved format
+  (the adapter with its score layer, tokenizer, ``dami_pref.json``), which checkpoints use too, so resuming
   reads safetensors and JSON, and Trainer's own state files only with ``weights_only=True``;
 - checkpoints in ``OUTPUT_DIR-checkpoints/``, so the ranker folder itself stays clean.
 """
@@ -102,11 +102,11 @@ class RankerTrainer(Trainer):
 
         return newest_complete_checkpoint(checkpoint_root(self.args.output_dir))
 
-    # -- optimizer: LoRA and head at their own learning rates -----------------------------
+    # -- optimizer: LoRA and the classifier layer at their own learning rates -------------
     def create_optimizer(self, model=None):
         if self.optimizer is None:
             model = model or self.model
-            head = [p for p in model.head.parameters() if p.requires_grad]
+            head = model.head_parameters()
             head_ids = {id(p) for p in head}
             lora = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
             self.optimizer = torch.optim.AdamW(
@@ -232,7 +232,7 @@ class RankerTrainer(Trainer):
                     state_dict=state, operating_point=self.operating_point)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        """Adapter and head from a checkpoint's ranker files: safetensors only."""
+        """The adapter (and its score layer) from a checkpoint's files: safetensors only."""
         from .checkpoint import load_weights_into
 
         load_weights_into(model or self.model, resume_from_checkpoint)

@@ -54,7 +54,7 @@ def training_examples(script: RankerScriptArguments, config: RankerConfig, n_pro
 
 
 def ranker_for(config: RankerConfig, model_args: RankerModelConfig, grid: list[float]):
-    """A fresh ranker (backbone with LoRA from TRL's ``get_peft_config``, new head)."""
+    """A fresh ranker (the classifier with LoRA from TRL's ``get_peft_config``)."""
     from trl import get_peft_config
 
     from ..toy import TOY_BASE
@@ -63,7 +63,6 @@ def ranker_for(config: RankerConfig, model_args: RankerModelConfig, grid: list[f
     spec = RankerSpec(backbone=model_args.model_name_or_path or str(TOY_BASE), grid=list(grid),
                       objective=config.objective, prompt_template=config.prompt_template,
                       chat_template=config.chat_template, max_length=config.max_length,
-                      head_width=config.head_width,
                       lora=LoraSettings(model_args.lora_r, model_args.lora_alpha,
                                         model_args.lora_dropout,
                                         model_args.lora_target_modules or "all-linear"))
@@ -84,7 +83,7 @@ def run_identity(script: RankerScriptArguments, config: RankerConfig, spec: Rank
     return {"rollout_fingerprint": summary.get("rollout_fingerprint"), "pairs": str(script.pairs),
             "max_train_problems": script.max_train_problems, "grid": list(spec.grid),
             "objective": spec.objective, "backbone": spec.backbone, "lora": asdict(spec.lora),
-            "head_width": spec.head_width, "max_length": spec.max_length,
+            "max_length": spec.max_length,
             "per_device_train_batch_size": config.per_device_train_batch_size,
             "gradient_accumulation_steps": config.gradient_accumulation_steps,
             "processes": config.world_size, "seed": config.seed}
@@ -221,7 +220,7 @@ def train(script: RankerScriptArguments, config: RankerConfig,
         "run": identity, "objective": spec.objective, "steps": trainer.state.global_step,
         "train_problems": len(train_examples), "validation_problems": len(val_examples),
         "train_pairs": sum(len(e.pairs) for e in train_examples), "pairs_source": script.pairs,
-        "rollout_fingerprint": summary.get("rollout_fingerprint"),
+        "rollout_fingerprint": summary.get("rollout_fingerprint"), "pair": summary.get("pair"),
         "final_train_loss": losses[-1] if losses else training_loss,
         "validation": final, "operating_point": trainer.operating_point, "seconds": seconds,
         "processes": config.world_size,
