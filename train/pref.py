@@ -13,7 +13,7 @@ The same command as ``dami-pref train``; this script is what ``accelerate launch
         --output outputs/toy/ranker_pred
     accelerate launch train/pref.py --config configs/toy/train.yaml --resume     # after a stop
 
-Reads a pairs folder and writes a ranker folder: the LoRA adapter, ``head.safetensors``, the
+Reads a pairs folder and writes a ranker folder: the LoRA adapter (with the score layer), the
 tokenizer and ``dami_pref.json``; checkpoints go beside it in ``OUTPUT-checkpoints/``. Hardware
 lives in configs/accelerate/, the experiment in configs/.
 """
