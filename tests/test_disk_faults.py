@@ -129,12 +129,16 @@ def test_train_export_select_pairs_and_rollout_on_a_full_disk(tmp_path, toy_pair
         "rollout": (["rollout", "--problems", str(small_problems), "--grid", "0,1",
                      "--output", str(tmp_path / "r"), "--max_new_tokens", "60"],
                     1_000, tmp_path / "r"),
+        "eval": (["eval", "--test_problems", str(small_problems), "--validation_problems",
+                  str(small_problems), "--methods", "static,best_static", "--modes", "offline",
+                  "--grid", "0,1", "--max_new_tokens", "60", "--output", str(tmp_path / "v")],
+                 3_000, tmp_path / "v"),
     }
     for name, (args, limit, where) in cases.items():
         proc = run_limited(args, limit, tmp_path)
         assert_one_line_failure(proc, where)
         final = {"train": where, "export": where, "select": where, "pairs": where,
-                 "rollout": where / "rollouts.parquet"}[name]
+                 "rollout": where / "rollouts.parquet", "eval": where / "results.json"}[name]
         assert not final.exists() or name == "train" and not any(final.iterdir()), name
         assert no_temporaries(tmp_path), name
     # the train run kept its complete checkpoints, so it can resume once there is space

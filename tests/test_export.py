@@ -76,9 +76,15 @@ def hub_cache(folder: Path, repo_id: str, root: Path) -> Path:
 
 
 def run_without_dami_pref(program: str, cwd: Path, env: dict | None = None):
+    """Python without dami_pref: ``-S`` skips the site hooks that install it (an editable
+    install is one), only the libraries' folder is on the path, and the name is blocked too."""
+    import os
+    import sysconfig
+
     program = "import sys\nsys.modules['dami_pref'] = None  # unimportable\n" + program
-    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env=env)
+    env = {**(env or os.environ), "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    return subprocess.run([sys.executable, "-S", "-c", program], capture_output=True,
+                          text=True, timeout=300, cwd=cwd, env=env)
 
 
 def test_one_standard_call_loads_a_renamed_copy_and_scores_like_lambda_ranker(exported,

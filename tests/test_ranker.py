@@ -198,9 +198,14 @@ def test_resume_skips_an_interrupted_save_and_takes_the_newest_complete(toy_pair
     broken = out.with_name("stopped-checkpoints") / "checkpoint-8"
     (broken / "trainer_state.json").unlink()
     (broken / "optimizer.pt").write_bytes(b"")
+    from test_bad_inputs import killed_runs_temporary
+
+    staging = killed_runs_temporary(broken.with_name("checkpoint-9"))  # a save killed mid-way
+    (staging / "checkpoint-9").mkdir(parents=True)
     resumed = train(*quick_args(toy_pairs, out, max_steps=8, save_steps=3,
                                 resume_from_checkpoint="true"))
     assert f"skipped {broken}: an incomplete checkpoint" in capsys.readouterr().err
+    assert not staging.exists()
     assert resumed["losses"] == pytest.approx(straight["losses"], abs=1e-6)
 
 
