@@ -28,6 +28,7 @@ COMMANDS = {
     "lmc": ("lmc", "LmcArgs", "per-layer cosine similarity of the Instruct/Thinking pair"),
     "select": ("select", "SelectArgs", "choose λ per question with a trained ranker"),
     "export": ("export", "ExportArgs", "write a Hub-ready ranker folder (and --push it)"),
+    "serve": ("serve", "ServeArgs", "an OpenAI-compatible endpoint: λ per request by the ranker"),
     "toy": ("toy", "ToyArgs", "rebuild the bundled toy pair and its problem sets, then check it"),
 }
 

@@ -1,0 +1,53 @@
+"""``dami-pref serve``: an OpenAI-compatible endpoint on loopback (FastAPI and uvicorn).
+
+    dami-pref serve --ranker outputs/toy/ranker --port 8000
+    curl localhost:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+        -d '{"model": "dami-pref", "messages": [{"role": "user", "content": "12+7+19"}]}'
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from .common import DecodingArgs, PairArgs
+
+
+@dataclass
+class ServeArgs(PairArgs, DecodingArgs):
+    ranker: str = field(default="", metadata={"help": "ranker folder or Hub id (required)"})
+    engine: str = field(default="runtime", metadata={
+        "help": "runtime (the interpolation runtime on transformers' generate)"})
+    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    port: int = field(default=8000, metadata={"help": "port to listen on (range: 1-65535)"})
+    max_queue: int = field(default=256, metadata={
+        "help": "requests that may wait; one more gets HTTP 429 (≥ 1)"})
+    max_batch: int = field(default=32, metadata={
+        "help": "requests of one λ per engine batch (≥ 1)"})
+    drain_seconds: float = field(default=600.0, metadata={
+        "help": "on SIGTERM, how long to finish the requests already accepted"})
+
+
+def run(args: ServeArgs) -> int:
+    import uvicorn
+
+    from ..errors import DamiPrefError
+    from ..ranker.inference import LambdaRanker
+    from ..serve.app import ServeSettings, create_app
+
+    if not args.ranker:
+        raise DamiPrefError("--ranker is required (a ranker folder or Hub id)")
+    if args.engine != "runtime":
+        raise DamiPrefError(f"--engine {args.engine!r}: only 'runtime' is available")
+    if not 1 <= args.port <= 65535 or args.max_queue < 1 or args.max_batch < 1:
+        raise DamiPrefError("--port must be 1-65535, --max_queue and --max_batch ≥ 1")
+    settings = ServeSettings(decoding=args.decoding(), max_queue=args.max_queue,
+                             max_batch=args.max_batch, drain_seconds=args.drain_seconds)
+    ranker = LambdaRanker.from_pretrained(args.ranker, device=args.device,
+                                          trust_remote_code=args.trust_remote_code)
+    app = create_app(args.runtime(), ranker, settings)
+    print(f"dami-pref serve: http://{args.host}:{args.port}/v1 (models: dami-pref, "
+          f"dami-pref@λ for λ in {ranker.grid})", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                timeout_graceful_shutdown=int(args.drain_seconds))
+    return 0

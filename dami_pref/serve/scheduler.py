@@ -1,0 +1,129 @@
+"""A λ-aware scheduler: requests wait in per-λ queues and the engine serves one λ group at a
+time, so a batch costs one switch of the weights, however many requests share it.
+
+Policy, and what it trades:
+- **oldest first across groups.** The next group is the one whose oldest request has waited
+  longest, so a rare λ is never starved: it is served within one round of the groups ahead of it.
+- **batches within a group.** A batch takes up to ``max_batch`` waiting requests of that λ (and
+  decoding settings). Larger batches raise throughput; every request of a batch waits for the
+  batch's longest answer, which is the latency a large batch costs.
+- **bounded waiting.** At most ``max_queue`` requests wait; one more is refused (HTTP 429 with
+  ``Retry-After``) rather than queued without bound. A request whose client has gone is dropped
+  before it reaches the engine.
+The engine is one model in memory, so one batch runs at a time, in a worker thread, while the
+event loop keeps accepting requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..runtime.generation import DecodingOptions, GenerationRequest
+
+
+class QueueFull(Exception):
+    """More requests wait than ``max_queue`` allows."""
+
+
+@dataclass
+class Job:
+    question: str
+    lam: float
+    decoding: DecodingOptions
+    seed: int
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def key(self) -> tuple:
+        return (round(self.lam, 6), self.decoding)
+
+
+class LambdaScheduler:
+    def __init__(self, runtime, metrics, max_queue: int = 256, max_batch: int = 32) -> None:
+        self.runtime, self.metrics = runtime, metrics
+        self.max_queue, self.max_batch = max_queue, max_batch
+        self.groups: dict[tuple, deque[Job]] = {}
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self.current_lam: float | None = None
+        self.busy = False
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def depth(self) -> int:
+        return sum(len(q) for q in self.groups.values())
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    def submit(self, question: str, lam: float, decoding: DecodingOptions,
+               seed: int = 0) -> asyncio.Future:
+        if self.depth >= self.max_queue:
+            raise QueueFull(self.max_queue)
+        job = Job(question, lam, decoding, seed, asyncio.get_running_loop().create_future())
+        self.groups.setdefault(job.key, deque()).append(job)
+        self.metrics.queue_depth.set(self.depth)
+        self._wakeup.set()
+        return job.future
+
+    def next_batch(self) -> list[Job]:
+        """The oldest group's waiting requests (up to max_batch), cancelled ones dropped."""
+        for key in [k for k, q in self.groups.items() if not q]:
+            del self.groups[key]
+        while self.groups:
+            key = min(self.groups, key=lambda k: self.groups[k][0].enqueued)
+            queue, batch = self.groups[key], []
+            while queue and len(batch) < self.max_batch:
+                job = queue.popleft()
+                if not job.future.done():  # a client that left cancelled its future
+                    batch.append(job)
+            if not queue:
+                del self.groups[key]
+            if batch:
+                return batch
+        return []
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while batch := self.next_batch():
+                self.metrics.queue_depth.set(self.depth)
+                self.busy = True
+                if self.current_lam is not None and batch[0].lam != self.current_lam:
+                    self.metrics.switches.inc()
+                self.current_lam = batch[0].lam
+                try:
+                    results = await loop.run_in_executor(self.executor, self._generate, batch)
+                except Exception as err:  # noqa: BLE001 - handed to each waiting request
+                    for job in batch:
+                        if not job.future.done():
+                            job.future.set_exception(err)
+                else:
+                    for job, result in zip(batch, results):
+                        if not job.future.done():
+                            job.future.set_result(result)
+                finally:
+                    self.busy = False
+
+    def _generate(self, batch: list[Job]):
+        requests = [GenerationRequest(j.question, j.lam, j.seed) for j in batch]
+        return self.runtime.generate(requests, batch[0].decoding)
+
+    async def drain(self, timeout: float = 600.0) -> None:
+        """Wait until nothing waits and nothing runs (for a graceful stop)."""
+        deadline = time.monotonic() + timeout
+        while (self.depth or self.busy) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)

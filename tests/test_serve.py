@@ -1,0 +1,244 @@
+"""``dami-pref serve`` against the official ``openai`` client, on a real server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import quick_args, reset_accelerate_state
+
+QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9"]
+MAX_TOKENS = 80
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(ranker: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "dami_pref.cli", "serve", "--ranker",
+                             str(ranker), "--port", str(port), "--device", "cpu",
+                             "--max_new_tokens", str(MAX_TOKENS), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode()[-3000:])
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=1) as response:
+                if response.status == 200:
+                    return proc, base
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the server did not start")
+
+
+@pytest.fixture(scope="module")
+def ranker_dir(toy_pairs, tmp_path_factory) -> Path:
+    from dami_pref.ranker.training import train
+
+    out = tmp_path_factory.mktemp("serve") / "ranker"
+    reset_accelerate_state()
+    train(*quick_args(toy_pairs, out, objective="acc", max_steps=8, eval_steps=100))
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(ranker_dir):
+    proc, base = start_server(ranker_dir, "--max_queue", "64")
+    yield base
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from openai import OpenAI
+
+    return OpenAI(base_url=server + "/v1", api_key="not-needed", max_retries=0, timeout=120)
+
+
+def test_models_and_health(client, server, ranker_dir):
+    names = [m.id for m in client.models.list()]
+    grid = json.loads((ranker_dir / "dami_pref.json").read_text())["grid"]
+    assert names == ["dami-pref"] + [f"dami-pref@{lam:g}" for lam in grid]
+    with urllib.request.urlopen(server + "/health") as response:
+        assert json.loads(response.read())["status"] == "ok"
+
+
+def test_chat_the_ranker_chooses_lambda(client, ranker_dir):
+    from dami_pref import LambdaRanker
+
+    response = client.chat.completions.create(
+        model="dami-pref", messages=[{"role": "user", "content": "12+7+19"}])
+    choice = response.model_extra["dami_pref"]
+    expected = LambdaRanker.from_pretrained(ranker_dir, device="cpu").select(["12+7+19"])[0]
+    assert choice["chosen_by"] == "ranker" and choice["lambda"] == pytest.approx(expected)
+    assert set(choice["scores"]) == {f"{g:g}" for g in
+                                     json.loads((ranker_dir / "dami_pref.json").read_text())["grid"]}
+    usage = response.usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert response.choices[0].message.role == "assistant"
+
+
+def test_a_request_fixes_lambda_and_thinking_goes_to_reasoning_content(client):
+    thinking = client.chat.completions.create(
+        model="dami-pref", messages=[{"role": "user", "content": "17+3+12+9"}],
+        extra_body={"lambda": 1.0})
+    assert thinking.model_extra["dami_pref"]["lambda"] == 1.0
+    message = thinking.choices[0].message
+    assert message.model_extra["reasoning_content"] and "<think>" not in message.content
+    assert thinking.usage.completion_tokens_details.reasoning_tokens > 0
+    direct = client.chat.completions.create(
+        model="dami-pref@0", messages=[{"role": "user", "content": "17+3+12+9"}])
+    assert direct.model_extra["dami_pref"]["lambda"] == 0.0
+    assert direct.choices[0].message.model_extra["reasoning_content"] is None
+    assert direct.usage.completion_tokens < thinking.usage.completion_tokens
+    priced = client.chat.completions.create(
+        model="dami-pref", messages=[{"role": "user", "content": "17+3+12+9"}],
+        extra_body={"cost_weight": 100.0})  # tokens priced out: the cheapest λ
+    assert priced.model_extra["dami_pref"]["lambda"] == 0.0
+
+
+def test_completions_and_streaming_match_chat(client):
+    chat = client.chat.completions.create(
+        model="dami-pref@0.5", messages=[{"role": "user", "content": "5+18+2+11+9"}])
+    text = client.completions.create(model="dami-pref@0.5", prompt="5+18+2+11+9")
+    assert text.choices[0].text == chat.choices[0].message.content
+    stream = client.chat.completions.create(
+        model="dami-pref@0.5", messages=[{"role": "user", "content": "5+18+2+11+9"}],
+        stream=True, stream_options={"include_usage": True})
+    content, reasoning, finish, usage = "", "", None, None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for c in chunk.choices:
+            content += c.delta.content or ""
+            reasoning += (c.delta.model_extra or {}).get("reasoning_content") or ""
+            finish = c.finish_reason or finish
+    assert content == chat.choices[0].message.content
+    assert reasoning == (chat.choices[0].message.model_extra["reasoning_content"] or "")
+    assert finish == chat.choices[0].finish_reason and usage.total_tokens == chat.usage.total_tokens
+
+
+def test_errors_are_openai_json(client, server):
+    import openai
+
+    for body, error in (({"lambda": 1.5}, openai.BadRequestError),
+                        ({"temperatur": 0.5}, openai.BadRequestError)):
+        with pytest.raises(error) as info:
+            client.chat.completions.create(model="dami-pref", extra_body=body,
+                                           messages=[{"role": "user", "content": "1+2"}])
+        assert info.value.status_code == 400 and info.value.body["type"] == \
+            "invalid_request_error"
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "1"}])
+    assert "does not exist" in info.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as info:  # longer than the context
+        client.completions.create(model="dami-pref@0", prompt="+".join(["1"] * 300))
+    assert "context" in info.value.body["message"]
+    request = urllib.request.Request(server + "/v1/chat/completions", data=b"{not json",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as raw:
+        urllib.request.urlopen(request)
+    assert raw.value.code == 400 and "not valid JSON" in json.loads(raw.value.read())[
+        "error"]["message"]
+
+
+def test_metrics_parse_and_count(client, server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.completions.create(model="dami-pref@1", prompt="3+4")
+    with urllib.request.urlopen(server + "/metrics") as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+    requests = sum(s.value for s in families["dami_pref_requests"].samples
+                   if s.name.endswith("_total") and s.labels["status"] == "200")
+    assert requests >= 1
+    assert any(s.value > 0 for s in families["dami_pref_completion_tokens"].samples)
+    lam = {s.labels.get("le"): s.value for s in families["dami_pref_lambda"].samples
+           if s.name.endswith("_bucket")}
+    assert lam["1.0"] >= 1 and "dami_pref_lambda_switches" in families
+    assert "dami_pref_queue_depth" in families and "dami_pref_request_seconds" in families
+
+
+def test_greedy_answers_equal_select_generate(client, ranker_dir):
+    proc = subprocess.run([sys.executable, "-m", "dami_pref.cli", "select", "--ranker",
+                           str(ranker_dir), "--question", *QUESTIONS, "--generate",
+                           "--max_new_tokens", str(MAX_TOKENS), "--format", "jsonl",
+                           "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    for row in rows:
+        response = client.chat.completions.create(
+            model="dami-pref", messages=[{"role": "user", "content": row["question"]}])
+        assert response.model_extra["dami_pref"]["lambda"] == pytest.approx(row["lambda"])
+        assert response.usage.completion_tokens == row["n_tokens"]
+        from dami_pref.utils.answers import split_thinking
+
+        assert response.choices[0].message.content == \
+            (split_thinking(row["completion"]).answer_text.strip()
+             if "</think>" in row["completion"] else row["completion"].strip())
+
+
+@pytest.mark.slow
+def test_load_every_request_answered_once_and_alike(client):
+    """200 requests from 16 concurrent clients over four λ groups: each is answered exactly
+    once, and alike to the same request served alone (batching changes no answer)."""
+    models = ["dami-pref", "dami-pref@0", "dami-pref@0.5", "dami-pref@1"]
+    work = [(QUESTIONS[i % 4], models[(i // 4) % 4]) for i in range(200)]
+    alone = {key: client.completions.create(model=key[1], prompt=key[0]).choices[0].text
+             for key in set(work)}
+
+    def ask(item):
+        return item, client.completions.create(model=item[1], prompt=item[0])
+
+    with ThreadPoolExecutor(16) as pool:
+        answered = list(pool.map(ask, work))
+    assert len(answered) == 200 and len({r.id for _, r in answered}) == 200
+    assert all(r.choices[0].text == alone[item] for item, r in answered)
+
+
+@pytest.mark.slow
+def test_sigterm_drains_the_requests_in_flight(ranker_dir):
+    """Eight long requests served one at a time; SIGTERM after the first starts: every one is
+    still answered, then the server exits."""
+    from openai import OpenAI
+
+    proc, base = start_server(ranker_dir, "--max_batch", "1")
+    client = OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=300)
+    prompts = [f"17+3+12+9+15+{i}" for i in range(8)]
+    finished: list[float] = []
+
+    def ask(prompt):
+        response = client.completions.create(model="dami-pref@1", prompt=prompt, max_tokens=220)
+        finished.append(time.monotonic())
+        return response
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(ask, p) for p in prompts]
+        time.sleep(1.5)  # all accepted, the first in the engine
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        responses = [f.result(timeout=300) for f in futures]
+    # uvicorn drains, then re-raises the signal: the conventional exit of a SIGTERM'd server
+    assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    assert len(responses) == 8 and all(r.usage.completion_tokens > 0 for r in responses)
+    assert max(finished) > signalled  # some were still waiting when the signal came
