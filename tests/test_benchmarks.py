@@ -161,3 +161,15 @@ def test_toy_robustness():
     for name in ("one-digit", "two-digit", "mixed", "longest", "uniform"):
         [row] = table_rows(stdout, name)
         assert len(row) == 3 and all(0 <= number(cell) <= 100 for cell in row[1:])
+
+
+def test_serve_load(toy_pairs, tmp_path):
+    from dami_pref.ranker.training import train
+
+    ranker = tmp_path / "ranker"
+    reset_accelerate_state()
+    train(*quick_args(toy_pairs, ranker, objective="acc", max_steps=4, eval_steps=100))
+    stdout = run_benchmark("serve_load", "--quick", "--ranker", str(ranker))
+    rows = table_rows(stdout, "dami-pref") + table_rows(stdout, "fixed")
+    assert len(rows) == 2 and all(number(r[1]) > 0 and number(r[3]) >= number(r[2])
+                                  for r in rows)

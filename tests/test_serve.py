@@ -242,3 +242,31 @@ def test_sigterm_drains_the_requests_in_flight(ranker_dir):
     assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
     assert len(responses) == 8 and all(r.usage.completion_tokens > 0 for r in responses)
     assert max(finished) > signalled  # some were still waiting when the signal came
+
+
+@pytest.mark.slow
+def test_a_full_queue_is_429_with_retry_after(ranker_dir):
+    import openai
+    from openai import OpenAI
+
+    proc, base = start_server(ranker_dir, "--max_queue", "1", "--max_batch", "1")
+    client = OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=300)
+
+    def ask(i):
+        try:
+            client.completions.create(model="dami-pref@1", prompt=f"17+3+12+9+{i}",
+                                      max_tokens=220)
+            return None
+        except openai.RateLimitError as err:
+            return err
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(ask, range(6)))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    refused = [e for e in outcomes if e is not None]
+    assert refused and len(refused) < 6
+    assert all(e.status_code == 429 and e.response.headers["retry-after"] == "1"
+               and e.body["type"] == "rate_limit_exceeded" for e in refused)
