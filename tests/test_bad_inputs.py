@@ -123,6 +123,10 @@ CASES = [
     ("export", ["--ranker", "MISSING", "--out", "OUT", "--push"], "--push needs --repo_id"),
     ("export", ["--ranker", "MISSING", "--out", "OUT", "--repo_id", "noslash"],
      "must look like USER/NAME"),
+    # serve
+    ("serve", ["--port", "8000"], "--ranker is required"),
+    ("serve", ["--ranker", "MISSING"], "MISSING"),
+    ("serve", ["--ranker", "MISSING", "--engine", "tgi"], "only 'runtime' is available"),
     # toy
     ("toy", ["--n_train", "0", "--output", "OUT"], "--n_train must be ≥ 1"),
     ("toy", ["--pretrain_lr", "0", "--output", "OUT"], "--pretrain_lr must be > 0"),

@@ -29,9 +29,16 @@ class ServeArgs(PairArgs, DecodingArgs):
 
 
 def run(args: ServeArgs) -> int:
-    import uvicorn
-
     from ..errors import DamiPrefError
+
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn
+    except ImportError as err:
+        raise DamiPrefError(f"dami-pref serve needs fastapi, uvicorn and prometheus-client "
+                            f"({err.name} is missing): pip install 'dami-pref[serve]' (or "
+                            "pip install -e \".[serve]\" in a checkout)") from None
     from ..ranker.inference import LambdaRanker
     from ..serve.app import ServeSettings, create_app
 
