@@ -234,7 +234,12 @@ def test_sigterm_drains_the_requests_in_flight(ranker_dir):
 
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(ask, p) for p in prompts]
-        time.sleep(1.5)  # all accepted, the first in the engine
+        deadline = time.time() + 120
+        while time.time() < deadline:  # accepted: one in the engine, several waiting
+            with urllib.request.urlopen(base + "/health") as response:
+                if json.loads(response.read())["queue_depth"] >= 4:
+                    break
+            time.sleep(0.05)
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         responses = [f.result(timeout=300) for f in futures]
