@@ -85,7 +85,7 @@ class RankerConfig(TrainingArguments):
     save_steps: float = field(default=100, metadata={"help": "steps between checkpoints"})
     save_total_limit: int | None = field(default=2, metadata={"help": "checkpoints kept"})
     logging_steps: float = field(default=10, metadata={"help": "steps between logs"})
-    seed: int = field(default=0, metadata={"help": "seeds the sampler, LoRA and the head"})
+    seed: int = field(default=0, metadata={"help": "seeds the sampler, LoRA and the score layer"})
     dataloader_drop_last: bool = field(default=True, metadata={
         "help": "drop the last incomplete batch of an epoch"})
     remove_unused_columns: bool = field(default=False, metadata={

@@ -2,7 +2,7 @@
 
 Each objective's output becomes scores over the grid, so pairwise accuracy, top-1 agreement and
 regret are computed identically for DAMI-Pref, DAMI-Pred and DAMI-Routing:
-  pref   r(q, λ) as the head scores it;
+  pref   r(q, λ), the classifier's logit for λ;
   pred   −|λ − λ̂(q)|: the grid point nearest the predicted λ wins;
   route  logit(q)·(λ − ½): a positive logit favours the highest λ, a negative the lowest;
   acc    σ(r(q, λ)): the predicted chance that λ answers right, so argmax p − β·ĉ(λ) trades a
