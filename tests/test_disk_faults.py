@@ -10,7 +10,6 @@ also run against a disk that is really full (ENOSPC).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import resource
 import shutil

@@ -74,6 +74,7 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     # deprecation notices from inside the libraries are for their maintainers, not our users
     warnings.filterwarnings("ignore", category=FutureWarning)
     argv = list(sys.argv[1:] if argv is None else argv)
+    args = None  # known once parsed; a disk error names its output
     try:
         args = parse_args(getattr(module, class_name), argv, prog=prog, description=text)
         status = int(module.run(args) or 0)
@@ -87,7 +88,7 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - only disk faults are reported here
-        message = disk_error(err, locals().get("args"))
+        message = disk_error(err, args)
         if message is None:
             raise
         print(f"{prog}: error: {message}", file=sys.stderr)

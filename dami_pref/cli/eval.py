@@ -130,7 +130,8 @@ class EvalArgs(PairArgs, DecodingArgs):
 def evaluate(args: EvalArgs) -> dict:
     """Run the evaluation these arguments describe; returns the results (with the table)."""
     from ..evaluation.harness import run_evaluation
-    from ..evaluation.provenance import describe_model, now, text_sha256
+    from ..evaluation.provenance import describe_model, now
+    from ..utils.digest import text_sha256
 
     from ..utils.io import check_results_folder
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import DamiPrefError, OptionError
+from ..errors import DamiPrefError, OptionError, first_line
 
 INF = float("inf")
 # Allowed ranges of the numeric options, by name across every command: (low, high, low
@@ -93,7 +93,7 @@ def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = No
         if "not used by the HfArgumentParser" in str(err):
             raise DamiPrefError(f"unknown argument(s): {str(err).split(': ', 1)[1]}; "
                                 f"see {prog or 'the script'} --help") from None
-        raise DamiPrefError(str(err).splitlines()[0]) from None
+        raise DamiPrefError(first_line(err, 1000)) from None
     for item in parsed:
         if dataclasses.is_dataclass(item) and not _is_training_arguments(item):
             check_ranges(item)
@@ -152,7 +152,7 @@ def load_yaml_config(path: str | Path, classes: tuple[type, ...]) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise DamiPrefError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise DamiPrefError(f"{path}: not valid YAML ({first_line(err, 1000)})") from None
     if not isinstance(data, dict):
         raise DamiPrefError(f"{path}: expected a mapping of option names to values")
     hints = {}

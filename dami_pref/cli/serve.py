@@ -29,16 +29,18 @@ class ServeArgs(PairArgs, DecodingArgs):
 
 
 def run(args: ServeArgs) -> int:
+    import importlib.util
+
     from ..errors import DamiPrefError
 
-    try:
-        import fastapi  # noqa: F401
-        import prometheus_client  # noqa: F401
-        import uvicorn
-    except ImportError as err:
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client")
+               if importlib.util.find_spec(m) is None]
+    if missing:
         raise DamiPrefError(f"dami-pref serve needs fastapi, uvicorn and prometheus-client "
-                            f"({err.name} is missing): pip install 'dami-pref[serve]' (or "
-                            "pip install -e \".[serve]\" in a checkout)") from None
+                            f"({missing[0]} is missing): pip install 'dami-pref[serve]' (or "
+                            "pip install -e \".[serve]\" in a checkout)")
+    import uvicorn
+
     from ..ranker.inference import LambdaRanker
     from ..serve.app import ServeSettings, create_app
 

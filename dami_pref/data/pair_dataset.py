@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import DamiPrefError
+from ..errors import DamiPrefError, first_line
 from ..utils.io import atomic_write_json, atomic_write_text, building_folder, check_destination
 from ..utils.ordering import oracle
 from ..utils.plots import lambda_star_histogram
@@ -65,7 +65,7 @@ class PromptRendering:
             tokenizer = AutoTokenizer.from_pretrained(self.tokenizer)
         except Exception as err:  # noqa: BLE001
             raise DamiPrefError(f"cannot load the prompt tokenizer {self.tokenizer}: "
-                                f"{str(err).splitlines()[0][:160]}") from None
+                                f"{first_line(err)}") from None
         return lambda question: render_prompt(question, self.template, tokenizer,
                                               self.chat_template)
 

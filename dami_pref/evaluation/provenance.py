@@ -10,7 +10,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..utils.digest import ranker_fingerprint, text_sha256  # noqa: F401 - re-exported
+from ..utils.digest import ranker_fingerprint
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors",
             "math-verify", "scikit-learn", "deepspeed")

@@ -25,7 +25,7 @@ from ..utils.io import atomic_write_json, atomic_write_text, building_folder, ch
 from .card import model_card
 from .checkpoint import (CONFIG_FILE, LOCAL_PREFIX, PACKAGE_PREFIX, portable_reference,
                          ranker_json, resolve_reference)
-from .export_files import RANKER_FILES, allowed_files, refuse_pickles
+from .export_files import RANKER_FILES, check_files, refuse_pickles
 
 SKIP = ("README.md",)
 
@@ -47,7 +47,7 @@ def export_ranker(ranker: str | Path, out: str | Path, *, repo_id: str | None = 
 
     ranker, out = Path(ranker), Path(out)
     check_export_options(ranker, out, repo_id, push, overwrite, base_model_id)
-    allowed_files(ranker, RANKER_FILES, "the ranker", regenerated=SKIP)  # pickles: an error
+    check_files(ranker, RANKER_FILES, "the ranker", regenerated=SKIP)  # pickles: an error
     loaded = LambdaRanker.from_pretrained(ranker, device="cpu", dtype="auto")
     config = loaded.config
     backbone = resolve_reference(config["backbone"], ranker)

@@ -23,26 +23,24 @@ RANKER_FILES = ("adapter_config.json", "dami_pref.json", "evaluation.json", *MOD
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.npy", "*.joblib")
 
 
-def allowed_files(folder: Path, patterns: tuple[str, ...], what: str,
-                  regenerated: tuple[str, ...] = ()) -> list[Path]:
-    """The top-level files of ``folder`` matching ``patterns``; a pickle anywhere under it is
-    an error, and every other file is named in one warning."""
+def check_files(folder: Path, patterns: tuple[str, ...], what: str,
+                regenerated: tuple[str, ...] = ()) -> None:
+    """A pickle anywhere under ``folder`` is an error; every file that is not a top-level
+    match of ``patterns`` (nor rewritten by the export) is named in one warning."""
     folder = Path(folder)
     refuse_pickles(folder, what)
-    keep, left_out = [], []
+    left_out = []
     for path in sorted(folder.rglob("*")):
-        if path.is_dir() or path.name in regenerated:
-            continue
         relative = path.relative_to(folder)
-        if len(relative.parts) == 1 and matches(path, patterns):
-            keep.append(path)
-        elif not any(part.startswith(".") for part in relative.parts):
+        if path.is_dir() or path.name in regenerated or \
+                any(part.startswith(".") for part in relative.parts):
+            continue
+        if not (len(relative.parts) == 1 and matches(path, patterns)):
             left_out.append(str(relative))
     if left_out:
         warnings.warn(f"left out of the export (not a file {what} needs): "
                       f"{', '.join(left_out[:10])}{' …' if len(left_out) > 10 else ''}",
                       stacklevel=3)
-    return keep
 
 
 def refuse_pickles(folder: Path, what: str) -> None:

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import DamiPrefError
+from ..errors import DamiPrefError, first_line
 from ..utils.devices import parse_dtype, peak_memory_bytes
 from ..utils.io import check_location
 from .config import RankerConfig, RankerModelConfig, RankerScriptArguments
@@ -133,7 +133,7 @@ def check_hub_access(config: RankerConfig) -> None:
         hf_api().whoami(token=config.hub_token)
     except Exception as err:  # noqa: BLE001 - offline, no token and bad token alike
         raise DamiPrefError(f"--push_to_hub: cannot reach the Hugging Face Hub as a logged-in "
-                            f"user ({type(err).__name__}: {str(err).splitlines()[0][:160]}); log "
+                            f"user ({type(err).__name__}: {first_line(err)}); log "
                             "in (`hf auth login` or HF_TOKEN) or drop --push_to_hub; the ranker "
                             "folder can be uploaded later with dami-pref export --push") from None
 

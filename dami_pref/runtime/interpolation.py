@@ -304,13 +304,16 @@ class InterpolationRuntime:
         """Token ids of each question's prompt (special tokens added exactly once)."""
         return encode_prompts(questions, self.prompt_template, self.tokenizer)
 
-    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> None:
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
         """Refuse questions whose prompt and answer cannot fit the model's context (naming the
-        first), warn about unreadable ones: before a command writes anything."""
+        first), warn about unreadable ones: before a command writes anything. Returns the
+        prompts' token ids."""
         from ..utils.tokens import check_prompts
 
-        check_prompts(questions, self.encode_prompts(questions), self.tokenizer,
+        encoded = self.encode_prompts(questions)
+        check_prompts(questions, encoded, self.tokenizer,
                       getattr(self.model.config, "max_position_embeddings", None), max_new_tokens)
+        return encoded
 
     def generate(self, requests, options=None, progress: bool = False):
         """Answer requests (question, λ[, seed]) grouped by λ; see :mod:`dami_pref.generation`."""

@@ -137,11 +137,12 @@ class _Server:
                        top_p=base.top_p if body.top_p is None else body.top_p)
 
     def check_fits(self, question: str, decoding: DecodingOptions) -> int:
+        """The prompt's token count, once it is known to fit the context with its answer."""
         try:
-            self.runtime.check_questions([question], decoding.max_new_tokens)
+            [ids] = self.runtime.check_questions([question], decoding.max_new_tokens)
         except DamiPrefError as err:
             raise BadRequest(400, str(err), "invalid_request_error", "messages") from None
-        return len(self.runtime.encode_prompts([question])[0])
+        return len(ids)
 
     async def choose(self, body, question: str) -> dict:
         """λ and why: the request's own, the model name's, or the ranker's."""

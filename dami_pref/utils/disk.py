@@ -8,15 +8,20 @@ text. Each is turned into one line naming where the output was going.
 from __future__ import annotations
 
 import errno
-import re
 
 DISK_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EIO: "an I/O error",
                errno.EDQUOT: "the disk quota is exceeded",
                errno.EFBIG: "the file is larger than this system allows",
                errno.EROFS: "the file system is read-only"}
-_TEXT_MARKERS = ("No space left on device", "os error 28", "Input/output error", "os error 5",
-                 "basic_ios::clear", "PytorchStreamWriter failed", "File too large",
-                 "Disk quota exceeded")
+# what C++ and Rust writers say instead of an errno, and what it means
+_TEXT_MARKERS = (("No space left on device", DISK_ERRNOS[errno.ENOSPC]),
+                 ("os error 28", DISK_ERRNOS[errno.ENOSPC]),
+                 ("Input/output error", DISK_ERRNOS[errno.EIO]),
+                 ("os error 5", DISK_ERRNOS[errno.EIO]),
+                 ("File too large", DISK_ERRNOS[errno.EFBIG]),
+                 ("Disk quota exceeded", DISK_ERRNOS[errno.EDQUOT]),
+                 ("basic_ios::clear", "no space left on device, or an I/O error"),
+                 ("PytorchStreamWriter failed", "no space left on device, or an I/O error"))
 
 
 def disk_failure(err: BaseException) -> str | None:
@@ -25,17 +30,9 @@ def disk_failure(err: BaseException) -> str | None:
         if isinstance(cause, OSError) and cause.errno in DISK_ERRNOS:
             return DISK_ERRNOS[cause.errno]
         text = str(cause)
-        if any(marker in text for marker in _TEXT_MARKERS):
-            code = re.search(r"os error (\d+)", text)
-            if code and int(code[1]) in DISK_ERRNOS:
-                return DISK_ERRNOS[int(code[1])]
-            return "no space left on device, or an I/O error" if "basic_ios" in text or \
-                "PytorchStreamWriter" in text else next(
-                    (w for m, w in (("No space", DISK_ERRNOS[errno.ENOSPC]),
-                                    ("Input/output", DISK_ERRNOS[errno.EIO]),
-                                    ("too large", DISK_ERRNOS[errno.EFBIG]),
-                                    ("quota", DISK_ERRNOS[errno.EDQUOT])) if m in text),
-                    "a write failed")
+        for marker, meaning in _TEXT_MARKERS:
+            if marker in text:
+                return meaning
     return None
 
 
