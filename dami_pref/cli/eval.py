@@ -6,11 +6,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import DamiPrefError
-from .common import DecodingArgs, PairArgs, pair_identity_of
+from .common import DecodingArgs, EngineArgs, pair_identity_of
 
 
 @dataclass
-class EvalArgs(PairArgs, DecodingArgs):
+class EvalArgs(EngineArgs, DecodingArgs):
     """Arguments of ``dami-pref eval`` and ``eval/run.py`` (also from ``--config FILE.yaml``)."""
 
     output: str = field(default="outputs/toy/eval", metadata={"help": "results folder"})

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..errors import DamiPrefError
-from .common import DecodingArgs, PairArgs, ProblemArgs, pair_identity_of
+from .common import DecodingArgs, EngineArgs, ProblemArgs, pair_identity_of
 
 
 @dataclass
-class RolloutArgs(PairArgs, DecodingArgs, ProblemArgs):
+class RolloutArgs(EngineArgs, DecodingArgs, ProblemArgs):
     output: str = field(default="outputs/rollouts", metadata={"help": "rollout folder"})
     grid: str = field(default="0:1:0.1", metadata={
         "help": "candidate λ values: start:stop:step (stop included) or a comma list"})

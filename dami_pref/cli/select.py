@@ -6,11 +6,11 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from .common import DecodingArgs, PairArgs
+from .common import DecodingArgs, EngineArgs
 
 
 @dataclass
-class SelectArgs(PairArgs, DecodingArgs):
+class SelectArgs(EngineArgs, DecodingArgs):
     ranker: str = field(default="", metadata={"help": "ranker folder or Hub id (required)"})
     question: list[str] | None = field(default=None, metadata={
         "help": "one or more questions: --question Q1 Q2 ..."})
@@ -31,7 +31,7 @@ class SelectArgs(PairArgs, DecodingArgs):
     format: str = field(default="auto", metadata={
         "help": "auto (a table on a terminal, JSON lines otherwise), jsonl or table"})
     generate: bool = field(default=False, metadata={
-        "help": "also answer each question at its λ with the interpolation runtime"})
+        "help": "also answer each question at its λ (with --engine runtime or vllm)"})
 
 
 def run(args: SelectArgs) -> int:

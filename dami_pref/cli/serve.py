@@ -10,14 +10,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from .common import DecodingArgs, PairArgs
+from .common import DecodingArgs, EngineArgs
 
 
 @dataclass
-class ServeArgs(PairArgs, DecodingArgs):
+class ServeArgs(EngineArgs, DecodingArgs):
     ranker: str = field(default="", metadata={"help": "ranker folder or Hub id (required)"})
-    engine: str = field(default="runtime", metadata={
-        "help": "runtime (the interpolation runtime on transformers' generate)"})
     host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
     port: int = field(default=8000, metadata={"help": "port to listen on (range: 1-65535)"})
     max_queue: int = field(default=256, metadata={
@@ -46,8 +44,6 @@ def run(args: ServeArgs) -> int:
 
     if not args.ranker:
         raise DamiPrefError("--ranker is required (a ranker folder or Hub id)")
-    if args.engine != "runtime":
-        raise DamiPrefError(f"--engine {args.engine!r}: only 'runtime' is available")
     if not 1 <= args.port <= 65535 or args.max_queue < 1 or args.max_batch < 1:
         raise DamiPrefError("--port must be 1-65535, --max_queue and --max_batch ≥ 1")
     settings = ServeSettings(decoding=args.decoding(), max_queue=args.max_queue,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .common import DecodingArgs, PairArgs, ProblemArgs
+from .common import DecodingArgs, EngineArgs, ProblemArgs
 
 
 @dataclass
-class SweepArgs(PairArgs, DecodingArgs, ProblemArgs):
+class SweepArgs(EngineArgs, DecodingArgs, ProblemArgs):
     grid: str = field(default="0:1:0.1", metadata={
         "help": "λ values: start:stop:step (stop included) or a comma list"})
     output: str = field(default="outputs/sweep", metadata={

@@ -280,18 +280,22 @@ def run_units(runtime, problems: Sequence[Problem], plan: RolloutPlan, decoding:
 
 
 def pair_identity(instruct_dir: Path, thinking_dir: Path, dtype: str, prompt_template: str,
-                  chat_template_from: str, memory_mode: str = "exact") -> dict:
+                  chat_template_from: str, memory_mode: str = "exact",
+                  engine: str = "runtime") -> dict:
     """What identifies the models behind a rollout, for the manifest's fingerprint.
 
     The memory mode is part of it: in delta mode the live weights carry rounding that the exact
-    mode does not, so a table must not mix the two. (It is recorded only when not the default,
-    so folders made before the option existed keep their fingerprint.)
+    mode does not, so a table must not mix the two. So is the engine: two engines' kernels may
+    break a near-tie differently, and a table is made by one. (Each is recorded only when not
+    the default, so folders made before the option existed keep their fingerprint.)
     """
     identity = {"instruct": checkpoint_fingerprint(instruct_dir),
                 "thinking": checkpoint_fingerprint(thinking_dir), "dtype": dtype,
                 "prompt_template": prompt_template, "chat_template_from": chat_template_from}
     if memory_mode != "exact":
         identity["memory_mode"] = memory_mode
+    if engine != "runtime":
+        identity["engine"] = engine
     return identity
 
 

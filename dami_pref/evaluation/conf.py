@@ -61,7 +61,7 @@ def confidence_features(runtime, questions: Sequence[str], answer_tokens: int = 
         prompts = runtime.encode_prompts(questions[at:at + batch_size])
         runtime.set_lambda(0.0)
         ids, mask = left_pad(prompts, pad)
-        out = model.generate(input_ids=ids.to(runtime.device), attention_mask=mask.to(runtime.device),
+        out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                              max_new_tokens=answer_tokens, do_sample=False, pad_token_id=pad,
                              output_logits=True, return_dict_in_generate=True,
                              top_k=None, top_p=None, temperature=None, **cache_kwargs)
@@ -74,8 +74,8 @@ def confidence_features(runtime, questions: Sequence[str], answer_tokens: int = 
         runtime.set_lambda(1.0)
         full = [p + skip_ids + a for p, a in zip(prompts, answers)]
         ids_t, mask_t = left_pad(full, pad)
-        logits_t = model(input_ids=ids_t.to(runtime.device),
-                         attention_mask=mask_t.to(runtime.device)).logits.float()
+        logits_t = model(input_ids=ids_t.to(model.device),
+                         attention_mask=mask_t.to(model.device)).logits.float()
         width = ids_t.shape[1]
         for b, answer in enumerate(answers):
             n = len(answer)

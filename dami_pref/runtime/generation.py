@@ -117,10 +117,7 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
     check_prompts([r.question for r in requests], encoded, tokenizer,
                   getattr(model.config, "max_position_embeddings", None), options.max_new_tokens)
     lams = [check_lambda(r.lam) for r in requests]
-    # Group by λ (one switch each), starting from the λ already loaded; inside a group, sort by
-    # prompt length so batches carry little padding.
-    order = sorted(range(len(requests)),
-                   key=lambda i: (lams[i] != runtime.lam, lams[i], len(encoded[i])))
+    order = lambda_order(lams, runtime.lam, encoded)
     results: list[GenerationResult | None] = [None] * len(requests)
     bar = tqdm(total=len(requests), disable=not progress, unit="q", dynamic_ncols=True)
     generated_tokens, started = 0, time.perf_counter()
@@ -134,7 +131,7 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
                                    [requests[i].seed for i in batch], options)
             seconds = (time.perf_counter() - t0) / len(batch)
             for i, tokens in zip(batch, rows):
-                results[i] = _result(tokenizer, lam, tokens, eos, open_id, close_id,
+                results[i] = decode_result(tokenizer, lam, tokens, eos, open_id, close_id,
                                      options.max_new_tokens, seconds)
                 generated_tokens += results[i].n_tokens
             bar.update(len(batch))
@@ -142,6 +139,13 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
             bar.set_postfix(lam=f"{lam:g}", tok_s=f"{rate:,.0f}")
     bar.close()
     return results  # type: ignore[return-value]
+
+
+def lambda_order(lams: Sequence[float], current: float,
+                 encoded: Sequence[Sequence[int]]) -> list[int]:
+    """Request indices grouped by λ (one switch each), the λ already loaded first; inside a group,
+    by prompt length, so batches carry little padding."""
+    return sorted(range(len(lams)), key=lambda i: (lams[i] != current, lams[i], len(encoded[i])))
 
 
 def _generate_batch(runtime, prompts: list[list[int]], seeds: list[int],
@@ -162,8 +166,10 @@ def _generate_batch(runtime, prompts: list[list[int]], seeds: list[int],
     return out[:, width:].tolist()
 
 
-def _result(tokenizer, lam: float, tokens: list[int], eos: set[int], open_id: int | None,
-            close_id: int | None, max_new_tokens: int, seconds: float) -> GenerationResult:
+def decode_result(tokenizer, lam: float, tokens: list[int], eos: set[int], open_id: int | None,
+                  close_id: int | None, max_new_tokens: int, seconds: float) -> GenerationResult:
+    """One request's generated token ids as a result: cut after the first end token, decoded,
+    thinking span and final answer split off (the same on every engine)."""
     end = next((j for j, t in enumerate(tokens) if t in eos), None)
     finished = end is not None
     tokens = tokens[:end + 1] if finished else tokens[:max_new_tokens]

