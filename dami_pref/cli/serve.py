@@ -44,6 +44,11 @@ def run(args: ServeArgs) -> int:
 
     if not args.ranker:
         raise DamiPrefError("--ranker is required (a ranker folder or Hub id)")
+    from ..runtime.engines import check_engine
+
+    check_engine(args.engine)
+    if args.engine == "vllm":
+        args.vllm_settings()  # its options are checked before the ranker loads
     if not 1 <= args.port <= 65535 or args.max_queue < 1 or args.max_batch < 1:
         raise DamiPrefError("--port must be 1-65535, --max_queue and --max_batch ≥ 1")
     settings = ServeSettings(decoding=args.decoding(), max_queue=args.max_queue,

@@ -90,6 +90,18 @@ def import_vllm():
     return vllm
 
 
+def _reason(err: Exception) -> str:
+    """One line of why vLLM refused: pydantic's first complaint, else the message's first line."""
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            return first_line(str(first.get("msg", err)))
+        except (TypeError, IndexError, AttributeError):
+            pass
+    return first_line(err)
+
+
 def _cuda_available() -> bool:
     import torch
 
@@ -136,14 +148,14 @@ class VLLMRuntime:
         dtype = str(host.dtype).removeprefix("torch.")
         try:
             return vllm.LLM(
-                model=str(host.instruct_path), dtype=dtype, seed=s.seed, skip_tokenizer_init=True,
+                model=str(host.instruct_path), dtype=dtype, seed=s.seed,
                 tensor_parallel_size=s.tensor_parallel_size, max_model_len=s.max_model_len,
                 max_num_seqs=s.max_num_seqs, gpu_memory_utilization=s.gpu_memory_utilization,
                 enforce_eager=eager, enable_prefix_caching=s.enable_prefix_caching,
                 kv_cache_dtype=self.kv_cache_dtype, trust_remote_code=host.trust_remote_code,
                 worker_extension_cls=WORKER_EXTENSION)
         except Exception as err:  # noqa: BLE001 - vLLM raises many types for one cause
-            raise DamiPrefError(f"vLLM cannot load {host.instruct_path}: {first_line(err)}") \
+            raise DamiPrefError(f"vLLM cannot load {host.instruct_path}: {_reason(err)}") \
                 from None
 
     def _engine_device(self):
