@@ -173,3 +173,14 @@ def test_serve_load(toy_pairs, tmp_path):
     rows = table_rows(stdout, "dami-pref") + table_rows(stdout, "fixed")
     assert len(rows) == 2 and all(number(r[1]) > 0 and number(r[3]) >= number(r[2])
                                   for r in rows)
+
+
+@pytest.mark.vllm
+def test_engine_throughput():
+    stdout = run_benchmark("engine_throughput", "--quick")
+    rows = {r[0]: r for r in table_rows(stdout, "") if r[0] not in ("engine", "---")}
+    assert set(rows) == {"runtime generate", "runtime generate_batch", "vllm"}
+    for row in rows.values():
+        assert number(row[1]) > 0 and number(row[2]) > 0 and number(row[3]) > 0
+    assert number(rows["runtime generate"][4]) == 1.0
+    assert "vLLM switch:" in stdout and "prefix cache: reset" in stdout

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dami_pref.toy import TOY_BASE, TOY_INSTRUCT, TOY_THINKING, toy_problems_path
 
@@ -30,8 +31,12 @@ def free_port() -> int:
 
 
 def test_qwen3_4b_recipe_runs_on_the_toy_pair(tmp_path):
+    # the recipe generates on vLLM (its configs say engine: vllm); here the runtime stands in
+    for name in ("rollout", "eval", "eval_math500", "eval_aime"):
+        assert yaml.safe_load((ROOT / "configs" / "qwen3_4b" / f"{name}.yaml").read_text())[
+            "engine"] == "vllm"
     pair = f"--instruct {TOY_INSTRUCT} --thinking {TOY_THINKING} --dtype float32 --device cpu " \
-           "--prompt_template {question}"
+           "--prompt_template {question} --engine runtime"
     env = {**os.environ, "OUT": str(tmp_path / "out"), "EVAL_SETS": "gsm8k",
            "ACCELERATE_ARGS": f"--cpu --num_processes 1 --main_process_port {free_port()}",
            "ROLLOUT_ARGS": f"{pair} --problems {toy_problems_path('train')} --preset default "

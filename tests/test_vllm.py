@@ -241,20 +241,26 @@ def test_killed_rollout_resumes_to_the_uninterrupted_table(engine, tmp_path):
     assert manifests[0]["pair"]["engine"] == "vllm"
 
 
-def test_eval_live_on_vllm_agrees_with_offline(tmp_path):
+@pytest.fixture(scope="module")
+def ranker_dir(tmp_path_factory) -> Path:
     from conftest import build_toy_pairs, quick_args, reset_accelerate_state
     from dami_pref.ranker.training import train
 
-    pairs = build_toy_pairs(tmp_path / "pairs")
+    root = tmp_path_factory.mktemp("vllm_ranker")
+    pairs = build_toy_pairs(root / "pairs")
     reset_accelerate_state()
-    train(*quick_args(pairs, tmp_path / "ranker", objective="acc", max_steps=10, eval_steps=100))
+    train(*quick_args(pairs, root / "ranker", objective="acc", max_steps=10, eval_steps=100))
     reset_accelerate_state()
+    return root / "ranker"
+
+
+def test_eval_live_on_vllm_agrees_with_offline(ranker_dir, tmp_path):
     proc = subprocess.run(cli(
         "eval", "--engine", "vllm", "--output", str(tmp_path / "eval"),
         "--grid", "0,0.25,0.5,0.75,1", "--limit", "14", "--validation_limit", "14",
         "--device", "cpu", "--max_new_tokens", "80", "--batch_size", "32", "--progress", "false",
         "--methods", "static,thinking,dami_pref,dami_conf,oracle",
-        "--dami_pref_ranker", str(tmp_path / "ranker"), "--cost_weights", "0,1"),
+        "--dami_pref_ranker", str(ranker_dir), "--cost_weights", "0,1"),
         capture_output=True, text=True, env=env(), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
@@ -275,3 +281,38 @@ def test_a_model_vllm_cannot_load_is_one_line(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("dami-pref sweep: error: vLLM cannot load ") and "max_model_len" in last
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_on_vllm_answers_as_the_runtime_does(ranker_dir):
+    """``dami-pref serve --engine vllm``: the ranker's λ and greedy answers equal ``select
+    --generate`` on the runtime, and concurrent requests are each answered once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from openai import OpenAI
+    from test_serve import QUESTIONS, MAX_TOKENS, start_server
+
+    from dami_pref.data.problems import load_problems
+    from dami_pref.toy import toy_problems_path
+
+    select = subprocess.run(cli("select", "--ranker", str(ranker_dir), "--question", *QUESTIONS,
+                                "--generate", "--max_new_tokens", str(MAX_TOKENS), "--format",
+                                "jsonl", "--device", "cpu", "--engine", "runtime"),
+                            capture_output=True, text=True, env=env(), timeout=300)
+    assert select.returncode == 0, select.stderr[-2000:]
+    rows = [json.loads(line) for line in select.stdout.splitlines() if line.strip()]
+    proc, base = start_server(ranker_dir, "--engine", "vllm")
+    try:
+        client = OpenAI(base_url=base + "/v1", api_key="-", max_retries=0, timeout=120)
+        for row in rows:
+            response = client.completions.create(model="dami-pref", prompt=row["question"])
+            assert response.model_extra["dami_pref"]["lambda"] == pytest.approx(row["lambda"])
+            assert response.usage.completion_tokens == row["n_tokens"]
+        many = [p.question for p in load_problems(toy_problems_path("test"), limit=32)]
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda q: client.chat.completions.create(
+                model="dami-pref", messages=[{"role": "user", "content": q}]), many))
+        assert len(answers) == len(many) and all(a.choices[0].message.content for a in answers)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]

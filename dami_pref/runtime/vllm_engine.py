@@ -90,6 +90,24 @@ def import_vllm():
     return vllm
 
 
+def _launcher_kwargs(settings: VLLMSettings) -> dict:
+    """Inside ``accelerate launch`` (a process group of several processes), each process runs its
+    own engine on its own shard, as TRL's colocated vLLM does: vLLM joins the group that is
+    already there (``external_launcher``) instead of starting one of its own."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return {}
+    if settings.tensor_parallel_size > 1:
+        raise DamiPrefError("--tensor_parallel_size > 1 inside accelerate launch with several "
+                            "processes: run one process per engine (accelerate shards the work "
+                            "over engines), or one process whose engine spans the GPUs")
+    os.environ.setdefault("RANK", str(dist.get_rank()))
+    os.environ.setdefault("WORLD_SIZE", str(dist.get_world_size()))
+    os.environ.setdefault("LOCAL_RANK", os.environ.get("LOCAL_RANK", str(dist.get_rank())))
+    return {"distributed_executor_backend": "external_launcher"}
+
+
 def _reason(err: Exception) -> str:
     """One line of why vLLM refused: pydantic's first complaint, else the message's first line."""
     errors = getattr(err, "errors", None)
@@ -147,7 +165,7 @@ class VLLMRuntime:
         eager = s.enforce_eager if s.enforce_eager is not None else not _cuda_available()
         dtype = str(host.dtype).removeprefix("torch.")
         try:
-            return vllm.LLM(
+            return vllm.LLM(**_launcher_kwargs(s),
                 model=str(host.instruct_path), dtype=dtype, seed=s.seed,
                 tensor_parallel_size=s.tensor_parallel_size, max_model_len=s.max_model_len,
                 max_num_seqs=s.max_num_seqs, gpu_memory_utilization=s.gpu_memory_utilization,
