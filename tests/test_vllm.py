@@ -316,3 +316,39 @@ def test_serve_on_vllm_answers_as_the_runtime_does(ranker_dir):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
     assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+
+
+def test_two_accelerate_processes_each_run_an_engine(engine, tmp_path):
+    """Data parallelism as vLLM users run it: ``accelerate launch`` shards the rollout over two
+    processes, each with its own engine, and the table equals one engine's."""
+    import socket
+
+    import pyarrow.parquet as pq
+
+    from dami_pref.data.problems import load_problems
+    from dami_pref.data.rollouts import ensure_rollouts, pair_identity
+    from dami_pref.runtime.generation import DecodingOptions
+    from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING, toy_problems_path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         "--main_process_port", str(port), str(root / "data_builders" / "rollout.py"),
+         "--engine", "vllm", "--limit", "16", "--grid", "0,1", "--shard_size", "4",
+         "--max_new_tokens", "80", "--progress", "false", "--output", str(tmp_path / "two")],
+        capture_output=True, text=True, env=env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    problems = load_problems(toy_problems_path("train"), limit=16)
+    pair = pair_identity(TOY_INSTRUCT, TOY_THINKING, "auto", "{question}", "instruct",
+                         engine="vllm")
+    one = ensure_rollouts(engine, problems, [0.0, 1.0], DecodingOptions(max_new_tokens=80),
+                          tmp_path / "one", pair=pair, shard_size=4, progress=False)
+    columns = ["problem_id", "lambda", "completion", "n_tokens", "correct"]
+    tables = [sorted(pq.read_table(folder / "rollouts.parquet").select(columns).to_pylist(),
+                     key=lambda r: (r["problem_id"], r["lambda"]))
+              for folder in (tmp_path / "two", one)]
+    assert tables[0] == tables[1] and len(tables[0]) == 32
