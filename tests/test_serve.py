@@ -274,3 +274,66 @@ def test_a_full_queue_is_429_with_retry_after(ranker_dir):
     assert refused and len(refused) < 6
     assert all(e.status_code == 429 and e.response.headers["retry-after"] == "1"
                and e.body["type"] == "rate_limit_exceeded" for e in refused)
+
+
+def metric(base: str, name: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name)
+
+
+def post(url: str, body: dict, timeout: float) -> tuple[int, dict, dict]:
+    """Status, headers and JSON body of a POST (urllib: an error status is an answer too)."""
+    import urllib.error
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), json.loads(err.read())
+
+
+@pytest.mark.slow
+def test_a_client_that_leaves_never_reaches_the_engine(ranker_dir):
+    from openai import OpenAI
+
+    proc, base = start_server(ranker_dir, "--max_batch", "1")
+    try:
+        client = OpenAI(base_url=base + "/v1", api_key="-", max_retries=0, timeout=120)
+        long = dict(model="dami-pref@1", max_tokens=MAX_TOKENS, prompt="5+18+2+11+9+17+3")
+        with ThreadPoolExecutor(3) as pool:
+            busy = [pool.submit(client.completions.create, **long) for _ in range(3)]
+            time.sleep(0.1)  # the three are queued or running, one batch at a time
+            with pytest.raises(TimeoutError):  # the client gives up and closes the connection
+                post(base + "/v1/completions", long, timeout=0.2)
+            assert all(f.result().choices[0].text is not None for f in busy)
+        assert metric(base, "dami_pref_cancelled_requests_total") == 1
+        assert metric(base, "dami_pref_engine_requests_total") == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_a_request_that_waits_too_long_is_503_with_retry_after(ranker_dir):
+    proc, base = start_server(ranker_dir, "--max_batch", "1", "--max_wait_seconds", "0.05")
+    try:
+        body = dict(model="dami-pref@1", max_tokens=MAX_TOKENS, prompt="5+18+2+11+9+17+3")
+        with ThreadPoolExecutor(3) as pool:
+            replies = list(pool.map(lambda _: post(base + "/v1/completions", body, 120),
+                                    range(3)))
+        statuses = sorted(status for status, _, _ in replies)
+        assert statuses[0] == 200 and 503 in statuses, statuses
+        _, headers, late = next(r for r in replies if r[0] == 503)
+        assert headers["retry-after"] == "1"
+        error = late["error"]
+        assert error["type"] == "server_overloaded" and "--max_wait_seconds" in error["message"]
+        assert metric(base, "dami_pref_expired_requests_total") == statuses.count(503)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

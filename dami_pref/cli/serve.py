@@ -22,6 +22,8 @@ class ServeArgs(EngineArgs, DecodingArgs):
         "help": "requests that may wait; one more gets HTTP 429 (≥ 1)"})
     max_batch: int = field(default=32, metadata={
         "help": "requests of one λ per engine batch (≥ 1)"})
+    max_wait_seconds: float = field(default=600.0, metadata={
+        "help": "a request that waits longer for the engine is answered 503 (> 0)"})
     drain_seconds: float = field(default=600.0, metadata={
         "help": "on SIGTERM, how long to finish the requests already accepted"})
 
@@ -51,8 +53,11 @@ def run(args: ServeArgs) -> int:
         args.vllm_settings()  # its options are checked before the ranker loads
     if not 1 <= args.port <= 65535 or args.max_queue < 1 or args.max_batch < 1:
         raise DamiPrefError("--port must be 1-65535, --max_queue and --max_batch ≥ 1")
+    if not args.max_wait_seconds > 0:
+        raise DamiPrefError(f"--max_wait_seconds must be > 0, got {args.max_wait_seconds}")
     settings = ServeSettings(decoding=args.decoding(), max_queue=args.max_queue,
-                             max_batch=args.max_batch, drain_seconds=args.drain_seconds)
+                             max_batch=args.max_batch, max_wait_seconds=args.max_wait_seconds,
+                             drain_seconds=args.drain_seconds)
     ranker = LambdaRanker.from_pretrained(args.ranker, device=args.device,
                                           trust_remote_code=args.trust_remote_code)
     app = create_app(args.runtime(), ranker, settings)

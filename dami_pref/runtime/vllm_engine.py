@@ -250,7 +250,12 @@ class VLLMRuntime:
     # -- generation ------------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest], options: DecodingOptions | None = None,
                  progress: bool = False) -> list[GenerationResult]:
-        """Answer every request, grouped by λ; results come back in the order of the requests."""
+        """Answer every request, grouped by λ; results come back in the order of the requests.
+
+        As on the runtime, ``options.batch_size`` requests go to the engine at once (1 serves
+        them one by one); vLLM batches them continuously, up to the ``max_num_seqs`` it was
+        built with.
+        """
         from tqdm.auto import tqdm
 
         options = options or DecodingOptions()
@@ -287,9 +292,14 @@ class VLLMRuntime:
             return SamplingParams(max_tokens=options.max_new_tokens, detokenize=False,
                                   stop_token_ids=sorted(self._eos), **sampled)
 
-        started = time.perf_counter()
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts],
-                                    [params(s) for s in seeds], use_tqdm=False)
-        seconds = (time.perf_counter() - started) / max(len(prompts), 1)
-        return [decode_result(self.tokenizer, lam, list(out.outputs[0].token_ids), self._eos,
-                              *self._think, options.max_new_tokens, seconds) for out in outputs]
+        results = []
+        for at in range(0, len(prompts), options.batch_size):  # one engine call per batch
+            chunk = range(at, min(at + options.batch_size, len(prompts)))
+            started = time.perf_counter()
+            outputs = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i in chunk],
+                                        [params(seeds[i]) for i in chunk], use_tqdm=False)
+            seconds = (time.perf_counter() - started) / len(chunk)
+            results += [decode_result(self.tokenizer, lam, list(out.outputs[0].token_ids),
+                                      self._eos, *self._think, options.max_new_tokens, seconds)
+                        for out in outputs]
+        return results

@@ -3,7 +3,8 @@
 Every request's λ comes from, in order: its ``lambda`` field, a fixed-λ model name
 (``dami-pref@0.3``), or the ranker reading its last user message at ``cost_weight`` (by default
 the β chosen on validation when the ranker was trained). Errors are OpenAI-style JSON: 400 for
-a bad body, 404 for an unknown model, 429 when the queue is full.
+a bad body, 404 for an unknown model, 429 when the queue is full, 503 when a request waited
+longer than ``max_wait_seconds`` for the engine.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..runtime.generation import DecodingOptions
 from . import responses
 from .metrics import ServerMetrics
 from .protocol import MODEL, ChatCompletionRequest, CompletionRequest, fixed_lambda
-from .scheduler import LambdaScheduler, QueueFull
+from .scheduler import LambdaScheduler, QueueFull, WaitExpired
 
 
 @dataclass
@@ -32,6 +33,7 @@ class ServeSettings:
     decoding: DecodingOptions = DecodingOptions()
     max_queue: int = 256
     max_batch: int = 32
+    max_wait_seconds: float = 600.0
     drain_seconds: float = 600.0
 
 
@@ -44,7 +46,8 @@ class BadRequest(Exception):
 def create_app(runtime, ranker, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
     metrics = ServerMetrics()
-    scheduler = LambdaScheduler(runtime, metrics, settings.max_queue, settings.max_batch)
+    scheduler = LambdaScheduler(runtime, metrics, settings.max_queue, settings.max_batch,
+                                settings.max_wait_seconds)
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
 
     @asynccontextmanager
@@ -62,7 +65,7 @@ def create_app(runtime, ranker, settings: ServeSettings | None = None) -> FastAP
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, err: BadRequest):
         metrics.requests.labels(request.url.path, str(err.status)).inc()
-        headers = {"Retry-After": "1"} if err.status == 429 else None
+        headers = {"Retry-After": "1"} if err.status in (429, 503) else None
         return JSONResponse(responses.error_body(str(err), err.kind, err.param),
                             status_code=err.status, headers=headers)
 
@@ -117,6 +120,10 @@ class _Server:
             result = await wait_or_cancel(request, future)
         except DamiPrefError as err:
             raise BadRequest(400, str(err), "invalid_request_error") from None
+        except WaitExpired as err:
+            raise BadRequest(503, f"the request waited {err.args[0]:.0f} s for the engine, more "
+                                  f"than --max_wait_seconds {self.scheduler.max_wait:g}; retry "
+                                  "later", "server_overloaded") from None
         if result is None:  # the client went away; nothing to send
             return PlainTextResponse("", status_code=499)
         self.record(request.url.path, result, prompt_tokens, choice, started)

@@ -23,6 +23,14 @@ class ServerMetrics:
         self.lam = Histogram("dami_pref_lambda", "the λ each request was served at",
                              buckets=[i / 10 for i in range(11)], registry=r)
         self.queue_depth = Gauge("dami_pref_queue_depth", "requests waiting", registry=r)
+        self.engine_requests = Counter("dami_pref_engine_requests",
+                                       "requests handed to the engine", registry=r)
+        self.cancelled = Counter("dami_pref_cancelled_requests",
+                                 "requests dropped before the engine: their client left",
+                                 registry=r)
+        self.expired = Counter("dami_pref_expired_requests",
+                               "requests answered 503 after waiting --max_wait_seconds",
+                               registry=r)
         self.switches = Counter("dami_pref_lambda_switches",
                                 "times the engine moved to another λ", registry=r)
         self.latency = Histogram("dami_pref_request_seconds", "request latency, end to end",

@@ -8,8 +8,10 @@ Policy, and what it trades:
   decoding settings). Larger batches raise throughput; every request of a batch waits for the
   batch's longest answer, which is the latency a large batch costs.
 - **bounded waiting.** At most ``max_queue`` requests wait; one more is refused (HTTP 429 with
-  ``Retry-After``) rather than queued without bound. A request whose client has gone is dropped
-  before it reaches the engine.
+  ``Retry-After``) rather than queued without bound. A request that has waited ``max_wait``
+  seconds without reaching the engine is answered 503 (the server is too slow for it now, and
+  its client should not wait forever). A request whose client has gone is dropped before it
+  reaches the engine.
 The engine is one model in memory, so one batch runs at a time, in a worker thread, while the
 event loop keeps accepting requests.
 """
@@ -29,6 +31,10 @@ class QueueFull(Exception):
     """More requests wait than ``max_queue`` allows."""
 
 
+class WaitExpired(Exception):
+    """A request waited longer than ``max_wait`` seconds for the engine."""
+
+
 @dataclass
 class Job:
     question: str
@@ -44,9 +50,10 @@ class Job:
 
 
 class LambdaScheduler:
-    def __init__(self, runtime, metrics, max_queue: int = 256, max_batch: int = 32) -> None:
+    def __init__(self, runtime, metrics, max_queue: int = 256, max_batch: int = 32,
+                 max_wait: float = 600.0) -> None:
         self.runtime, self.metrics = runtime, metrics
-        self.max_queue, self.max_batch = max_queue, max_batch
+        self.max_queue, self.max_batch, self.max_wait = max_queue, max_batch, max_wait
         self.groups: dict[tuple, deque[Job]] = {}
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self.current_lam: float | None = None
@@ -79,9 +86,15 @@ class LambdaScheduler:
         while self.groups:
             key = min(self.groups, key=lambda k: self.groups[k][0].enqueued)
             queue, batch = self.groups[key], []
+            now = time.monotonic()
             while queue and len(batch) < self.max_batch:
                 job = queue.popleft()
-                if not job.future.done():  # a client that left cancelled its future
+                if job.future.done():  # a client that left cancelled its future
+                    self.metrics.cancelled.inc()
+                elif now - job.enqueued > self.max_wait:
+                    self.metrics.expired.inc()
+                    job.future.set_exception(WaitExpired(now - job.enqueued))
+                else:
                     batch.append(job)
             if not queue:
                 del self.groups[key]
@@ -115,6 +128,7 @@ class LambdaScheduler:
 
     def _generate(self, batch: list[Job]):
         requests = [GenerationRequest(j.question, j.lam, j.seed) for j in batch]
+        self.metrics.engine_requests.inc(len(requests))
         return self.runtime.generate(requests, batch[0].decoding)
 
     async def drain(self, timeout: float = 600.0) -> None:
