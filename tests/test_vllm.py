@@ -289,7 +289,7 @@ def test_serve_on_vllm_answers_as_the_runtime_does(ranker_dir):
     from concurrent.futures import ThreadPoolExecutor
 
     from openai import OpenAI
-    from test_serve import QUESTIONS, MAX_TOKENS, start_server
+    from test_serve import MAX_TOKENS, QUESTIONS, metric, post, start_server
 
     from dami_pref.data.problems import load_problems
     from dami_pref.toy import toy_problems_path
@@ -312,6 +312,17 @@ def test_serve_on_vllm_answers_as_the_runtime_does(ranker_dir):
             answers = list(pool.map(lambda q: client.chat.completions.create(
                 model="dami-pref", messages=[{"role": "user", "content": q}]), many))
         assert len(answers) == len(many) and all(a.choices[0].message.content for a in answers)
+        # continuous batching: later requests joined batches already generating
+        assert metric(base, "dami_pref_joined_running_batch_total") > 0
+        assert metric(base, "dami_pref_engine_requests_total") == len(rows) + len(many)
+        # a client that leaves mid-generation is aborted, the others in its batch finish
+        long = {"model": "dami-pref@1", "prompt": QUESTIONS[2], "max_tokens": MAX_TOKENS}
+        with ThreadPoolExecutor(9) as pool:
+            stay = [pool.submit(post, base + "/v1/completions", long, 120) for _ in range(8)]
+            with pytest.raises(TimeoutError):
+                post(base + "/v1/completions", long, timeout=0.05)
+            assert [f.result()[0] for f in stay] == [200] * 8
+        assert metric(base, "dami_pref_cancelled_requests_total") == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)

@@ -146,6 +146,7 @@ class VLLMRuntime:
         self.llm = self._start_engine(vllm)
         self.device = self._engine_device()
         self.switches, self.switch_seconds = 0, 0.0
+        self._running: dict[str, tuple[DecodingOptions, float]] = {}  # submit()ted requests
         self._eos = end_token_ids(host.model, host.tokenizer)
         self._think = (token_id(host.tokenizer, "<think>"), token_id(host.tokenizer, "</think>"))
         self._lam = 0.0  # the engine starts from the Instruct folder
@@ -283,23 +284,59 @@ class VLLMRuntime:
 
     def _generate_group(self, lam: float, prompts: list[list[int]], seeds: list[int],
                         options: DecodingOptions) -> list[GenerationResult]:
-        from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
-
-        def params(seed: int) -> SamplingParams:
-            sampled = dict(temperature=options.temperature, top_p=options.top_p, seed=seed) \
-                if not options.greedy else dict(temperature=0.0)
-            return SamplingParams(max_tokens=options.max_new_tokens, detokenize=False,
-                                  stop_token_ids=sorted(self._eos), **sampled)
 
         results = []
         for at in range(0, len(prompts), options.batch_size):  # one engine call per batch
             chunk = range(at, min(at + options.batch_size, len(prompts)))
             started = time.perf_counter()
             outputs = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i in chunk],
-                                        [params(seeds[i]) for i in chunk], use_tqdm=False)
+                                        [self._sampling(options, seeds[i]) for i in chunk],
+                                        use_tqdm=False)
             seconds = (time.perf_counter() - started) / len(chunk)
-            results += [decode_result(self.tokenizer, lam, list(out.outputs[0].token_ids),
-                                      self._eos, *self._think, options.max_new_tokens, seconds)
-                        for out in outputs]
+            results += [self._result(out, lam, options, seconds) for out in outputs]
         return results
+
+    def _sampling(self, options: DecodingOptions, seed: int):
+        from vllm import SamplingParams
+
+        sampled = dict(temperature=options.temperature, top_p=options.top_p, seed=seed) \
+            if not options.greedy else dict(temperature=0.0)
+        return SamplingParams(max_tokens=options.max_new_tokens, detokenize=False,
+                              stop_token_ids=sorted(self._eos), **sampled)
+
+    def _result(self, output, lam: float, options: DecodingOptions,
+                seconds: float) -> GenerationResult:
+        return decode_result(self.tokenizer, lam, list(output.outputs[0].token_ids), self._eos,
+                             *self._think, options.max_new_tokens, seconds)
+
+    # -- continuous batching, for a server -------------------------------------------------------
+    def submit(self, request_id: str, prompt: list[int], seed: int,
+               options: DecodingOptions) -> None:
+        """Start one request at the current λ; it joins the batch already generating."""
+        from vllm.inputs import TokensPrompt
+
+        self._running[request_id] = (options, time.perf_counter())
+        self.llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=prompt),
+                                        self._sampling(options, seed))
+
+    def abort(self, request_ids: Sequence[str]) -> None:
+        """Stop requests nobody waits for any more, mid-generation."""
+        self.llm.llm_engine.abort_request(list(request_ids))
+        for request_id in request_ids:
+            self._running.pop(request_id, None)
+
+    def step(self) -> list[tuple[str, GenerationResult]]:
+        """One decoding step of every running request; the requests it finished."""
+        done = []
+        for output in self.llm.llm_engine.step():
+            if output.finished and output.request_id in self._running:
+                options, started = self._running.pop(output.request_id)
+                done.append((output.request_id, self._result(
+                    output, self._lam, options, time.perf_counter() - started)))
+        return done
+
+    @property
+    def running(self) -> int:
+        """Requests started with ``submit`` and not yet finished or aborted."""
+        return len(self._running)

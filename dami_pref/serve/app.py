@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from ..errors import DamiPrefError
 from ..runtime.generation import DecodingOptions
 from . import responses
+from .continuous import ContinuousLambdaScheduler
 from .metrics import ServerMetrics
 from .protocol import MODEL, ChatCompletionRequest, CompletionRequest, fixed_lambda
 from .scheduler import LambdaScheduler, QueueFull, WaitExpired
@@ -46,8 +47,9 @@ class BadRequest(Exception):
 def create_app(runtime, ranker, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
     metrics = ServerMetrics()
-    scheduler = LambdaScheduler(runtime, metrics, settings.max_queue, settings.max_batch,
-                                settings.max_wait_seconds)
+    kind = ContinuousLambdaScheduler if hasattr(runtime, "step") else LambdaScheduler
+    scheduler = kind(runtime, metrics, settings.max_queue, settings.max_batch,
+                     settings.max_wait_seconds)
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
 
     @asynccontextmanager

@@ -26,8 +26,11 @@ class ServerMetrics:
         self.engine_requests = Counter("dami_pref_engine_requests",
                                        "requests handed to the engine", registry=r)
         self.cancelled = Counter("dami_pref_cancelled_requests",
-                                 "requests dropped before the engine: their client left",
-                                 registry=r)
+                                 "requests dropped because their client left (before the engine, "
+                                 "or mid-generation with continuous batching)", registry=r)
+        self.joined = Counter("dami_pref_joined_running_batch",
+                              "requests that joined a batch already generating (continuous "
+                              "batching, --engine vllm)", registry=r)
         self.expired = Counter("dami_pref_expired_requests",
                                "requests answered 503 after waiting --max_wait_seconds",
                                registry=r)
