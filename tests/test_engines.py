@@ -51,3 +51,35 @@ def test_tied_modules_are_those_sharing_one_parameter():
     untied = torch.nn.Module()
     untied.embed, untied.lm_head = _Head(), _Head()
     assert tied_modules(untied) == []
+
+
+def test_continuous_admission_is_oldest_first_and_never_mixes_lambda():
+    """The oldest waiting request decides: it joins the running batch when it has the engine's
+    λ, and once an older request of another λ waits, nothing younger jumps ahead of it."""
+    import asyncio
+
+    from dami_pref.runtime.generation import DecodingOptions
+    from dami_pref.serve.continuous import ContinuousLambdaScheduler
+    from dami_pref.serve.metrics import ServerMetrics
+
+    class Engine:
+        lam = 0.5
+
+    async def scenario():
+        scheduler = ContinuousLambdaScheduler(Engine(), ServerMetrics(), max_batch=3)
+        scheduler._wakeup = asyncio.Event()
+        options = DecodingOptions()
+        jobs = [scheduler.submit(q, lam, options) for q, lam in
+                (("a", 0.5), ("b", 0.5), ("c", 1.0), ("d", 0.5))]
+        first = [j.question for j in scheduler.admissible()]
+        scheduler.running = {"x": object()}  # a batch at λ=0.5 is generating
+        second = scheduler.admissible()  # c (λ=1) is the oldest: d must wait behind it
+        scheduler.running = {}
+        third = [j.question for j in scheduler.admissible()]
+        jobs[3].cancel()
+        fourth = scheduler.admissible()
+        return first, second, third, fourth, scheduler.metrics
+
+    first, second, third, fourth, metrics = asyncio.run(scenario())
+    assert first == ["a", "b"] and second == [] and third == ["c"] and fourth == []
+    assert metrics.cancelled._value.get() == 1

@@ -76,13 +76,12 @@ class ContinuousLambdaScheduler(LambdaScheduler):
                     if not job.future.done():
                         job.future.set_exception(err)
                 self.running.clear()
-                continue
-            finally:
-                self.busy = bool(self.running)
+                done = []
             for rid, result in done:
                 job = self.running.pop(rid, None)
                 if job is not None and not job.future.done():
                     job.future.set_result(result)
+            self.busy = bool(self.running)  # drain() waits for this
 
     def _step(self, admitted: list[Job], gone: list[str]) -> list:
         """In the engine's thread: abort the abandoned, switch if idle, admit, decode one step."""
