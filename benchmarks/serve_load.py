@@ -4,6 +4,7 @@
     python benchmarks/serve_load.py --ranker outputs/qwen3_4b/ranker --device cuda \\
         --instruct Qwen/Qwen3-4B-Instruct-2507 --thinking Qwen/Qwen3-4B-Thinking-2507 \\
         --max_new_tokens 4096 --requests 500 --concurrency 64
+    python benchmarks/serve_load.py --ranker outputs/toy/ranker --engine vllm    # vLLM engine
     python benchmarks/serve_load.py --ranker outputs/toy/ranker --quick          # CI smoke
 
 One server is started on loopback for each of the two runs, with the same settings; the same
@@ -20,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +41,7 @@ class LoadArgs:
     concurrency: int = 16
     max_new_tokens: int = 220
     max_batch: int = 32
+    engine: str = "runtime"  # the servers' engine: runtime or vllm
     quick: bool = False
 
 
@@ -48,15 +51,17 @@ def start(args: LoadArgs) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     pair = [x for name in ("instruct", "thinking") if getattr(args, name)
             for x in (f"--{name}", getattr(args, name))]
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty engine never blocks on it
     proc = subprocess.Popen([sys.executable, "-m", "dami_pref.cli", "serve", "--ranker",
                              args.ranker, "--port", str(port), "--device", args.device,
                              "--max_new_tokens", str(args.max_new_tokens), "--max_batch",
                              str(args.max_batch), "--max_queue", str(max(256, args.requests)),
-                             *pair], stderr=subprocess.PIPE, env={**os.environ})
+                             "--engine", args.engine, *pair], stderr=log, env={**os.environ})
     base = f"http://127.0.0.1:{port}"
     for _ in range(1800):
         if proc.poll() is not None:
-            raise SystemExit(proc.stderr.read().decode()[-3000:])
+            log.seek(0)
+            raise SystemExit(log.read().decode()[-3000:])
         try:
             urllib.request.urlopen(base + "/health", timeout=1)
             return proc, base
