@@ -187,3 +187,22 @@ def test_non_finite_weights_are_named(tmp_path, tiny_pair, capsys, command):
     err = capsys.readouterr().err
     assert code == 2 and "hold NaN or inf" in err and name in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["rollout", "pairs", "eval", "sweep", "merge", "lmc",
+                                     "select", "export", "serve"])
+def test_help_and_usage_errors_answer_at_once(command):
+    """The libraries load after parsing: --help and a usage error cost well under a second of
+    CPU (measured with the CPU clock, so a busy machine does not move it)."""
+    import resource
+    import subprocess
+    import sys
+
+    for argv, code in (([command, "--help"], 0), ([command, "--no_such_option", "1"], 2)):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = subprocess.run([sys.executable, "-m", "dami_pref.cli", *argv],
+                              capture_output=True, text=True, timeout=120)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        assert proc.returncode == code, proc.stderr[-1000:]
+        assert cpu < 1.0, f"dami-pref {' '.join(argv)}: {cpu:.2f} s of CPU"

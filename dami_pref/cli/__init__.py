@@ -64,12 +64,6 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     module_name, class_name, text = COMMANDS[name]
     prog = prog or f"dami-pref {name}"
     module = importlib.import_module(f".{module_name}", __package__)
-    from transformers.utils import logging as hf_logging
-
-    from ..runtime.vllm_engine import close_engines
-    from ..utils.devices import end_distributed
-
-    hf_logging.disable_progress_bar()  # our own bars say what is happening
     import warnings
 
     # deprecation notices from inside the libraries are for their maintainers, not our users
@@ -78,14 +72,15 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     args = None  # known once parsed; a disk error names its output
     try:
         args = parse_args(getattr(module, class_name), argv, prog=prog, description=text)
+        from transformers.utils import logging as hf_logging  # after parsing: --help is quick
+
+        hf_logging.disable_progress_bar()  # our own bars say what is happening
         status = int(module.run(args) or 0)
-        close_engines()
-        end_distributed(wait=True)
+        finish(wait=True)
         return status
     except DamiPrefError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
-        close_engines()
-        end_distributed(wait=False)
+        finish(wait=False)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -95,8 +90,20 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
         if message is None:
             raise
         print(f"{prog}: error: {message}", file=sys.stderr)
-        end_distributed(wait=False)
+        finish(wait=False)
         return 2
+
+
+def finish(wait: bool) -> None:
+    """Close vLLM engines, then leave the process group; nothing to do (and nothing heavy to
+    import) when the command never loaded torch."""
+    if "torch" not in sys.modules:
+        return
+    from ..runtime.vllm_engine import close_engines
+    from ..utils.devices import end_distributed
+
+    close_engines()
+    end_distributed(wait=wait)
 
 
 def disk_error(err: BaseException, args) -> str | None:

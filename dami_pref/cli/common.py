@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..runtime.generation import DecodingOptions
-from ..runtime.kv_cache import KVCacheOptions
+if TYPE_CHECKING:  # the libraries load after parsing, so --help and usage errors answer at once
+    from ..runtime.generation import DecodingOptions
+    from ..runtime.kv_cache import KVCacheOptions
 
 
 @dataclass
@@ -57,6 +59,7 @@ class EngineArgs(PairArgs):
 
     def runtime(self):
         from ..runtime.engines import check_engine, load_runtime
+        from ..runtime.kv_cache import KVCacheOptions
 
         if check_engine(self.engine) == "runtime":
             return PairArgs.runtime(self)
@@ -98,10 +101,14 @@ class DecodingArgs:
         "help": "quantization group size of a quantized cache"})
 
     def kv_cache_options(self) -> KVCacheOptions:
+        from ..runtime.kv_cache import KVCacheOptions
+
         return KVCacheOptions(self.kv_cache, self.kv_cache_backend,
                               self.kv_cache_residual_length, self.kv_cache_group_size)
 
     def decoding(self) -> DecodingOptions:
+        from ..runtime.generation import DecodingOptions
+
         return DecodingOptions(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
                                top_p=self.top_p, batch_size=self.batch_size,
                                kv_cache=self.kv_cache_options())
