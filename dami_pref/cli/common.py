@@ -118,7 +118,7 @@ class DecodingArgs:
 class ProblemArgs:
     problems: str | None = field(default=None, metadata={
         "help": "problems: .jsonl/.json/.parquet file, datasets folder or Hub dataset id "
-                "(default: the toy test set)"})
+                "(default: the toy training set for rollout, the toy test set for sweep)"})
     split: str | None = field(default=None, metadata={"help": "split of a Hub/datasets source"})
     preset: str = field(default="default", metadata={
         "help": "column preset: default (id/question/answer), gsm8k, math, math500 or aime"})

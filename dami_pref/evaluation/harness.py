@@ -10,6 +10,7 @@ results JSON, the markdown table and the plots.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -184,7 +185,13 @@ def run_live(settings: EvalSettings, tables: EvalTables, choices: list[Choice], 
     live_decoding = replace(decoding, batch_size=settings.live_batch_size or decoding.batch_size)
     n_live = min(settings.live_limit or len(test), len(test))
     questions = test.questions[:n_live]
-    thinking_run = live_run(runtime, questions, [test.grid.highest] * n_live, live_decoding)
+    def announce(method: str) -> bool:  # the live phase takes minutes: say what runs
+        if settings.progress:
+            print(f"live mode: {method}, {n_live} questions", file=sys.stderr, flush=True)
+        return settings.progress
+
+    thinking_run = live_run(runtime, questions, [test.grid.highest] * n_live, live_decoding,
+                            announce("thinking"))
     live: dict[str, dict] = {}
     for choice in choices:
         if choice.method.startswith("static_"):
@@ -197,7 +204,7 @@ def run_live(settings: EvalSettings, tables: EvalTables, choices: list[Choice], 
             lams = choice.chooser(list(questions))
             choose_seconds = time.perf_counter() - start
         run = (thinking_run if choice.method == "thinking"
-               else live_run(runtime, questions, lams, live_decoding))
+               else live_run(runtime, questions, lams, live_decoding, announce(choice.method)))
         live[choice.method] = {**run, **grade_live(tables, run["results"], lams),
                                "choose_seconds": choose_seconds,
                                "same_choices": lams == choice.lams[:n_live]}

@@ -159,7 +159,8 @@ def conf_choice(runtime, test: CandidateTable, validation: CandidateTable,
         "think_skip": think_skip, "signal": calibration.signal(features)}, chooser=chooser)
 
 
-def live_run(runtime, questions: Sequence[str], lams: Sequence[float], decoding) -> dict:
+def live_run(runtime, questions: Sequence[str], lams: Sequence[float], decoding,
+             progress: bool = False) -> dict:
     """Generate every question at its λ (grouped by λ); wall time includes the switches."""
     from ..runtime.generation import GenerationRequest
 
@@ -167,6 +168,6 @@ def live_run(runtime, questions: Sequence[str], lams: Sequence[float], decoding)
     switches = runtime.switches
     start = time.perf_counter()
     results = runtime.generate([GenerationRequest(q, lam) for q, lam in zip(questions, lams)],
-                               decoding)
+                               decoding, progress=progress)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "results": results, "switches": runtime.switches - switches}
