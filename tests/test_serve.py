@@ -299,6 +299,29 @@ def post(url: str, body: dict, timeout: float) -> tuple[int, dict, dict]:
 
 
 @pytest.mark.slow
+def test_a_client_that_leaves_never_reaches_the_engine(ranker_dir):
+    """The disconnect is an event: a client that gives up while queued behind three one-request
+    batches is dropped before the engine sees it, and the three others are answered."""
+    from openai import OpenAI
+
+    proc, base = start_server(ranker_dir, "--max_batch", "1")
+    try:
+        client = OpenAI(base_url=base + "/v1", api_key="-", max_retries=0, timeout=120)
+        long = dict(model="dami-pref@1", max_tokens=MAX_TOKENS, prompt="5+18+2+11+9+17+3")
+        with ThreadPoolExecutor(3) as pool:
+            busy = [pool.submit(client.completions.create, **long) for _ in range(3)]
+            time.sleep(0.1)  # the three are queued first, so the fourth waits behind them
+            with pytest.raises(TimeoutError):  # the client gives up and closes the connection
+                post(base + "/v1/completions", long, timeout=0.05)
+            assert all(f.result().choices[0].text is not None for f in busy)
+        assert metric(base, "dami_pref_cancelled_requests_total") == 1
+        assert metric(base, "dami_pref_engine_requests_total") == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+@pytest.mark.slow
 def test_a_request_that_waits_too_long_is_503_with_retry_after(ranker_dir):
     proc, base = start_server(ranker_dir, "--max_batch", "1", "--max_wait_seconds", "0.05")
     try:
