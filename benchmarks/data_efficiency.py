@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from dami_pref.cli.parsing import parse_args
     from dami_pref.ranker.config import ranker_arguments
     from dami_pref.ranker.training import train
+    from dami_pref.toy import TOY_BASE
 
     args = parse_args(EfficiencyArgs, argv, prog="data_efficiency.py", description=__doc__)
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in range(args.seeds):
                     result = train(*ranker_arguments(
                         pairs=args.pairs, output_dir=f"{tmp}/{objective}-{n}-{seed}",
+                        model_name_or_path=str(TOY_BASE),
                         objective=objective, max_train_problems=n, seed=seed,
                         max_steps=args.steps, per_device_train_batch_size=min(args.batch_size, n),
                         learning_rate=args.learning_rate, use_cpu=True, eval_strategy="no",

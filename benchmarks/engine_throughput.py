@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from dami_pref.cli.parsing import parse_args
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 # λ*(q) on the 700 toy test questions (the oracle of ./scripts/run_toy.sh, 2026-11-22): shares
 ORACLE_MIX = {0.0: 0.527, 0.1: 0.030, 0.2: 0.104, 0.3: 0.239, 0.4: 0.094, 0.5: 0.006}
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device("auto")
     with tempfile.TemporaryDirectory() as tmp:
-        pair = random_pair_folders(args, Path(tmp)) if args.shape else (None, None)
+        pair = random_pair_folders(args, Path(tmp)) if args.shape else (TOY_INSTRUCT, TOY_THINKING)
         # The runtime on the device first, then freed, so vLLM finds the memory it profiles.
         runtime = InterpolationRuntime(*pair, device=device, dtype=args.dtype)
         prompts, lams = workload(args, runtime)

@@ -27,6 +27,7 @@ import torch
 from transformers import GenerationConfig
 
 from dami_pref.benchmarking import random_runtime, remerge, time_once
+from dami_pref.toy.tokenizer import build_tokenizer
 from dami_pref.cli.parsing import parse_args
 from dami_pref.utils.devices import parse_dtype, resolve_device
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.shape, args.questions, args.new_tokens, args.per_question = "tiny", 12, 8, 2
     device = resolve_device(args.device)
-    runtime = random_runtime(args.shape, parse_dtype(args.dtype), device)
+    runtime = random_runtime(args.shape, parse_dtype(args.dtype), device, build_tokenizer())
     model = runtime.model
     rng = random.Random(0)
     lams = rng.choices(list(ORACLE_MIX), weights=list(ORACLE_MIX.values()), k=args.questions)

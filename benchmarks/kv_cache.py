@@ -30,6 +30,7 @@ from dami_pref.cli.parsing import parse_args
 from dami_pref.errors import DamiPrefError
 from dami_pref.runtime.kv_cache import KVCacheOptions, cache_bytes
 from dami_pref.utils.devices import resolve_device
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 CACHES = [("dynamic", "hqq"), ("quantized-4", "hqq"), ("quantized-2", "hqq"),
           ("quantized-4", "quanto"), ("quantized-2", "quanto"), ("offloaded", "hqq")]
@@ -64,7 +65,7 @@ def toy_part(args: KVArgs) -> None:
     from dami_pref.toy import TOY_BUDGET, toy_problems_path
     from dami_pref.utils.grid import parse_grid
 
-    runtime = InterpolationRuntime(device=args.device)
+    runtime = InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device=args.device)
     problems = load_problems(toy_problems_path("test"), limit=args.limit)
     grid = parse_grid(args.grid)
     reference = None

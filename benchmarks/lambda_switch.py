@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 import torch
 
 from dami_pref.benchmarking import SHAPES, device_name, random_runtime, remerge, timed
+from dami_pref.toy.tokenizer import build_tokenizer
 from dami_pref.cli.parsing import parse_args
 from dami_pref.utils.devices import parse_dtype, resolve_device
 from dami_pref.utils.io import atomic_write_json
@@ -46,7 +47,7 @@ def copy_bandwidth(numel: int, dtype: torch.dtype, device: torch.device, repeats
 
 
 def bench_shape(shape: str, device: torch.device, dtype: torch.dtype, repeats: int) -> dict:
-    runtime = random_runtime(shape, dtype, device)
+    runtime = random_runtime(shape, dtype, device, build_tokenizer())
     n_params = sum(p.numel() for p in runtime.model.parameters())
     moved = runtime.bytes_per_switch
     bandwidth = copy_bandwidth(n_params, dtype, device, repeats)

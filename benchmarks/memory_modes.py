@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from dami_pref.benchmarking import PeakMemory, random_pair, random_runtime
+from dami_pref.toy.tokenizer import build_tokenizer
 from dami_pref.cli.parsing import parse_args
 from dami_pref.utils.devices import parse_dtype, resolve_device
 
@@ -45,14 +46,13 @@ def memory_single(args: ModeArgs) -> dict:
     import transformers  # noqa: F401
 
     import dami_pref.runtime  # noqa: F401
-    from dami_pref.toy.tokenizer import build_tokenizer
 
-    build_tokenizer()
+    tokenizer = build_tokenizer()
 
     shape, mode = args.single.split(":")
     device = resolve_device(args.device)
     meter = PeakMemory(device).start(from_zero=device.type == "cuda")
-    runtime = random_runtime(shape, parse_dtype(args.dtype), device, mode, NOISE)
+    runtime = random_runtime(shape, parse_dtype(args.dtype), device, tokenizer, mode, NOISE)
     runtime.set_lambda(0.5)
     return {"shape": shape, "mode": mode, "resident_bytes": runtime.resident_bytes,
             "peak_bytes": meter.peak()}
@@ -68,7 +68,7 @@ def references(shape: str, dtype: torch.dtype, device: torch.device):
 def errors(shape: str, dtype: torch.dtype, device: torch.device, mode: str,
            checkpoints: list[int]) -> list[dict]:
     ref_i, ref_t = references(shape, dtype, device)
-    runtime = random_runtime(shape, dtype, device, mode, NOISE)
+    runtime = random_runtime(shape, dtype, device, build_tokenizer(), mode, NOISE)
     rng = random.Random(0)
     done, rows = 0, []
     for target in checkpoints:

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(CompareArgs, argv, prog="ranker_vs_trl.py", description=__doc__)
     if args.quick:
         args.max_steps = 3
-    backbone = args.backbone or str(TOY_BASE)
+    backbone = args.backbone = args.backbone or str(TOY_BASE)
     with tempfile.TemporaryDirectory() as tmp:
         ours = {}
         for epochs in [float(x) for x in args.ranker_epochs.split(",")]:

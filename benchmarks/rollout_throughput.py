@@ -30,6 +30,7 @@ from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
 from dami_pref.toy import TOY_BUDGET, toy_problems_path
 from dami_pref.utils.grid import parse_grid
 from dami_pref.utils.io import atomic_write_json
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 
 @dataclass
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         args.problems, args.grid, args.per_question = 40, "0,0.5,1", 20
     grid = parse_grid(args.grid)
     problems = load_problems(toy_problems_path("train"), limit=args.problems)
-    runtime = InterpolationRuntime(device=args.device)
+    runtime = InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device=args.device)
     requests = [GenerationRequest(p.question, lam) for lam in grid for p in problems]
     options = DecodingOptions(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
 

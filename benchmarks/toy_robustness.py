@@ -14,11 +14,11 @@ Each set is swept greedily at the toy budget; the table gives accuracy (and mean
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 SETS = ("one-digit", "two-digit", "mixed", "longest", "uniform")
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = held_out_sets(args.per_set, args.seed)
     problems = [p for rows in sets.values() for p in rows]
     grid = parse_grid(args.grid)
-    outcomes = run_sweep(InterpolationRuntime(device="cpu"), problems, grid,
+    outcomes = run_sweep(InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu"), problems, grid,
                          DecodingOptions(max_new_tokens=budget, batch_size=args.batch_size))
     figures = set_figures(outcomes, sets)
     print(f"{args.per_set} held-out questions per set (seed {args.seed}), greedy, "

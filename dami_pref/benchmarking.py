@@ -68,14 +68,14 @@ def random_pair(shape: str, dtype: torch.dtype, device: torch.device,
     return instruct, thinking
 
 
-def random_runtime(shape: str, dtype: torch.dtype, device: torch.device,
+def random_runtime(shape: str, dtype: torch.dtype, device: torch.device, tokenizer,
                    memory_mode: str = "exact", shared_base_noise: float | None = None):
-    """An interpolation runtime over a random pair (the toy tokenizer stands in)."""
+    """An interpolation runtime over a random pair; ``tokenizer`` renders its prompts (any
+    tokenizer whose vocabulary fits the shape's)."""
     from .runtime import InterpolationRuntime
-    from .toy.tokenizer import build_tokenizer
 
     instruct, thinking = random_pair(shape, dtype, device, shared_base_noise)
-    return InterpolationRuntime.from_models(instruct, thinking, build_tokenizer(),
+    return InterpolationRuntime.from_models(instruct, thinking, tokenizer,
                                             memory_mode=memory_mode)
 
 

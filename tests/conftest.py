@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,8 +26,10 @@ def reset_accelerate_state() -> None:
 def quick_args(pairs: Path, out: Path, **changes):
     """Arguments of a quick ranker training on CPU (the three objects ``train`` takes)."""
     from dami_pref.ranker.config import ranker_arguments
+    from dami_pref.toy import TOY_BASE
 
-    values = dict(pairs=str(pairs), output_dir=str(out), per_device_train_batch_size=8,
+    values = dict(pairs=str(pairs), output_dir=str(out), model_name_or_path=str(TOY_BASE),
+                  per_device_train_batch_size=8,
                   max_steps=6, eval_steps=3, save_steps=100, learning_rate=5e-3, use_cpu=True,
                   disable_tqdm=True, report_to="none", max_length=64, logging_steps=1)
     return ranker_arguments(**{**values, **changes})
@@ -115,7 +118,7 @@ def build_toy_pairs(root: Path, n_problems: int = 64, grid=(0.0, 0.25, 0.5, 0.75
     decoding = DecodingOptions(max_new_tokens=80, batch_size=64)
     store = RolloutStore(root / "rollouts")
     store.start(make_manifest(plan, decoding, 0, {"pair": "toy"}, problems, {}), problems, False)
-    run_units(InterpolationRuntime(device="cpu"), problems, plan, decoding, 0, store,
+    run_units(InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu"), problems, plan, decoding, 0, store,
               progress=False)
     store.finalize(plan)
     from dami_pref.toy import TOY_BASE

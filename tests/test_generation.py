@@ -9,13 +9,14 @@ from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
 from dami_pref.data.grading import answers_match
 from dami_pref.runtime import InterpolationRuntime
 from dami_pref.toy.task import direct_completion, parse_question, verified_steps, worked_steps
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 QUESTIONS = ["3+4", "12+17+19", "5+8+2+1+9", "17+13+12+19"]
 
 
 @pytest.fixture(scope="module")
 def toy_runtime():
-    return InterpolationRuntime(device="cpu")  # defaults: the bundled toy pair
+    return InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu")  # defaults: the bundled toy pair
 
 
 def test_toy_formats_at_the_endpoints(toy_runtime):

@@ -8,7 +8,7 @@ from dami_pref.errors import DamiPrefError
 from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
 from dami_pref.runtime.kv_cache import KVCacheOptions
 from dami_pref.runtime import InterpolationRuntime
-from dami_pref.toy import TOY_BUDGET
+from dami_pref.toy import TOY_BUDGET, TOY_INSTRUCT, TOY_THINKING
 
 # At λ=1 these questions write 60-150-token verified traces, well past the 8-token
 # full-precision window, so most of each answer is computed from the quantized part of the cache.
@@ -17,7 +17,7 @@ QUESTIONS = ["17+13+12+19", "25+18+12+11+19", "12+17+19", "6+9+7+5"]
 
 @pytest.fixture(scope="module")
 def runtime():
-    return InterpolationRuntime(device="cpu")
+    return InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu")
 
 
 def answers(runtime, kind: str, backend: str = "hqq", lam: float = 1.0):

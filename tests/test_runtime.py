@@ -12,6 +12,7 @@ from conftest import load_safetensors_dir, make_pair
 from dami_pref.errors import DamiPrefError, PairMismatchError
 from dami_pref.runtime import InterpolationRuntime
 from dami_pref.utils.grid import LambdaError
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 
 def live_state(runtime) -> dict[str, torch.Tensor]:
@@ -198,8 +199,8 @@ def test_delta_mode_answers_like_exact_on_the_toy_pair():
     requests = [GenerationRequest(q, lam) for q in ("3+4", "12+7+19+5", "9+18+2+11+9+14")
                 for lam in (0.0, 0.4, 1.0)]
     options = DecodingOptions(max_new_tokens=80)
-    exact = InterpolationRuntime(device="cpu").generate(requests, options)
-    delta = InterpolationRuntime(device="cpu", memory_mode="delta").generate(requests, options)
+    exact = InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu").generate(requests, options)
+    delta = InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu", memory_mode="delta").generate(requests, options)
     assert [r.completion for r in delta] == [r.completion for r in exact]
 
 

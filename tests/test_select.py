@@ -15,6 +15,7 @@ import torch
 from dami_pref.cli import main
 from dami_pref.errors import DamiPrefError
 from conftest import quick_args, reset_accelerate_state
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9+15+6+11+18"]
 
@@ -94,7 +95,7 @@ def test_select_file_in_order_and_generate_matches_runtime(ranker_dir, ranker, t
     assert [r["id"] for r in rows] == ["x0", "x1", "x2", "x3"]
     assert [r["lambda"] for r in rows] == ranker.select(QUESTIONS)
     assert all(set(r["scores"]) == {f"{g:g}" for g in ranker.grid} for r in rows)
-    runtime = InterpolationRuntime(device="cpu")
+    runtime = InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu")
     direct = runtime.generate([GenerationRequest(r["question"], r["lambda"]) for r in rows])
     assert [r["completion"] for r in rows] == [d.completion for d in direct]
     assert [r["n_tokens"] for r in rows] == [d.n_tokens for d in direct]

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"```(python|bash|sh|shell|console)\n(.*?)```", re.S)
@@ -39,7 +40,7 @@ def test_examples_are_answered_correctly(lam_name):
 
     lam = 1.0 if lam_name == "thinking" else TOY_BEST_STATIC_LAMBDA
     questions = sorted(set(example_questions()) | set(REGRESSIONS))
-    results = InterpolationRuntime(device="cpu").generate(
+    results = InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu").generate(
         [GenerationRequest(q, lam) for q in questions],
         DecodingOptions(max_new_tokens=TOY_BUDGET, batch_size=len(questions)))
     wrong = {q: r.completion for q, r in zip(questions, results)

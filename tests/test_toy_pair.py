@@ -50,7 +50,7 @@ def test_committed_pair_has_every_required_property(split):
         assert yaml.safe_load((ROOT / "configs/toy" / f"{config}.yaml").read_text())[
             "max_new_tokens"] == TOY_BUDGET
     problems = load_problems(toy_problems_path(split))
-    outcomes = run_sweep(InterpolationRuntime(device="cpu"), problems, parse_grid("0:1:0.1"),
+    outcomes = run_sweep(InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu"), problems, parse_grid("0:1:0.1"),
                          DecodingOptions(max_new_tokens=TOY_BUDGET, batch_size=128),
                          progress=False)
     report = sweep_report(outcomes, config={})

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -32,7 +33,7 @@ def engine():
     from dami_pref.runtime.engines import load_runtime
     from dami_pref.runtime.vllm_engine import VLLMSettings
 
-    runtime = load_runtime(engine="vllm", vllm_settings=VLLMSettings(max_num_seqs=64))
+    runtime = load_runtime(TOY_INSTRUCT, TOY_THINKING, engine="vllm", vllm_settings=VLLMSettings(max_num_seqs=64))
     yield runtime
     runtime.close()
     gc.collect()
@@ -43,7 +44,7 @@ def reference():
     """The interpolation runtime on the same pair, in this process."""
     from dami_pref.runtime import InterpolationRuntime
 
-    return InterpolationRuntime(device="cpu")
+    return InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,7 @@ def test_switch_sequence_equals_fresh_engines_with_long_prompts(engine, tmp_path
     prompts = engine.encode_prompts(questions)
     assert min(len(p) for p in prompts) > 128
     options = DecodingOptions(max_new_tokens=48)
-    folders = {lam: merge_pair(lam, tmp_path / f"merged-{lam}") for lam in (0.5, 0.3, 1.0, 0.0)}
+    folders = {lam: merge_pair(lam, tmp_path / f"merged-{lam}", TOY_INSTRUCT, TOY_THINKING) for lam in (0.5, 0.3, 1.0, 0.0)}
     expected = fresh_engine_outputs(folders, prompts, sorted(engine._eos),
                                     options.max_new_tokens, tmp_path)
     for lam in (0.5, 0.3, 1.0, 0.0, 0.5):

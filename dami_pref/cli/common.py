@@ -10,6 +10,12 @@ if TYPE_CHECKING:  # the libraries load after parsing, so --help and usage error
     from ..runtime.kv_cache import KVCacheOptions
 
 
+def bundled(side: str) -> str:
+    """The command line's default checkpoint (the library has none): the bundled toy pair's
+    ``instruct`` or ``thinking``, or its ``base``, by its ``dami_pref://`` name."""
+    return f"dami_pref://toy/{side}"
+
+
 @dataclass
 class PairArgs:
     instruct: str | None = field(default=None, metadata={
@@ -35,10 +41,18 @@ class PairArgs:
                     chat_template_from=self.chat_template_from,
                     prompt_template=self.prompt_template, memory_mode=self.memory_mode)
 
+    def pair(self, recorded: dict | None = None) -> tuple[str, str]:
+        """The checkpoints to load: as given, else as ``recorded`` names them (a ranker's
+        ``pair``), else the bundled toy pair."""
+        recorded = recorded or {}
+        return tuple(given or (recorded.get(side) or {}).get("name") or bundled(side)
+                     for side, given in (("instruct", self.instruct),
+                                         ("thinking", self.thinking)))
+
     def runtime(self):
         from ..runtime.interpolation import InterpolationRuntime
 
-        return InterpolationRuntime(self.instruct, self.thinking, **self.runtime_kwargs())
+        return InterpolationRuntime(*self.pair(), **self.runtime_kwargs())
 
 
 @dataclass
@@ -63,7 +77,7 @@ class EngineArgs(PairArgs):
 
         if check_engine(self.engine) == "runtime":
             return PairArgs.runtime(self)
-        return load_runtime(self.instruct, self.thinking, engine="vllm",
+        return load_runtime(*self.pair(), engine="vllm",
                             vllm_settings=self.vllm_settings(),
                             kv_cache=self.kv_cache_options() if hasattr(
                                 self, "kv_cache_options") else KVCacheOptions(),

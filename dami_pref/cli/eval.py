@@ -116,7 +116,7 @@ class EvalArgs(EngineArgs, DecodingArgs):
     def describe_problems(self, which: str, problems) -> dict:
         """Where a problem set came from and a hash of what was read (ids, questions, golds)."""
         from ..data.rollouts import problems_fingerprint, problems_sha256
-        from ..evaluation.provenance import portable
+        from ..utils.portable import portable
         from ..toy import toy_problems_path
 
         source, split, limit = self._source(which)

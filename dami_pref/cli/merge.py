@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 class MergeArgs:
     lam: float = field(metadata={"aliases": ["--lambda"], "help": "λ in [0, 1] (0 = Instruct)"})
     out: str = field(metadata={"help": "folder to write (built under a temporary name)"})
-    instruct: str | None = field(default=None, metadata={"help": "Instruct checkpoint"})
-    thinking: str | None = field(default=None, metadata={"help": "Thinking checkpoint"})
+    instruct: str | None = field(default=None, metadata={
+        "help": "Instruct checkpoint: folder or Hub id (default: the bundled toy pair)"})
+    thinking: str | None = field(default=None, metadata={
+        "help": "Thinking checkpoint: folder or Hub id (default: the bundled toy pair)"})
     dtype: str = field(default="auto", metadata={
         "help": "storage dtype: auto (as the checkpoints), float32, bfloat16 or float16; "
                 "blends are computed in float32"})
@@ -20,8 +22,10 @@ class MergeArgs:
 
 def run(args: MergeArgs) -> int:
     from ..runtime.merge import merge_pair
+    from .common import bundled
 
-    out = merge_pair(args.lam, args.out, args.instruct, args.thinking, dtype=args.dtype,
+    out = merge_pair(args.lam, args.out, args.instruct or bundled("instruct"),
+                     args.thinking or bundled("thinking"), dtype=args.dtype,
                      overwrite=args.overwrite, trust_remote_code=args.trust_remote_code)
     print(f"wrote the model at λ={args.lam:g} to {out}")
     return 0

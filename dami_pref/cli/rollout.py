@@ -57,7 +57,6 @@ def run(args: RolloutArgs) -> int:
     from ..data.rollouts import (RolloutPlan, RolloutStore, load_rollouts, make_manifest,
                                  run_units)
     from ..runtime.checkpoints import resolve_model_dir
-    from ..toy import TOY_INSTRUCT, TOY_THINKING
     from ..utils.grid import parse_grid
     from ..utils.io import check_location
 
@@ -67,8 +66,9 @@ def run(args: RolloutArgs) -> int:
     decoding = args.rollout_decoding()
     cpu = args.device == "cpu" or not torch.cuda.is_available()
     state = PartialState(cpu=cpu)
-    pair = pair_identity_of(args, resolve_model_dir(args.instruct or TOY_INSTRUCT),
-                            resolve_model_dir(args.thinking or TOY_THINKING))
+    args.instruct, args.thinking = args.pair()  # the manifest records them by name
+    pair = pair_identity_of(args, resolve_model_dir(args.instruct),
+                            resolve_model_dir(args.thinking))
     plan = RolloutPlan(tuple(grid), args.samples, args.shard_size, len(problems))
     manifest = make_manifest(plan, decoding, args.seed, pair, problems, source=asdict(args))
     store = RolloutStore(args.output)

@@ -20,6 +20,10 @@ def run(args: tuple[RankerScriptArguments, RankerConfig, RankerModelConfig]) -> 
     from ..ranker.training import train
 
     script, config, model_args = args
+    if not model_args.model_name_or_path:  # the command line's default backbone
+        from ..toy import TOY_BASE
+
+        model_args.model_name_or_path = str(TOY_BASE)
     result = train(script, config, model_args)
     if config.process_index != 0:
         return 0

@@ -71,10 +71,10 @@ class PromptRendering:
 
 
 def pair_of(manifest: dict) -> dict:
-    """The Instruct/Thinking pair the rollouts came from: as the user named them (the bundled
-    toy pair when none was named), with their weights' fingerprints."""
+    """The Instruct/Thinking pair the rollouts came from, as the user named them, with their
+    weights' fingerprints."""
     source, fingerprints = manifest.get("source") or {}, manifest.get("pair") or {}
-    return {side: {"name": source.get(side) or f"dami_pref://toy/{side}",
+    return {side: {"name": source.get(side),
                    "weights_fingerprint": fingerprints.get(side)}
             for side in ("instruct", "thinking")}
 

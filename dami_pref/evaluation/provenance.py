@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..utils.digest import ranker_fingerprint
+from ..utils.portable import portable
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors",
             "math-verify", "scikit-learn", "deepspeed")
@@ -57,22 +58,12 @@ def git_state(root: Path) -> dict:
     return {"git_commit": commit, "git_dirty": dirty}
 
 
-def portable(path: str | Path) -> str:
-    """A path inside the installed package as ``dami_pref://…`` (it means the same everywhere)."""
-    from ..version import PACKAGE_DIR
-
-    try:
-        return "dami_pref://" + Path(path).resolve().relative_to(PACKAGE_DIR).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def describe_model(given: str | None, resolved: Path, fingerprint: str) -> dict:
     """A checkpoint as the user named it, where it was read from, its Hub revision (the
     snapshot's commit when it came from the Hub) and a fingerprint of its weights."""
     parts = Path(resolved).resolve().parts
     revision = parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
-    return {"name": given or portable(resolved), "path": portable(resolved),
+    return {"name": portable(given or resolved), "path": portable(resolved),
             "revision": revision, "weights_fingerprint": fingerprint}
 
 

@@ -21,7 +21,8 @@ from safetensors.torch import load_file
 from ..errors import DamiPrefError, first_line
 from ..utils.tensors import check_finite
 from ..utils.io import atomic_write_json, building_folder
-from ..version import PACKAGE_DIR, __version__
+from ..utils.portable import portable, resolve_portable
+from ..version import __version__
 from .model import RankerModel, RankerSpec
 
 FORMAT_VERSION = 2  # 1: the λ-feature head of earlier releases (head.safetensors)
@@ -29,33 +30,15 @@ CONFIG_FILE = "dami_pref.json"
 ADAPTER_FILE = "adapter_model.safetensors"
 ADAPTER_FILES = (CONFIG_FILE, ADAPTER_FILE, "adapter_config.json", "tokenizer_config.json")
 MERGED_FILES = (CONFIG_FILE, "config.json", "tokenizer_config.json")
-PACKAGE_PREFIX = "dami_pref://"  # a path inside the installed package, e.g. the toy base
-
-
-def portable_reference(name_or_path: str) -> str:
-    """Record a backbone so the folder still loads elsewhere: paths inside the package become
-    ``dami_pref://…``, anything else stays as the user gave it (a Hub id or a path)."""
-    package = PACKAGE_DIR
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        try:
-            return PACKAGE_PREFIX + path.resolve().relative_to(package).as_posix()
-        except ValueError:
-            return str(path.resolve())
-    return name_or_path
-
-
 LOCAL_PREFIX = "./"  # a backbone copied into the ranker folder itself (an export)
 
 
 def resolve_reference(reference: str, folder: str | Path | None = None) -> str:
     """Where a recorded backbone is on this machine: ``dami_pref://…`` inside the installed
     package, ``./…`` inside the ranker folder, anything else as recorded (Hub id or path)."""
-    if reference.startswith(PACKAGE_PREFIX):
-        return str(PACKAGE_DIR / reference[len(PACKAGE_PREFIX):])
     if reference.startswith(LOCAL_PREFIX) and folder is not None:
         return str(Path(folder) / reference[len(LOCAL_PREFIX):])
-    return reference
+    return resolve_portable(reference)
 
 
 def save_ranker(folder: str | Path, model: RankerModel, tokenizer, spec: RankerSpec,
@@ -86,7 +69,7 @@ def ranker_json(spec: RankerSpec, form: str, training: dict | None, lambda_costs
     return {"format_version": FORMAT_VERSION, "library_version": __version__, "form": form,
             **spec.to_dict(), "grid": [round(float(lam), 10) for lam in spec.grid],
             "backbone": spec.backbone if spec.backbone == LOCAL_PREFIX
-            else portable_reference(spec.backbone),
+            else portable(spec.backbone),
             "training": training or {}, "lambda_costs": lambda_costs or {},
             **({"operating_point": operating_point} if operating_point else {})}
 

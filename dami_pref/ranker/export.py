@@ -22,9 +22,9 @@ from ..errors import DamiPrefError
 from ..utils.digest import ranker_fingerprint
 from ..utils.hub import looks_like_hub_id
 from ..utils.io import atomic_write_json, atomic_write_text, building_folder, check_destination
+from ..utils.portable import PACKAGE_PREFIX, portable
 from .card import model_card
-from .checkpoint import (CONFIG_FILE, LOCAL_PREFIX, PACKAGE_PREFIX, portable_reference,
-                         ranker_json, resolve_reference)
+from .checkpoint import CONFIG_FILE, LOCAL_PREFIX, ranker_json, resolve_reference
 from .export_files import RANKER_FILES, check_files, refuse_pickles
 
 SKIP = ("README.md",)
@@ -93,7 +93,7 @@ def portable_training(training: dict) -> dict:
     training = json.loads(json.dumps(training))
     run = training.get("run") or {}
     if run.get("backbone"):
-        run["backbone"] = portable_reference(run["backbone"])
+        run["backbone"] = portable(run["backbone"])
     for record, key in ((run, "pairs"), (training, "pairs_source")):
         if record.get(key):
             record[key] = Path(record[key]).name

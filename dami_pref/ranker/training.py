@@ -57,10 +57,11 @@ def ranker_for(config: RankerConfig, model_args: RankerModelConfig, grid: list[f
     """A fresh ranker (the classifier with LoRA from TRL's ``get_peft_config``)."""
     from trl import get_peft_config
 
-    from ..toy import TOY_BASE
-
+    if not model_args.model_name_or_path:
+        raise DamiPrefError("model_name_or_path is required: the ranker's backbone (a folder "
+                            "or Hub id)")
     peft_config = get_peft_config(model_args)
-    spec = RankerSpec(backbone=model_args.model_name_or_path or str(TOY_BASE), grid=list(grid),
+    spec = RankerSpec(backbone=model_args.model_name_or_path, grid=list(grid),
                       objective=config.objective, prompt_template=config.prompt_template,
                       chat_template=config.chat_template, max_length=config.max_length,
                       lora=LoraSettings(model_args.lora_r, model_args.lora_alpha,

@@ -41,16 +41,6 @@ class CheckpointSummary:
         archs = self.config.get("architectures") or [self.config.get("model_type", "?")]
         return ",".join(archs)
 
-    @property
-    def num_parameters(self) -> int:
-        total = 0
-        for shape, _ in self.tensors.values():
-            n = 1
-            for d in shape:
-                n *= d
-            total += n
-        return total
-
 
 def safetensors_files(folder: Path) -> list[Path]:
     """The weight files of a folder, in shard order; a clear error for pickles or nothing."""
@@ -94,15 +84,35 @@ def read_checkpoint(folder: Path) -> CheckpointSummary:
     return CheckpointSummary(folder, config, tensors)
 
 
-# Config keys that may differ between the two endpoints without changing the weights' meaning.
-_CONFIG_KEYS_ALLOWED_TO_DIFFER = {
-    "_name_or_path", "transformers_version", "torch_dtype", "dtype", "use_cache",
-    "eos_token_id", "bos_token_id", "pad_token_id", "max_position_embeddings",
-    "rope_scaling", "rope_parameters", "generation_config", "name_or_path",
-}
 _SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
                "num_key_value_heads", "intermediate_size", "vocab_size", "head_dim",
                "tie_word_embeddings")
+
+
+@dataclass
+class OpenedPair:
+    """A pair found and checked, before any weights load: its folders, their summaries and
+    tokenizers (``instruct`` and ``thinking``)."""
+
+    instruct_dir: Path
+    thinking_dir: Path
+    instruct: CheckpointSummary
+    thinking: CheckpointSummary
+    tokenizers: dict
+
+
+def open_pair(instruct: str | Path, thinking: str | Path, revision: str | None = None,
+              trust_remote_code: bool = False) -> OpenedPair:
+    """Find both checkpoints and refuse a pair that cannot be interpolated: architecture,
+    shapes, tensor names and dtypes, and vocabulary, all read without loading a weight."""
+    instruct_dir = resolve_model_dir(instruct, revision)
+    thinking_dir = resolve_model_dir(thinking, revision)
+    summary_i, summary_t = read_checkpoint(instruct_dir), read_checkpoint(thinking_dir)
+    check_pair(summary_i, summary_t)
+    tokenizers = {side: load_tokenizer(path, side, trust_remote_code)
+                  for side, path in (("instruct", instruct_dir), ("thinking", thinking_dir))}
+    check_same_vocabulary(tokenizers["instruct"], tokenizers["thinking"])
+    return OpenedPair(instruct_dir, thinking_dir, summary_i, summary_t, tokenizers)
 
 
 def check_pair(instruct: CheckpointSummary, thinking: CheckpointSummary) -> None:

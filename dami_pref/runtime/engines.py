@@ -16,7 +16,7 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def load_runtime(instruct: str | Path | None = None, thinking: str | Path | None = None, *,
+def load_runtime(instruct: str | Path, thinking: str | Path, *,
                  engine: str = "runtime", vllm_settings=None,
                  kv_cache: KVCacheOptions = KVCacheOptions(), **runtime_kwargs):
     """The pair ready to generate at any λ.

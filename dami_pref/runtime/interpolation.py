@@ -8,7 +8,6 @@ cost set by memory bandwidth (three copies of the weights: two endpoints and the
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import warnings
@@ -23,10 +22,7 @@ from ..utils.tensors import check_finite
 from ..utils.devices import resolve_device, resolve_dtype
 from ..utils.grid import check_lambda
 from ..utils.prompts import check_prompt_template, encode_prompts, render_prompt
-from .checkpoints import (check_pair, check_same_tensors, check_same_vocabulary, read_checkpoint,
-                          load_tokenizer, resolve_model_dir)
-
-logger = logging.getLogger(__name__)
+from .checkpoints import check_same_tensors, open_pair
 
 LMC_WARN_BELOW = 0.95
 MEMORY_MODES = ("exact", "delta")
@@ -67,7 +63,7 @@ class InterpolationRuntime:
     """Holds an Instruct/Thinking pair and serves the interpolated model at any λ.
 
     Args:
-        instruct, thinking: local folders or Hub ids; default to the bundled toy pair.
+        instruct, thinking: local folders, Hub ids or ``dami_pref://`` names.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         dtype: ``auto`` (as stored), ``float32``, ``bfloat16`` or ``float16``; both the
             endpoints and the live model use it, and λ blends are computed by ``torch.lerp``
@@ -85,30 +81,23 @@ class InterpolationRuntime:
 
     engine = "runtime"
 
-    def __init__(self, instruct: str | Path | None = None, thinking: str | Path | None = None, *,
+    def __init__(self, instruct: str | Path, thinking: str | Path, *,
                  device: str | torch.device | None = "cpu", dtype: str | torch.dtype = "auto",
                  trust_remote_code: bool = False, chat_template_from: str = "instruct",
                  prompt_template: str = "{question}", revision: str | None = None,
                  memory_mode: str = "exact") -> None:
         from transformers import AutoModelForCausalLM
 
-        from ..toy import TOY_INSTRUCT, TOY_THINKING
-
         if chat_template_from not in ("instruct", "thinking"):
             raise DamiPrefError("chat_template_from must be 'instruct' or 'thinking', got "
                                 f"{chat_template_from!r}")
         check_prompt_template(prompt_template)  # before any loading
         _check_memory_mode(memory_mode)
-        instruct_path = resolve_model_dir(instruct or TOY_INSTRUCT, revision)
-        thinking_path = resolve_model_dir(thinking or TOY_THINKING, revision)
-        summary_i = read_checkpoint(instruct_path)
-        summary_t = read_checkpoint(thinking_path)
-        check_pair(summary_i, summary_t)
-        tokenizers = {side: load_tokenizer(path, side, trust_remote_code)
-                      for side, path in (("instruct", instruct_path), ("thinking", thinking_path))}
-        check_same_vocabulary(tokenizers["instruct"], tokenizers["thinking"])
+        pair = open_pair(instruct, thinking, revision, trust_remote_code)
+        instruct_path, thinking_path = pair.instruct_dir, pair.thinking_dir
         device = resolve_device(device)
-        stored = next(iter(summary_i.tensors.values()))[1] if summary_i.tensors else None
+        tensors = pair.instruct.tensors
+        stored = next(iter(tensors.values()))[1] if tensors else None
         dtype = resolve_dtype(dtype, stored)
         load = dict(dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(instruct_path, **load).to(device)
@@ -117,7 +106,8 @@ class InterpolationRuntime:
         staged = AutoModelForCausalLM.from_pretrained(thinking_path, **load)
         check_finite(model.named_parameters(), str(instruct_path))
         check_finite(staged.named_parameters(), str(thinking_path))
-        self._setup(model, staged, tokenizers[chat_template_from], prompt_template, memory_mode)
+        self._setup(model, staged, pair.tokenizers[chat_template_from], prompt_template,
+                    memory_mode)
         self.instruct_path, self.thinking_path = instruct_path, thinking_path
         self.trust_remote_code = trust_remote_code
 

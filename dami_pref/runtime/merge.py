@@ -21,9 +21,9 @@ from ..utils.devices import STORED_DTYPES, parse_dtype
 from ..utils.grid import check_lambda
 from ..utils.hub import looks_like_hub_id
 from ..utils.io import building_folder, check_destination
+from ..utils.portable import portable
 from ..utils.tensors import check_finite
-from .checkpoints import (check_pair, check_same_vocabulary, checkpoint_fingerprint,
-                          load_tokenizer, read_checkpoint, resolve_model_dir, safetensors_files)
+from .checkpoints import checkpoint_fingerprint, open_pair, safetensors_files
 
 
 def _blend(a: torch.Tensor, b: torch.Tensor, lam: float, out_dtype: torch.dtype) -> torch.Tensor:
@@ -47,21 +47,15 @@ def _key_to_file(folder: Path) -> dict[str, Path]:
     return mapping
 
 
-def merge_pair(lam: float, out: str | Path, instruct: str | Path | None = None,
-               thinking: str | Path | None = None, *, dtype: str = "auto",
+def merge_pair(lam: float, out: str | Path, instruct: str | Path, thinking: str | Path, *,
+               dtype: str = "auto",
                overwrite: bool = False, trust_remote_code: bool = False) -> Path:
     """Write the interpolated model at ``lam`` to ``out`` (built under a temporary name)."""
-    from ..toy import TOY_INSTRUCT, TOY_THINKING
-
     lam = check_lambda(lam)
     out = Path(out)
     check_destination(out, overwrite)
-    instruct_dir = resolve_model_dir(instruct or TOY_INSTRUCT)
-    thinking_dir = resolve_model_dir(thinking or TOY_THINKING)
-    summary_i, summary_t = read_checkpoint(instruct_dir), read_checkpoint(thinking_dir)
-    check_pair(summary_i, summary_t)
-    check_same_vocabulary(load_tokenizer(instruct_dir, "instruct", trust_remote_code),
-                          load_tokenizer(thinking_dir, "thinking", trust_remote_code))
+    pair = open_pair(instruct, thinking, trust_remote_code=trust_remote_code)
+    instruct_dir, thinking_dir, summary_i = pair.instruct_dir, pair.thinking_dir, pair.instruct
     forced = parse_dtype(dtype)
 
     record = merge_record(lam, instruct, thinking, instruct_dir, thinking_dir, dtype, forced,
@@ -125,27 +119,17 @@ def merge_record(lam: float, instruct, thinking, instruct_dir: Path, thinking_di
     def endpoint(given, folder: Path) -> dict:
         parts = folder.resolve().parts
         revision = parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
-        return {"name": str(given) if given else _portable(folder), "revision": revision,
+        return {"name": portable(given), "revision": revision,
                 "weights_fingerprint": checkpoint_fingerprint(folder)}
 
     stored = sorted({dt for _, dt in summary_i.tensors.values()})
     command = (f"dami-pref merge --lambda {lam:g} --out MERGED"
-               + (f" --instruct {instruct}" if instruct else "")
-               + (f" --thinking {thinking}" if thinking else "")
+               + f" --instruct {portable(instruct)} --thinking {portable(thinking)}"
                + (f" --dtype {dtype}" if forced is not None else ""))
     return {"lambda": lam, "instruct": endpoint(instruct, instruct_dir),
             "thinking": endpoint(thinking, thinking_dir), "computed_in": "float32",
             "stored_as": str(forced).removeprefix("torch.") if forced is not None
             else f"as the checkpoints ({', '.join(stored)})", "reproduce": command}
-
-
-def _portable(folder: Path) -> str:
-    from ..version import PACKAGE_DIR
-
-    try:
-        return "dami_pref://" + folder.resolve().relative_to(PACKAGE_DIR).as_posix()
-    except ValueError:
-        return str(folder)
 
 
 def merge_card(record: dict) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DamiPrefError
+from .portable import resolve_portable
 
 # What a model or ranker folder may need from the Hub: never pickles.
 SAFE_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken", "*.md"]
@@ -39,7 +40,9 @@ def download(repo_id: str, *, revision: str | None = None, what: str = "model",
 
 def local_or_hub(reference: str | Path, *, revision: str | None = None,
                  what: str = "model") -> Path:
-    """A local folder as is; a Hub id downloaded; anything else a clear error."""
+    """A local folder (or a ``dami_pref://`` name) as is; a Hub id downloaded; anything else a
+    clear error."""
+    reference = resolve_portable(reference)
     path = Path(reference).expanduser()
     if path.exists():
         if not path.is_dir():
