@@ -102,27 +102,27 @@ def load_safetensors_dir(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+ROLLOUT_BUDGET = 80  # the generation budget of the tests' rollouts
+
+
 def build_toy_pairs(root: Path, n_problems: int = 64, grid=(0.0, 0.25, 0.5, 0.75, 1.0),
                     validation_fraction: float = 0.25) -> Path:
     """Real rollouts of the toy pair on a few training problems, turned into a pairs folder."""
-    from dami_pref.runtime.generation import DecodingOptions
     from dami_pref.data.pair_dataset import PromptRendering, build_pair_dataset
     from dami_pref.data.preferences import PairOptions
     from dami_pref.data.problems import load_problems
-    from dami_pref.data.rollouts import RolloutPlan, RolloutStore, make_manifest, run_units
+    from dami_pref.data.rollouts import ensure_rollouts, pair_identity
     from dami_pref.runtime import InterpolationRuntime
-    from dami_pref.toy import toy_problems_path
+    from dami_pref.runtime.generation import DecodingOptions
+    from dami_pref.toy import TOY_BASE, toy_problems_path
 
     problems = load_problems(toy_problems_path("train"), limit=n_problems)
-    plan = RolloutPlan(tuple(grid), 1, 32, len(problems))
-    decoding = DecodingOptions(max_new_tokens=80, batch_size=64)
-    store = RolloutStore(root / "rollouts")
-    store.start(make_manifest(plan, decoding, 0, {"pair": "toy"}, problems, {}), problems, False)
-    run_units(InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu"), problems, plan, decoding, 0, store,
-              progress=False)
-    store.finalize(plan)
-    from dami_pref.toy import TOY_BASE
-
+    runtime = InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu")
+    pair = pair_identity(TOY_INSTRUCT, TOY_THINKING, "auto", "{question}", "instruct")
+    ensure_rollouts(runtime, problems, grid, DecodingOptions(max_new_tokens=ROLLOUT_BUDGET),
+                    root / "rollouts", pair=pair, shard_size=32, progress=False,
+                    source={"instruct": "dami_pref://toy/instruct",
+                            "thinking": "dami_pref://toy/thinking"})
     build_pair_dataset(root / "rollouts", root / "pairs", PairOptions(),
                        rendering=PromptRendering(str(TOY_BASE)),
                        validation_fraction=validation_fraction, seed=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -206,3 +207,51 @@ def test_help_and_usage_errors_answer_at_once(command):
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         assert proc.returncode == code, proc.stderr[-1000:]
         assert cpu < 1.0, f"dami-pref {' '.join(argv)}: {cpu:.2f} s of CPU"
+
+
+def command_parser(command: str):
+    """The parser a command builds, with the toolkit's formatter and ordering."""
+    import importlib
+
+    from trl import TrlParser
+
+    from dami_pref.cli import COMMANDS
+    from dami_pref.cli.parsing import HelpFormatter, main_options_first
+
+    module_name, class_name, _ = COMMANDS[command]
+    classes = getattr(importlib.import_module(f"dami_pref.cli.{module_name}"), class_name)
+    classes = classes if isinstance(classes, tuple) else (classes,)
+    parser = TrlParser(classes, prog=f"dami-pref {command}", formatter_class=HelpFormatter)
+    main_options_first(parser, classes)
+    return parser
+
+
+@pytest.mark.parametrize("command", ["rollout", "pairs", "eval", "sweep", "merge", "lmc",
+                                     "select", "export", "serve", "toy"])
+def test_every_option_has_help_and_one_default(command):
+    parser = command_parser(command)
+    text = parser.format_help()
+    unexplained = [a.dest for a in parser._actions
+                   if not a.help and not a.dest.startswith("no_")]
+    assert unexplained == [], f"{command}: options without help: {unexplained}"
+    assert "(default: None)" not in text and "(default: )" not in text
+    for block in text.split("\n  --"):
+        assert " ".join(block.split()).count("default:") <= 1, block
+    assert not re.search(r"\[[A-Z_]+\]\]", parser.format_usage()), "a flag shows a value"
+
+
+def test_help_lists_required_and_own_options_first():
+    select = command_parser("select").format_usage()
+    assert select.split()[4:6] == ["--ranker", "RANKER"]  # required, so not in brackets
+    assert "[--generate]" in select and select.index("--question") < select.index("--device")
+    train = command_parser("train").format_help()
+    assert train.index("--objective") < train.index("--output_dir") < train.index("--adam_beta1")
+
+
+def test_a_usage_error_is_one_line(capsys):
+    assert main(["select", "--question", "1+1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "dami-pref select: error: the following arguments are required: --ranker"
+    assert main(["serve", "--ranker", "x", "--port", "eighty"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "dami-pref serve: error: argument --port: invalid int value: 'eighty'"]

@@ -101,6 +101,30 @@ def test_select_file_in_order_and_generate_matches_runtime(ranker_dir, ranker, t
     assert [r["n_tokens"] for r in rows] == [d.n_tokens for d in direct]
 
 
+def test_select_generates_as_the_rankers_rollouts_did(ranker_dir, ranker):
+    """The ranker records its pair and how the rollouts generated; ``select --generate``
+    without --max_new_tokens or --prompt_template uses them."""
+    from conftest import ROLLOUT_BUDGET
+
+    from dami_pref.runtime import InterpolationRuntime
+    from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
+
+    generation = ranker.pair["generation"]
+    assert generation["max_new_tokens"] == ROLLOUT_BUDGET
+    assert generation["prompt_template"] == "{question}"
+    assert ranker.pair["instruct"]["name"] == "dami_pref://toy/instruct"
+    proc = run_cli("select", "--ranker", str(ranker_dir), "--question", *QUESTIONS,
+                   "--generate", "--device", "cpu", "--format", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    runtime = InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu")
+    direct = runtime.generate([GenerationRequest(r["question"], r["lambda"]) for r in rows],
+                              DecodingOptions(max_new_tokens=ROLLOUT_BUDGET))
+    assert [r["n_tokens"] for r in rows] == [d.n_tokens for d in direct]
+    assert [r["completion"] for r in rows] == [d.completion for d in direct]
+    assert max(r["n_tokens"] for r in rows) <= ROLLOUT_BUDGET
+
+
 def test_select_from_stdin_text_and_table(ranker_dir, tmp_path):
     proc = run_cli("select", "--ranker", str(ranker_dir), "--device", "cpu", "--format",
                    "table", stdin="3+4\n\n9+9+9\n")

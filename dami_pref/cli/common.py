@@ -154,6 +154,36 @@ class ProblemArgs:
                              seed=self.subsample_seed)
 
 
+def follow_ranker(args, ranker) -> None:
+    """``select --generate`` and ``serve`` generate as the ranker's rollouts did unless told
+    otherwise: with that pair, its prompt template, whose chat template and its budget (the
+    options these commands leave at None). An older ranker that recorded none of it gets the
+    bundled toy pair and the plain defaults."""
+    recorded = ranker.pair
+    generation = recorded.get("generation") or {}
+    args.instruct, args.thinking = args.pair(recorded)
+    for name, fallback in (("prompt_template", "{question}"), ("chat_template_from", "instruct"),
+                           ("max_new_tokens", 256)):
+        if getattr(args, name) is None:
+            setattr(args, name, generation.get(name) or fallback)
+
+
+@dataclass
+class RankerGenerationArgs:
+    """The generation options ``select`` and ``serve`` take from the ranker by default."""
+
+    prompt_template: str | None = field(default=None, metadata={
+        "help": "wraps each question before the chat template (default: as the ranker's "
+                "rollouts did, else '{question}')"})
+    chat_template_from: str | None = field(default=None, metadata={
+        "help": "whose chat template renders prompts: instruct or thinking (default: as the "
+                "ranker's rollouts did, else instruct)"})
+    max_new_tokens: int | None = field(default=None, metadata={
+        "help": "generation limit per answer (default: the ranker's rollout budget, else 256)"})
+    ranker_dtype: str = field(default="auto", metadata={
+        "help": "the ranker's dtype: auto (as stored), float32, bfloat16 or float16"})
+
+
 def pair_identity_of(args: PairArgs, instruct_dir, thinking_dir) -> dict:
     """What identifies the models behind a rollout table: checkpoints and prompt settings."""
     from ..data.rollouts import pair_identity

@@ -16,26 +16,35 @@ class EvalArgs(EngineArgs, DecodingArgs):
     output: str = field(default="outputs/toy/eval", metadata={"help": "results folder"})
     test_problems: str | None = field(default=None, metadata={
         "help": "test problems (any source the data builders accept); default: the toy test set"})
-    test_split: str | None = None
+    test_split: str | None = field(default=None, metadata={
+        "help": "split of a Hub/datasets test source"})
     validation_problems: str | None = field(default=None, metadata={
         "help": "validation problems (best static λ, DAMI-Conf calibration); default: toy"})
-    validation_split: str | None = None
+    validation_split: str | None = field(default=None, metadata={
+        "help": "split of a Hub/datasets validation source"})
     preset: str = field(default="default", metadata={
         "help": "column preset of the test set: default, gsm8k, math, math500 or aime"})
     question_field: str | None = field(default=None, metadata={
         "help": "question column of the test set (overrides the preset)"})
-    answer_field: str | None = None
-    id_field: str | None = None
+    answer_field: str | None = field(default=None, metadata={
+        "help": "gold-answer column of the test set (overrides the preset)"})
+    id_field: str | None = field(default=None, metadata={
+        "help": "id column of the test set (overrides the preset)"})
     validation_preset: str | None = field(default=None, metadata={
         "help": "column preset of the validation set, when it comes from another dataset "
                 "(default: the test set's preset and fields)"})
     limit: int | None = field(default=None, metadata={"help": "test problems to use"})
-    validation_limit: int | None = None
+    validation_limit: int | None = field(default=None, metadata={
+        "help": "validation problems to use (default: all)"})
     test_rollouts: str | None = field(default=None, metadata={
         "help": "finished rollout folder of the test problems, used as it is (default: made "
                 "under OUTPUT/rollouts_test)"})
-    validation_rollouts: str | None = None
-    grid: str = "0:1:0.1"
+    validation_rollouts: str | None = field(default=None, metadata={
+        "help": "finished rollout folder of the validation problems (default: made under "
+                "OUTPUT/rollouts_validation)"})
+    grid: str = field(default="0:1:0.1", metadata={
+        "help": "candidate λ values: start:stop:step (stop included) or a comma list; the "
+                "rankers' grid must match"})
     methods: str = field(default="all", metadata={
         "help": "comma list of static, instruct, thinking, best_static, dami_pref, "
                 "dami_pref_paper, dami_pred, "
@@ -44,8 +53,11 @@ class EvalArgs(EngineArgs, DecodingArgs):
         "help": "the DAMI-Pref ranker (objective acc or pref), used at its validation-chosen β"})
     dami_pref_paper_ranker: str | None = field(default=None, metadata={
         "help": "a ranker trained with --objective pref, used at β = 0 as the paper does"})
-    dami_pred_ranker: str | None = None
-    dami_routing_ranker: str | None = None
+    dami_pred_ranker: str | None = field(default=None, metadata={
+        "help": "a ranker trained with --objective pred (DAMI-Pred baseline)"})
+    dami_routing_ranker: str | None = field(default=None, metadata={
+        "help": "a ranker trained with --objective route (DAMI-Routing baseline: Instruct "
+                "or Thinking)"})
     modes: str = field(default="offline,live", metadata={"help": "offline, live, or both"})
     live_limit: int | None = field(default=None, metadata={
         "help": "test questions generated in live mode (default: all)"})
@@ -55,10 +67,14 @@ class EvalArgs(EngineArgs, DecodingArgs):
     cost_weights: str = field(default="auto", metadata={
         "help": "β values of the DAMI-Pref cost-knob table (negative: more thinking); auto: "
                 "suited to each ranker's objective, with its validation-chosen β"})
-    conf_answer_tokens: int = 8
-    conf_think_skip: str = "<think></think>"
-    seed: int = 0
-    progress: bool = True
+    conf_answer_tokens: int = field(default=8, metadata={
+        "help": "DAMI-Conf: tokens of the direct answer whose confidence is measured"})
+    conf_think_skip: str = field(default="<think></think>", metadata={
+        "help": "DAMI-Conf: the text that closes an empty thinking span before the direct answer"})
+    seed: int = field(default=0, metadata={
+        "help": "seeds the rollouts the harness makes (as rollout --seed)"})
+    progress: bool = field(default=True, metadata={
+        "help": "progress bars on standard error"})
     overwrite: bool = field(default=False, metadata={
         "help": "replace earlier results in --output (its rollouts are reused either way)"})
 

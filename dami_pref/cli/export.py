@@ -12,7 +12,8 @@ class ExportArgs:
     repo_id: str | None = field(default=None, metadata={"help": "USER/NAME on the Hub"})
     push: bool = field(default=False, metadata={"help": "upload to --repo_id after writing"})
     private: bool = field(default=False, metadata={"help": "create the repository as private"})
-    license: str = "apache-2.0"
+    license: str = field(default="apache-2.0", metadata={
+        "help": "the card's license (a Hub license id)"})
     evaluation: str | None = field(default=None, metadata={
         "help": "results.json of dami-pref eval: the card's model-index and evaluation table"})
     base_model_id: str | None = field(default=None, metadata={

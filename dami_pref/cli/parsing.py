@@ -9,6 +9,7 @@ clear line rather than a traceback or a silently wrong value.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import sys
@@ -71,8 +72,55 @@ def check_ranges(parsed) -> None:
 def _show_ranges(parser) -> None:
     for action in parser._actions:
         name = action.dest
-        if name in RANGES and action.help and "range:" not in action.help:
+        if name in RANGES and action.help not in (None, argparse.SUPPRESS) \
+                and "range:" not in action.help:
             action.help = f"{action.help} (range: {range_text(*RANGES[name])})"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Yes/no options read as flags (``--generate``, which still takes ``--generate false``),
+    and a default shown once: the help's own words win, and an empty or unset default, or an
+    off flag, is not printed."""
+
+    @staticmethod
+    def _is_flag(action) -> bool:
+        return action.nargs == "?" and action.const is True
+
+    def _format_args(self, action, default_metavar):
+        return "" if self._is_flag(action) else super()._format_args(action, default_metavar)
+
+    def _format_action_invocation(self, action):
+        if action.option_strings and self._is_flag(action):
+            return ", ".join(action.option_strings)
+        return super()._format_action_invocation(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "default:" in text or action.required or default is None or default is False \
+                or default == "" or default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+def main_options_first(parser, classes) -> None:
+    """Help and usage list the required options, then the command's own, then the shared
+    groups (for ``train``: the ranker's before the ~150 of ``TrainingArguments``)."""
+    own = [name for cls in classes for name in vars(cls).get("__annotations__", {})]
+    rank = {name: i for i, name in enumerate(own)}
+
+    def key(action) -> tuple[int, int]:
+        if action.dest == "help":
+            return (0, 0)
+        return (1 if action.required else 2, rank.get(action.dest, len(rank)))
+
+    parser._actions.sort(key=key)
+    for group in parser._action_groups:
+        group._group_actions.sort(key=key)
+
+
+def _one_line_error(message: str):
+    raise OptionError(message)
 
 
 def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = None,
@@ -83,8 +131,11 @@ def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = No
     several = isinstance(classes, tuple)
     classes = classes if several else (classes,)
     config_path, rest = _pop_config(list(sys.argv[1:] if argv is None else argv))
-    parser = TrlParser(classes, prog=prog, description=description)
+    parser = TrlParser(classes, prog=prog, description=description,
+                       formatter_class=HelpFormatter)
     _show_ranges(parser)
+    main_options_first(parser, classes)
+    parser.error = _one_line_error  # argparse would print the whole usage before it
     if config_path is not None:
         parser.set_defaults_with_config(**load_yaml_config(config_path, classes))
     try:

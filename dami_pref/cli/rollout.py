@@ -6,6 +6,7 @@ killed run picks up where it stopped (see :mod:`dami_pref.data.rollouts`).
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass, field
 
 from ..errors import DamiPrefError
@@ -22,12 +23,15 @@ class RolloutArgs(EngineArgs, DecodingArgs, ProblemArgs):
                 "--sample_temperature/--top_p"})
     sample_temperature: float = field(default=0.7, metadata={
         "help": "temperature used when --samples > 1"})
+    # rollouts take their temperature from --samples: not shown, and refused when given
+    temperature: float = field(default=0.0, metadata={"help": argparse.SUPPRESS})
     seed: int = field(default=0, metadata={"help": "seeds every sample (same seed at every λ)"})
     shard_size: int = field(default=64, metadata={
         "help": "problems per unit of work (the granularity of resuming and of sharding)"})
     overwrite: bool = field(default=False, metadata={
         "help": "replace a folder that holds rollouts made with other settings"})
-    progress: bool = True
+    progress: bool = field(default=True, metadata={
+        "help": "progress bars on standard error"})
 
     def __post_init__(self) -> None:
         if self.samples < 1:

@@ -6,19 +6,20 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from .common import DecodingArgs, EngineArgs
+from .common import DecodingArgs, EngineArgs, RankerGenerationArgs, follow_ranker
 
 
 @dataclass
-class SelectArgs(EngineArgs, DecodingArgs):
-    ranker: str = field(default="", metadata={"help": "ranker folder or Hub id (required)"})
+class SelectArgs(RankerGenerationArgs, EngineArgs, DecodingArgs):
+    ranker: str = field(default="", metadata={"help": "ranker folder or Hub id", "required": True})
     question: list[str] | None = field(default=None, metadata={
         "help": "one or more questions: --question Q1 Q2 ..."})
     input: str | None = field(default=None, metadata={
         "help": ".jsonl/.json/.parquet (question field, optional id) or .txt (a question per "
                 "line); without --question or --input, questions are read from standard input"})
-    question_field: str = "question"
-    id_field: str = "id"
+    question_field: str = field(default="question", metadata={
+        "help": "--input's column holding the question"})
+    id_field: str = field(default="id", metadata={"help": "--input's column holding the id"})
     grid: str | None = field(default=None, metadata={
         "help": "choose only among these λ (a subset of the ranker's grid), e.g. 0,0.5,1"})
     cost_weight: float | None = field(default=None, metadata={
@@ -49,10 +50,11 @@ def run(args: SelectArgs) -> int:
     stdin = sys.stdin if not (args.question or args.input) else None
     questions = read_questions(args.question, args.input, stdin, args.question_field,
                                args.id_field)
-    decoding = args.decoding() if args.generate else None
     ranker = LambdaRanker.from_pretrained(args.ranker, backbone=args.backbone,
-                                          device=args.device, dtype="auto",
+                                          device=args.device, dtype=args.ranker_dtype,
                                           trust_remote_code=args.trust_remote_code)
+    follow_ranker(args, ranker)  # the pair, prompt settings and budget its rollouts used
+    decoding = args.decoding() if args.generate else None
     scores = ranker.score([q.question for q in questions], batch_size=args.batch_size)
     if args.grid:
         scores = restrict_to(ranker, scores, args.grid)

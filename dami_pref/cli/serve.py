@@ -10,12 +10,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from .common import DecodingArgs, EngineArgs
+from .common import DecodingArgs, EngineArgs, RankerGenerationArgs, follow_ranker
 
 
 @dataclass
-class ServeArgs(EngineArgs, DecodingArgs):
-    ranker: str = field(default="", metadata={"help": "ranker folder or Hub id (required)"})
+class ServeArgs(RankerGenerationArgs, EngineArgs, DecodingArgs):
+    ranker: str = field(default="", metadata={"help": "ranker folder or Hub id", "required": True})
     host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
     port: int = field(default=8000, metadata={"help": "port to listen on (range: 1-65535)"})
     max_queue: int = field(default=256, metadata={
@@ -55,11 +55,13 @@ def run(args: ServeArgs) -> int:
         raise DamiPrefError("--port must be 1-65535, --max_queue and --max_batch ≥ 1")
     if not args.max_wait_seconds > 0:
         raise DamiPrefError(f"--max_wait_seconds must be > 0, got {args.max_wait_seconds}")
+    ranker = LambdaRanker.from_pretrained(args.ranker, device=args.device,
+                                          dtype=args.ranker_dtype,
+                                          trust_remote_code=args.trust_remote_code)
+    follow_ranker(args, ranker)  # the pair, prompt settings and budget its rollouts used
     settings = ServeSettings(decoding=args.decoding(), max_queue=args.max_queue,
                              max_batch=args.max_batch, max_wait_seconds=args.max_wait_seconds,
                              drain_seconds=args.drain_seconds)
-    ranker = LambdaRanker.from_pretrained(args.ranker, device=args.device,
-                                          trust_remote_code=args.trust_remote_code)
     app = create_app(args.runtime(), ranker, settings)
     print(f"dami-pref serve: http://{args.host}:{args.port}/v1 (models: dami-pref, "
           f"dami-pref@λ for λ in {ranker.grid})", file=sys.stderr, flush=True)

@@ -72,11 +72,16 @@ class PromptRendering:
 
 def pair_of(manifest: dict) -> dict:
     """The Instruct/Thinking pair the rollouts came from, as the user named them, with their
-    weights' fingerprints."""
-    source, fingerprints = manifest.get("source") or {}, manifest.get("pair") or {}
-    return {side: {"name": source.get(side),
-                   "weights_fingerprint": fingerprints.get(side)}
+    weights' fingerprints, and how they generated (``generation``): the prompt template, whose
+    chat template, dtype, memory mode and budget. ``select --generate`` and ``serve`` use it."""
+    source, identity = manifest.get("source") or {}, manifest.get("pair") or {}
+    pair = {side: {"name": source.get(side), "weights_fingerprint": identity.get(side)}
             for side in ("instruct", "thinking")}
+    pair["generation"] = {key: identity.get(key) for key in
+                          ("prompt_template", "chat_template_from", "dtype")}
+    pair["generation"].update(memory_mode=identity.get("memory_mode", "exact"),
+                              max_new_tokens=manifest.get("max_new_tokens"))
+    return pair
 
 
 def build_pair_dataset(rollout_folder: str | Path, out: str | Path, options: PairOptions,

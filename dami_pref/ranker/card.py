@@ -115,7 +115,9 @@ def model_card(config: dict, repo_id: str | None, license: str = "apache-2.0",
 
 
 def _pair(config: dict) -> str:
-    pair = config.get("pair") or (config.get("training") or {}).get("pair") or {}
+    from .checkpoint import recorded_pair
+
+    pair = recorded_pair(config)
     names = [f"{side.capitalize()} `{(pair.get(side) or {}).get('name', '?')}` (weights "
              f"fingerprint `{(pair.get(side) or {}).get('weights_fingerprint', '?')}`)"
              for side in ("instruct", "thinking")]

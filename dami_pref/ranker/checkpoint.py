@@ -74,6 +74,12 @@ def ranker_json(spec: RankerSpec, form: str, training: dict | None, lambda_costs
             **({"operating_point": operating_point} if operating_point else {})}
 
 
+def recorded_pair(config: dict) -> dict:
+    """The pair a ranker's λ refer to, as its ``dami_pref.json`` records it (an exported folder
+    at the top level, a trained one under ``training``); empty for a ranker that predates it."""
+    return config.get("pair") or (config.get("training") or {}).get("pair") or {}
+
+
 def ranker_form(folder: Path) -> str:
     """adapter or merged, from the files present."""
     return "adapter" if (folder / "adapter_config.json").is_file() else "merged"

@@ -59,6 +59,14 @@ class LambdaRanker:
         return cls(model, tokenizer, config)
 
     @property
+    def pair(self) -> dict:
+        """The Instruct/Thinking pair the ranker was trained for (names, fingerprints) and how
+        its rollouts generated (``generation``); empty for an older ranker."""
+        from .checkpoint import recorded_pair
+
+        return recorded_pair(self.config)
+
+    @property
     def grid(self) -> list[float]:
         return list(self.spec.grid)
 
