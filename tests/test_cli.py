@@ -255,3 +255,17 @@ def test_a_usage_error_is_one_line(capsys):
     assert main(["serve", "--ranker", "x", "--port", "eighty"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "dami-pref serve: error: argument --port: invalid int value: 'eighty'"]
+
+
+def test_output_flags_are_spelled_alike_in_every_command(tmp_path):
+    """--output and --overwrite everywhere; train's TRL names and merge's --out stay aliases."""
+    from dami_pref.cli import rollout, train
+    from dami_pref.cli.merge import MergeArgs
+    from dami_pref.cli.parsing import parse_args
+
+    script, config, _ = parse_args(train.ARGUMENTS, ["--output", str(tmp_path / "r"),
+                                                     "--overwrite", "--use_cpu", "true"])
+    assert config.output_dir == str(tmp_path / "r") and config.overwrite_output_dir
+    args = parse_args(rollout.RolloutArgs, ["--output_dir", "x", "--overwrite_output_dir"])
+    assert args.output == "x" and args.overwrite
+    assert parse_args(MergeArgs, ["--lambda", "0.5", "--output", "m"]).out == "m"

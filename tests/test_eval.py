@@ -75,8 +75,8 @@ def test_live_agrees_with_offline_and_is_timed(results):
         assert r["live"]["agrees_with_offline"], r["method"]
         assert r["live"]["accuracy"] == pytest.approx(r["accuracy"])
         assert r["live"]["seconds"] > 0 and r["live"]["speedup_vs_thinking"] > 0
-    thinking = next(r for r in live if r["method"] == "thinking")
-    assert thinking["live"]["speedup_vs_thinking"] == pytest.approx(1.0)
+        # live generation spends the very tokens the offline table counted
+        assert r["live"]["mean_tokens"] == pytest.approx(r["mean_tokens"]), r["method"]
 
 
 def test_results_json_validates_and_files_exist(results):
@@ -184,9 +184,9 @@ def test_live_mode_chooses_inside_the_timed_run(results):
     for method in ("dami_pref", "dami_pred", "dami_routing", "dami_conf"):
         live = by[method]["live"]
         assert live["choose_seconds"] > 0, method
-        assert live["seconds"] == pytest.approx(live["choose_seconds"]
-                                                + live["generate_seconds"])
         assert live["same_choices_as_offline"], method
+        # requests are grouped by λ: at most one switch per distinct λ chosen
+        assert live["switches"] <= len(by[method]["lambda_counts"]), method
     assert by["oracle"]["live"]["choose_seconds"] == 0.0
 
 

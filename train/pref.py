@@ -11,7 +11,8 @@ The same command as ``dami-pref train``; this script is what ``accelerate launch
         train/pref.py --config configs/qwen3_4b/train.yaml                       # GPU node
     accelerate launch train/pref.py --config configs/toy/train.yaml --objective pred \\
         --output outputs/toy/ranker_pred
-    accelerate launch train/pref.py --config configs/toy/train.yaml --resume     # after a stop
+    accelerate launch train/pref.py --config configs/toy/train.yaml \\
+        --resume_from_checkpoint true                                          # after a stop
 
 Reads a pairs folder and writes a ranker folder: the LoRA adapter (with the score layer), the
 tokenizer and ``dami_pref.json``; checkpoints go beside it in ``OUTPUT-checkpoints/``. Hardware

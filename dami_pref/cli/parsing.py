@@ -119,6 +119,21 @@ def main_options_first(parser, classes) -> None:
         group._group_actions.sort(key=key)
 
 
+# Every command takes --output and --overwrite; train's TRL names, and merge's --out, stay.
+OUTPUT_ALIASES = {"output": ("--output_dir",), "out": ("--output", "--output_dir"),
+                  "output_dir": ("--output",), "overwrite": ("--overwrite_output_dir",),
+                  "overwrite_output_dir": ("--overwrite",)}
+
+
+def add_output_aliases(parser) -> None:
+    """One spelling of the output flags across commands, the other kept as an alias."""
+    for action in list(parser._actions):
+        for alias in OUTPUT_ALIASES.get(action.dest, ()):
+            if alias not in parser._option_string_actions:
+                action.option_strings.append(alias)
+                parser._option_string_actions[alias] = action
+
+
 def _one_line_error(message: str):
     raise OptionError(message)
 
@@ -135,6 +150,7 @@ def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = No
                        formatter_class=HelpFormatter)
     _show_ranges(parser)
     main_options_first(parser, classes)
+    add_output_aliases(parser)
     parser.error = _one_line_error  # argparse would print the whole usage before it
     if config_path is not None:
         parser.set_defaults_with_config(**load_yaml_config(config_path, classes))
