@@ -138,7 +138,7 @@ CASES = [
     ("export", ["--ranker", "MISSING", "--out", "OUT", "--repo_id", "noslash"],
      "must look like USER/NAME"),
     # serve
-    ("serve", ["--port", "8000"], "--ranker is required"),
+    ("serve", ["--port", "8000"], "required: --ranker"),
     ("serve", ["--ranker", "MISSING"], "MISSING"),
     ("serve", ["--ranker", "MISSING", "--engine", "tgi"], "engine must be one of"),
     # toy

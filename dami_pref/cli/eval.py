@@ -85,8 +85,6 @@ class EvalArgs(EngineArgs, DecodingArgs):
         from ..utils.grid import parse_grid
 
         modes = frozenset(m.strip() for m in self.modes.split(",") if m.strip())
-        if not modes or modes - {"offline", "live"}:
-            raise DamiPrefError(f"--modes must name offline and/or live, got {self.modes!r}")
         try:
             betas = [] if self.cost_weights.strip() == "auto" else [
                 float(x) for x in self.cost_weights.split(",") if x.strip()]

@@ -34,10 +34,6 @@ class RolloutArgs(EngineArgs, DecodingArgs, ProblemArgs):
         "help": "progress bars on standard error"})
 
     def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise DamiPrefError(f"--samples must be ≥ 1, got {self.samples}")
-        if self.shard_size < 1:
-            raise DamiPrefError(f"--shard_size must be ≥ 1, got {self.shard_size}")
         if self.temperature != 0.0:  # rollouts take their temperature from --samples
             raise DamiPrefError(
                 f"rollouts decode greedily with --samples 1 and sample at "

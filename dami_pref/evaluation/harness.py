@@ -58,7 +58,8 @@ class EvalSettings:
         from .methods import check_ranker
 
         if not self.modes or set(self.modes) - {"offline", "live"}:
-            raise DamiPrefError(f"modes must be offline and/or live, got {sorted(self.modes)}")
+            raise DamiPrefError(f"--modes must name offline and/or live, got "
+                                f"{sorted(self.modes)}")
         unknown = [m for m in self.methods if m not in KNOWN]
         if unknown:
             raise DamiPrefError(f"unknown method(s) {unknown}; choose from {list(KNOWN)}")

@@ -21,7 +21,8 @@ from safetensors.torch import load_file
 from ..errors import DamiPrefError, first_line
 from ..utils.tensors import check_finite
 from ..utils.io import atomic_write_json, building_folder
-from ..utils.portable import portable, resolve_portable
+from ..utils.hub import looks_like_hub_id
+from ..utils.portable import PACKAGE_PREFIX, portable, resolve_portable
 from ..version import __version__
 from .model import RankerModel, RankerSpec
 
@@ -39,6 +40,13 @@ def resolve_reference(reference: str, folder: str | Path | None = None) -> str:
     if reference.startswith(LOCAL_PREFIX) and folder is not None:
         return str(Path(folder) / reference[len(LOCAL_PREFIX):])
     return resolve_portable(reference)
+
+
+def hub_backbone(reference: str) -> str | None:
+    """The backbone as a Hub id, when it is one (not a local, package or in-folder path)."""
+    if reference.startswith((PACKAGE_PREFIX, LOCAL_PREFIX)):
+        return None
+    return reference if looks_like_hub_id(reference) else None
 
 
 def save_ranker(folder: str | Path, model: RankerModel, tokenizer, spec: RankerSpec,

@@ -20,21 +20,13 @@ from pathlib import Path
 
 from ..errors import DamiPrefError
 from ..utils.digest import ranker_fingerprint
-from ..utils.hub import looks_like_hub_id
 from ..utils.io import atomic_write_json, atomic_write_text, building_folder, check_destination
-from ..utils.portable import PACKAGE_PREFIX, portable
+from ..utils.portable import portable
 from .card import model_card
-from .checkpoint import CONFIG_FILE, LOCAL_PREFIX, ranker_json, resolve_reference
+from .checkpoint import CONFIG_FILE, LOCAL_PREFIX, hub_backbone, ranker_json, resolve_reference
 from .export_files import RANKER_FILES, check_files, refuse_pickles
 
 SKIP = ("README.md",)
-
-
-def hub_backbone(reference: str) -> str | None:
-    """The backbone as a Hub id, when it is one (not a local, package or in-folder path)."""
-    if reference.startswith((PACKAGE_PREFIX, LOCAL_PREFIX)):
-        return None
-    return reference if looks_like_hub_id(reference) else None
 
 
 def export_ranker(ranker: str | Path, out: str | Path, *, repo_id: str | None = None,

@@ -242,7 +242,7 @@ class RankerTrainer(Trainer):
         from ..utils.io import atomic_write_text
         from .card import model_card
         from .checkpoint import read_ranker_config
-        from .export import hub_backbone
+        from .checkpoint import hub_backbone
 
         if not self.is_world_process_zero():
             return
