@@ -43,16 +43,9 @@ def pareto_plot(frontier: Sequence[tuple[float, float, float]], path: str | Path
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
-    xs = [tokens for _, _, tokens in frontier]
-    ys = [100 * acc for _, acc, _ in frontier]
-    ax.plot(xs, ys, "-o", color="tab:blue", label="static λ", zorder=2)
-    for lam, acc, tokens in frontier:
-        ax.annotate(f"{lam:g}", (tokens, 100 * acc), textcoords="offset points",
-                    xytext=(4, -10), fontsize=7, color="tab:blue")
-    for i, (label, acc, tokens) in enumerate(points):
-        ax.scatter([tokens], [100 * acc], marker=MARKERS[i % len(MARKERS)], s=90, zorder=3,
-                   color=COLORS[i % len(COLORS)], label=label)
-    return _save_cost_plane(fig, ax, title, path, legend_size=8)
+    _static_curve(ax, frontier)
+    _method_markers(ax, points, first_color=0)
+    return _save_cost_plane(fig, ax, title, path, frontier, points, legend_size=8)
 
 
 def frontier_plot(static: Sequence[tuple[float, float, float]],
@@ -63,30 +56,90 @@ def frontier_plot(static: Sequence[tuple[float, float, float]],
     line runs above the static one."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
-    ax.plot([t for _, _, t in static], [100 * a for _, a, _ in static], "-o", color="tab:blue",
-            label="static λ", zorder=2)
-    for lam, acc, tokens in static:
-        ax.annotate(f"{lam:g}", (tokens, 100 * acc), textcoords="offset points",
-                    xytext=(4, -10), fontsize=7, color="tab:blue")
+    _static_curve(ax, static)
     for i, (label, curve) in enumerate(curves.items()):
         ordered = sorted(curve, key=lambda p: p[1])
         ax.step([t for _, t in ordered], [100 * a for a, _ in ordered], where="post",
                 color=COLORS[(i + 1) % len(COLORS)], label=f"{label}: β frontier", zorder=2)
+    _method_markers(ax, points, first_color=1)
+    return _save_cost_plane(fig, ax, title, path, static, points, legend_size=7)
+
+
+def _static_curve(ax, frontier: Sequence[tuple[float, float, float]]) -> None:
+    ax.plot([t for _, _, t in frontier], [100 * a for _, a, _ in frontier], "-o",
+            color="tab:blue", markersize=4, label="static λ", zorder=2)
+
+
+def _method_markers(ax, points: Sequence[tuple[str, float, float]], first_color: int) -> None:
+    """Hollow markers, each smaller than the one before: two methods at one point (DAMI-Routing
+    sending everything to Instruct, the best static λ on the curve) both stay visible."""
     for i, (label, acc, tokens) in enumerate(points):
-        ax.scatter([tokens], [100 * acc], marker=MARKERS[i % len(MARKERS)], s=90, zorder=3,
-                   color=COLORS[(i + 1) % len(COLORS)], label=label, edgecolors="black")
-    return _save_cost_plane(fig, ax, title, path, legend_size=7)
+        ax.scatter([tokens], [100 * acc], marker=MARKERS[i % len(MARKERS)],
+                   s=max(200 - 22 * i, 40), zorder=3 + i, facecolors="none", linewidths=1.6,
+                   edgecolors=COLORS[(i + first_color) % len(COLORS)], label=label)
 
 
-def _save_cost_plane(fig, ax, title: str, path: str | Path, legend_size: int) -> Path:
-    """Labels, grid and legend of an accuracy-against-tokens plot, then the file."""
+def _save_cost_plane(fig, ax, title: str, path: str | Path, frontier, points,
+                     legend_size: int) -> Path:
+    """Labels, grid and legend of an accuracy-against-tokens plot, the λ labels placed where
+    they overlap nothing, then the file."""
     ax.set_xlabel("mean generated tokens per question")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=legend_size)
+    ax.margins(x=0.08, y=0.08)
+    legend = ax.legend(loc="lower right", fontsize=legend_size)
     fig.tight_layout()
+    anchors = [(tokens, 100 * acc) for _, acc, tokens in frontier]
+    markers = [(tokens, 100 * acc, 0.7 * max(200 - 22 * i, 40) ** 0.5)
+               for i, (_, acc, tokens) in enumerate(points)]
+    place_labels(ax, anchors, [f"{lam:g}" for lam, _, _ in frontier], markers, [legend])
     return save_figure(fig, path)
+
+
+def _candidate_offsets() -> list[tuple[float, float]]:
+    """Pixel offsets to try for a label, nearest first, right and below preferred."""
+    import math
+
+    angles = [-35, 35, -90, 90, -145, 145, 0, 180]
+    return [(r * math.cos(math.radians(a)), r * math.sin(math.radians(a)))
+            for r in (9, 17, 27, 40, 56) for a in angles]
+
+
+def place_labels(ax, anchors: Sequence[tuple[float, float]], texts: Sequence[str],
+                 markers: Sequence[tuple[float, float, float]] = (), avoid: Sequence = ()):
+    """Annotate each anchor (data coordinates) at the nearest offset whose text box overlaps
+    no other label, no point, no marker (x, y, radius in pixels) and nothing in ``avoid``
+    (artists such as the legend); far labels get a leader line."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    to_px = ax.transData.transform
+    inside = ax.get_window_extent(renderer)
+    taken = [a.get_window_extent(renderer) for a in avoid]
+    taken += [Bbox.from_extents(x - 4, y - 4, x + 4, y + 4) for x, y in map(to_px, anchors)]
+    for mx, my, radius in markers:
+        x, y = to_px((mx, my))
+        taken.append(Bbox.from_extents(x - radius, y - radius, x + radius, y + radius))
+    for (x, y), text in zip(anchors, texts):
+        label = ax.annotate(text, (x, y), textcoords="offset pixels", xytext=(0, 0),
+                            fontsize=7, color="tab:blue", ha="center", va="center", zorder=6)
+        size = label.get_window_extent(renderer)
+        px, py = to_px((x, y))
+        for dx, dy in _candidate_offsets():
+            box = Bbox.from_bounds(px + dx - size.width / 2 - 1, py + dy - size.height / 2 - 1,
+                                   size.width + 2, size.height + 2)
+            if inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1) and \
+                    not any(box.overlaps(other) for other in taken):
+                break
+        label.xyann = (dx, dy)
+        if dx * dx + dy * dy > 20 ** 2:
+            ax.annotate("", (x, y), xytext=(px + dx, py + dy), textcoords="figure pixels",
+                        arrowprops=dict(arrowstyle="-", color="tab:blue", lw=0.5, alpha=0.6,
+                                        shrinkA=4, shrinkB=2))
+        taken.append(box)
 
 
 def _levels(difficulties: Sequence) -> list[str]:
@@ -120,25 +173,39 @@ def lambda_star_histogram(oracle_lambdas: Sequence[float], difficulties: Sequenc
 
 
 def lambda_heatmaps(series: dict[str, Sequence[float]], difficulty: Sequence[str | None],
-                    grid: Sequence[float], path: Path) -> Path:
-    """Per method, the share of each difficulty's questions sent to each λ."""
+                    grid: Sequence[float], path: Path,
+                    title: str = "Chosen λ by difficulty: % of each level's questions") -> Path:
+    """Per method, the share of each difficulty's questions sent to each λ, written in the
+    cells."""
     import numpy as np
 
     plt = _pyplot()
     grid = Grid.parse(grid)
     levels = _levels(difficulty)
-    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.8), dpi=120,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series), 0.5 * len(levels) + 2.4),
+                             dpi=120, squeeze=False)
     for ax, (label, lams) in zip(axes[0], series.items()):
         share = np.zeros((len(levels), len(grid)))
         for lam, d in zip(lams, difficulty):
             share[levels.index(str(d)), grid.index(lam)] += 1
         share /= np.maximum(share.sum(1, keepdims=True), 1)
         image = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="lower")
+        _cell_values(ax, share)
         ax.set_xticks(range(len(grid)), [f"{g:g}" for g in grid], fontsize=7)
         ax.set_yticks(range(len(levels)), levels, fontsize=8)
         ax.set_xlabel("chosen λ")
         ax.set_ylabel("difficulty")
         ax.set_title(label, fontsize=10)
+    fig.suptitle(title, fontsize=11)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="share of the level's questions")
     return save_figure(fig, path, bbox_inches="tight")
+
+
+def _cell_values(ax, share) -> None:
+    """Each non-empty cell's share in percent, dark on light cells and light on dark."""
+    for row in range(share.shape[0]):
+        for col in range(share.shape[1]):
+            value = share[row, col]
+            if value > 0:
+                ax.text(col, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=6,
+                        color="black" if value > 0.6 else "white")
