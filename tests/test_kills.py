@@ -1,10 +1,10 @@
 """Killed commands lose nothing: a run killed while writing leaves no half-written destination,
 and the same command run again finishes with the result an uninterrupted run gives.
 
-Each test starts the command as a real process, kills it (SIGKILL) while its output is being
-written (a temporary sibling of the destination exists, or a first unit or checkpoint is done),
-checks what is on disk, then reruns the command and compares with a reference run. The rollout
-kill test is in ``test_rollouts.py``.
+Each test starts the command as a real process that SIGKILLs itself at a named crash point
+(``DAMI_PREF_CRASH_AT``, checked inside the writers: no polling, no race), checks what is on
+disk, then reruns the command and compares with a reference run. The rollout kill test is in
+``test_rollouts.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,17 +36,12 @@ def temporaries(out: Path) -> list[Path]:
     return [p for p in out.parent.iterdir() if is_temporary(p) and p.name[1:].startswith(out.name)]
 
 
-def kill_when(argv: list[str], ready: Callable[[], bool], timeout: float = 300) -> None:
-    """Run ``argv`` and SIGKILL it as soon as ``ready()`` holds."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        if ready():
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, f"ended before the kill: {err.decode()[-2000:]}"
+def killed_at(argv: list[str], point: str, timeout: float = 600) -> None:
+    """Run ``argv``; it kills itself (SIGKILL) at the crash point ``point`` (``name[:n]``)."""
+    proc = subprocess.run(argv, capture_output=True, timeout=timeout,
+                          env={**env(), "DAMI_PREF_CRASH_AT": point})
+    assert proc.returncode == -signal.SIGKILL, \
+        f"never reached {point}: {proc.stderr.decode()[-2000:]}"
 
 
 def finish(argv: list[str]) -> subprocess.CompletedProcess:
@@ -60,9 +53,8 @@ def finish(argv: list[str]) -> subprocess.CompletedProcess:
 def test_killed_merge_leaves_nothing_and_reruns_to_the_same_weights(tmp_path):
     reference, out = tmp_path / "reference", tmp_path / "merged"
     finish(command("merge", "--lambda", "0.3", "--out", str(reference)))
-    kill_when(command("merge", "--lambda", "0.3", "--out", str(out)),
-              lambda: bool(temporaries(out)))
-    assert not out.exists()  # the half-written folder never took the destination's name
+    killed_at(command("merge", "--lambda", "0.3", "--out", str(out)), "folder-built")
+    assert temporaries(out) and not out.exists()  # the half-written folder never took the destination's name
     finish(command("merge", "--lambda", "0.3", "--out", str(out)))
     assert not temporaries(out)  # the killed run's temporary is gone
     got, want = load_safetensors_dir(out), load_safetensors_dir(reference)
@@ -75,9 +67,8 @@ def test_killed_pairs_leave_nothing_and_rerun_to_the_same_pairs(toy_pairs, tmp_p
     rollouts = toy_pairs.parent / "rollouts"
     reference, out = tmp_path / "reference", tmp_path / "pairs"
     finish(command("pairs", "--rollouts", str(rollouts), "--output", str(reference)))
-    kill_when(command("pairs", "--rollouts", str(rollouts), "--output", str(out)),
-              lambda: bool(temporaries(out)))
-    assert not out.exists()
+    killed_at(command("pairs", "--rollouts", str(rollouts), "--output", str(out)), "folder-built")
+    assert temporaries(out) and not out.exists()
     finish(command("pairs", "--rollouts", str(rollouts), "--output", str(out)))
     assert not temporaries(out)
     for split in ("train", "validation"):
@@ -98,9 +89,8 @@ def ranker(toy_pairs, tmp_path_factory) -> Path:
 def test_killed_export_leaves_nothing_and_reruns(ranker, tmp_path):
     reference, out = tmp_path / "reference", tmp_path / "export"
     finish(command("export", "--ranker", str(ranker), "--out", str(reference)))
-    kill_when(command("export", "--ranker", str(ranker), "--out", str(out)),
-              lambda: bool(temporaries(out)))
-    assert not out.exists()
+    killed_at(command("export", "--ranker", str(ranker), "--out", str(out)), "folder-built")
+    assert temporaries(out) and not out.exists()
     finish(command("export", "--ranker", str(ranker), "--out", str(out)))
     assert not temporaries(out)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in reference.iterdir())
@@ -112,8 +102,8 @@ def test_killed_evaluation_resumes_its_rollouts_to_the_same_results(tmp_path):
             "--validation_limit", "12", "--grid", "0,0.5,1", "--max_new_tokens", "64"]
     reference, out = tmp_path / "reference", tmp_path / "eval"
     finish(command("eval", *args, "--output", str(reference)))
-    kill_when(command("eval", *args, "--output", str(out)),
-              lambda: any(not is_temporary(p) for p in out.rglob("units/**/*.parquet")))
+    killed_at(command("eval", *args, "--output", str(out)), "unit-written")
+    assert len(list(out.rglob("units/**/*.parquet"))) == 1
     assert not (out / "results.json").exists()
     finish(command("eval", *args, "--output", str(out)))
     assert not [p for p in out.rglob(".*") if is_temporary(p)]
@@ -134,10 +124,8 @@ def test_killed_training_resumes_from_its_checkpoint(toy_pairs, tmp_path):
     reference, out = tmp_path / "reference", tmp_path / "ranker"
     finish(command("train", *settings, "--output_dir", str(reference)))
     checkpoints = out.parent / f"{out.name}-checkpoints"
-    kill_when(command("train", *settings, "--output_dir", str(out)),
-              lambda: any((c / "trainer_state.json").exists()
-                          for c in checkpoints.glob("checkpoint-*")) if checkpoints.exists()
-              else False)
+    killed_at(command("train", *settings, "--output_dir", str(out)), "checkpoint-saved")
+    assert [c.name for c in checkpoints.iterdir()] == ["checkpoint-4"]
     assert not (out / "dami_pref.json").exists()
     finish(command("train", *settings, "--output_dir", str(out)))
     from safetensors.torch import load_file
@@ -146,3 +134,21 @@ def test_killed_training_resumes_from_its_checkpoint(toy_pairs, tmp_path):
         got, want = load_file(out / name), load_file(reference / name)
         assert got.keys() == want.keys()
         assert all(((got[k] - want[k]).abs() <= 1e-5).all() for k in got), name
+
+
+def test_a_swap_killed_between_its_renames_restores_the_old_folder(tmp_path):
+    """``merge --overwrite`` killed after the old folder was renamed aside and before the new
+    one took its name: the next run puts the old folder back first, then replaces it whole."""
+    out = tmp_path / "merged"
+    finish(command("merge", "--lambda", "0.3", "--out", str(out)))
+    before = load_safetensors_dir(out)
+    killed_at(command("merge", "--lambda", "0.7", "--out", str(out), "--overwrite"),
+              "between-renames")
+    assert not out.exists() and len(temporaries(out)) == 2  # the old one, aside; the new one
+    refused = subprocess.run(command("merge", "--lambda", "0.7", "--out", str(out)),
+                             capture_output=True, text=True, timeout=600, env=env())
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr  # old folder is back
+    restored = load_safetensors_dir(out)
+    assert all((restored[k] == before[k]).all() for k in before) and not temporaries(out)
+    finish(command("merge", "--lambda", "0.7", "--out", str(out), "--overwrite"))
+    assert json.loads((out / "dami_pref_merge.json").read_text())["lambda"] == 0.7

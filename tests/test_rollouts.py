@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -67,20 +66,13 @@ def test_rollout_table_contents(reference):
 @pytest.mark.slow
 def test_killed_rollout_resumes_to_the_same_table(tmp_path, reference):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, ROLLOUT, "--output", str(out), *SMALL],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        finished = [p for p in (out / "units").rglob("*.parquet") if not is_temporary(p)]
-        if len(finished) >= 3:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    proc = subprocess.run([sys.executable, ROLLOUT, "--output", str(out), *SMALL],
+                          capture_output=True, timeout=600,
+                          env={**env(), "DAMI_PREF_CRASH_AT": "unit-written:3"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     done_before = {p.name: p.stat().st_mtime_ns for p in (out / "units").rglob("*.parquet")
-                   if not is_temporary(p)}  # the unit being written when killed is not done
-    assert 3 <= len(done_before) < 18
+                   if not is_temporary(p)}
+    assert len(done_before) == 3
     assert not json.loads((out / "manifest.json").read_text())["complete"]
     assert not (out / "rollouts.parquet").exists()
     restarted = rollout(out)

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from ..errors import DamiPrefError
 from ..runtime.checkpoints import checkpoint_fingerprint
 from ..runtime.generation import DecodingOptions, GenerationRequest
+from ..utils.faults import crash_point
 from ..utils.io import atomic_write_json, clear_folder, remove_stale_temporaries, write_parquet
 from .grading import grade_result
 from .problems import Problem
@@ -188,6 +189,7 @@ class RolloutStore:
 
     def write_unit(self, unit: Unit, rows: list[dict]) -> None:
         write_parquet(pa.Table.from_pylist(rows, schema=SCHEMA), self.path(unit))
+        crash_point("unit-written")
 
     def finalize(self, plan: RolloutPlan) -> Path:
         """Main process, once every unit exists: one sorted table and a complete manifest."""

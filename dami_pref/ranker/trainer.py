@@ -22,6 +22,7 @@ import torch
 from transformers import Trainer
 
 from ..errors import DamiPrefError
+from ..utils.faults import crash_point
 from .data import ProblemExample, RankerCollator
 from .losses import correctness_bce, pairwise_bce, pred_mse, route_bce
 from .metrics import SUMS, batch_sums, finish
@@ -195,6 +196,7 @@ class RankerTrainer(Trainer):
         self.accelerator.wait_for_everyone()  # every process wrote its part (RNG, shards)
         if self.args.should_save:
             promote_checkpoint(staging / final.name, final)
+            crash_point("checkpoint-saved")
             if str(self.state.best_model_checkpoint or "").startswith(str(staging)):
                 self.state.best_model_checkpoint = str(final)
             rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,

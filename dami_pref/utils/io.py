@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DamiPrefError
+from .faults import crash_point
 
 TEMP_MARK = ".dami-tmp-"
 # .NAME.dami-tmp-[TAG-]PID[.SUFFIX]: a name only this toolkit makes, with the writer's PID
@@ -178,6 +179,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     deferred = _DEFERRED.get()
     try:
         yield tmp
+        crash_point("file-written")
         if deferred is not None:
             deferred.append((tmp, path))
         else:
@@ -255,6 +257,7 @@ def replace_folder(new: Path, out: Path) -> None:
         old = temporary_sibling(out, "old")
         shutil.rmtree(old, ignore_errors=True)
         out.rename(old)
+        crash_point("between-renames")
         new.rename(out)
         shutil.rmtree(old, ignore_errors=True)
     else:
@@ -278,4 +281,5 @@ def building_folder(out: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    crash_point("folder-built")
     replace_folder(tmp, out)
