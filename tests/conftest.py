@@ -134,6 +134,19 @@ def toy_pairs(tmp_path_factory) -> Path:
     return build_toy_pairs(tmp_path_factory.mktemp("toy_pairs"))
 
 
+@pytest.fixture(scope="session")
+def session_ranker(toy_pairs, tmp_path_factory) -> Path:
+    """The one trained ranker the tests that only read a ranker share (selection, export,
+    serving, the docs' snippets, the benchmarks' smoke runs): trained once per session."""
+    from dami_pref.ranker.training import train
+
+    out = tmp_path_factory.mktemp("session_ranker") / "ranker"
+    reset_accelerate_state()
+    train(*quick_args(toy_pairs, out, objective="acc", max_steps=30, eval_steps=100))
+    reset_accelerate_state()
+    return out
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """vLLM tests run in the environment that has vLLM (scripts/test.sh makes it); elsewhere
     they are reported as skipped, with where they run."""

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import quick_args, reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,14 +43,8 @@ def number(cell: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def ranker(toy_pairs, tmp_path_factory) -> Path:
-    from dami_pref.ranker.training import train
-
-    out = tmp_path_factory.mktemp("bench_ranker") / "ranker"
-    reset_accelerate_state()
-    train(*quick_args(toy_pairs, out, max_steps=4, eval_steps=100))
-    reset_accelerate_state()
-    return out
+def ranker(session_ranker) -> Path:
+    return session_ranker
 
 
 def test_rollout_throughput():
@@ -163,12 +156,7 @@ def test_toy_robustness():
         assert len(row) == 3 and all(0 <= number(cell) <= 100 for cell in row[1:])
 
 
-def test_serve_load(toy_pairs, tmp_path):
-    from dami_pref.ranker.training import train
-
-    ranker = tmp_path / "ranker"
-    reset_accelerate_state()
-    train(*quick_args(toy_pairs, ranker, objective="acc", max_steps=4, eval_steps=100))
+def test_serve_load(ranker):
     stdout = run_benchmark("serve_load", "--quick", "--ranker", str(ranker))
     rows = table_rows(stdout, "dami-pref") + table_rows(stdout, "fixed")
     assert len(rows) == 2 and all(number(r[1]) > 0 and number(r[3]) >= number(r[2])

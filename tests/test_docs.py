@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import quick_args, reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -95,16 +95,13 @@ def test_every_command_line_in_the_docs_parses(where, argv):
 
 
 @pytest.fixture(scope="module")
-def workspace(toy_pairs, tmp_path_factory) -> Path:
+def workspace(session_ranker, tmp_path_factory) -> Path:
     """A folder laid out as the main job leaves it: a ranker and its export under outputs/toy."""
     from dami_pref.ranker.export import export_ranker
-    from dami_pref.ranker.training import train
 
     root = tmp_path_factory.mktemp("docs_workspace")
     ranker = root / "outputs" / "toy" / "ranker"
-    reset_accelerate_state()
-    train(*quick_args(toy_pairs, ranker, objective="acc", max_steps=4, eval_steps=100))
-    reset_accelerate_state()
+    shutil.copytree(session_ranker, ranker)
     export_ranker(ranker, root / "outputs" / "toy" / "ranker_hub")
     return root
 

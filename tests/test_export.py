@@ -12,20 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import quick_args, reset_accelerate_state
 from dami_pref.cli import main
 
 QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9+15+6+11+18"]
 
 
 @pytest.fixture(scope="module")
-def ranker_dir(toy_pairs, tmp_path_factory) -> Path:
-    from dami_pref.ranker.training import train
-
-    out = tmp_path_factory.mktemp("ranker") / "ranker"
-    reset_accelerate_state()
-    train(*quick_args(toy_pairs, out, max_steps=8, eval_steps=100))
-    return out
+def ranker_dir(session_ranker) -> Path:
+    return session_ranker
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +196,8 @@ def test_merge_writes_its_own_card(tmp_path):
     assert "dami_pref://toy/instruct" in card.text and "Instruct" not in card.text.split("\n")[0]
     assert checkpoint_fingerprint(TOY_THINKING) in card.text
     assert "float32" in card.text and "bfloat16" in card.text
-    assert "dami-pref merge --lambda 0.3 --out MERGED --dtype bfloat16" in card.text
+    assert ("dami-pref merge --lambda 0.3 --out MERGED --instruct dami_pref://toy/instruct "
+            "--thinking dami_pref://toy/thinking --dtype bfloat16") in card.text
 
 
 def test_trl_prompt_column_is_what_the_ranker_reads(toy_pairs):

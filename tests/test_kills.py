@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_safetensors_dir, quick_args, reset_accelerate_state
+from conftest import load_safetensors_dir
 from dami_pref.utils.io import is_temporary
 
 pytestmark = pytest.mark.slow
@@ -77,13 +77,8 @@ def test_killed_pairs_leave_nothing_and_rerun_to_the_same_pairs(toy_pairs, tmp_p
 
 
 @pytest.fixture(scope="module")
-def ranker(toy_pairs, tmp_path_factory) -> Path:
-    from dami_pref.ranker.training import train
-
-    out = tmp_path_factory.mktemp("kill_ranker") / "ranker"
-    reset_accelerate_state()
-    train(*quick_args(toy_pairs, out, max_steps=4, eval_steps=100))
-    return out
+def ranker(session_ranker) -> Path:
+    return session_ranker
 
 
 def test_killed_export_leaves_nothing_and_reruns(ranker, tmp_path):

@@ -14,21 +14,14 @@ import torch
 
 from dami_pref.cli import main
 from dami_pref.errors import DamiPrefError
-from conftest import quick_args, reset_accelerate_state
 from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 
 QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9+15+6+11+18"]
 
 
 @pytest.fixture(scope="module")
-def ranker_dir(toy_pairs, tmp_path_factory) -> Path:
-    from dami_pref.ranker.training import train
-
-    out = tmp_path_factory.mktemp("ranker") / "ranker"
-    reset_accelerate_state()
-    train(*quick_args(toy_pairs, out, max_steps=30, eval_steps=100))
-    reset_accelerate_state()
-    return out
+def ranker_dir(session_ranker) -> Path:
+    return session_ranker
 
 
 @pytest.fixture(scope="module")

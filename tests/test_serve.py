@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import quick_args, reset_accelerate_state
 
 QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9"]
 MAX_TOKENS = 80
@@ -50,13 +49,8 @@ def start_server(ranker: Path, *extra: str) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.fixture(scope="module")
-def ranker_dir(toy_pairs, tmp_path_factory) -> Path:
-    from dami_pref.ranker.training import train
-
-    out = tmp_path_factory.mktemp("serve") / "ranker"
-    reset_accelerate_state()
-    train(*quick_args(toy_pairs, out, objective="acc", max_steps=8, eval_steps=100))
-    return out
+def ranker_dir(session_ranker) -> Path:
+    return session_ranker
 
 
 @pytest.fixture(scope="module")
