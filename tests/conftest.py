@@ -23,6 +23,28 @@ def reset_accelerate_state() -> None:
     AccelerateTestCase().tearDown()
 
 
+def run_in_process(*argv: str, stdin: str | None = None):
+    """``dami-pref ARGV`` in this process (no interpreter start; the console script itself is
+    started by test_cli's help tests): a CompletedProcess with status, stdout and stderr."""
+    import contextlib
+    import io
+    import subprocess
+    import sys
+
+    from dami_pref.cli import main
+
+    out, err, given = io.StringIO(), io.StringIO(), sys.stdin
+    sys.stdin = io.StringIO(stdin or "")
+    reset_accelerate_state()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+    finally:
+        sys.stdin = given
+        reset_accelerate_state()
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+
+
 def quick_args(pairs: Path, out: Path, **changes):
     """Arguments of a quick ranker training on CPU (the three objects ``train`` takes)."""
     from dami_pref.ranker.config import ranker_arguments

@@ -53,18 +53,23 @@ def test_other_targets_and_an_unmet_target():
 
 
 @pytest.mark.parametrize("objective", ["acc", "pref"])
-def test_training_records_the_operating_point_and_select_uses_it(toy_pairs, tmp_path, objective):
-    from conftest import quick_args, reset_accelerate_state
+def test_training_records_the_operating_point_and_select_uses_it(toy_pairs, session_ranker,
+                                                                 tmp_path, objective):
+    from conftest import quick_args, reset_accelerate_state, run_in_process
 
     from dami_pref import LambdaRanker
     from dami_pref.ranker.training import train
 
-    out = tmp_path / "ranker"
-    reset_accelerate_state()
-    result = train(*quick_args(toy_pairs, out, objective=objective, max_steps=10))
-    reset_accelerate_state()
+    out = session_ranker  # trained with objective acc
+    if objective != "acc":
+        out = tmp_path / "ranker"
+        reset_accelerate_state()
+        result = train(*quick_args(toy_pairs, out, objective=objective, max_steps=10))
+        reset_accelerate_state()
+        assert json.loads((out / "dami_pref.json").read_text())["operating_point"] == \
+            result["operating_point"]
     saved = json.loads((out / "dami_pref.json").read_text())["operating_point"]
-    assert saved == result["operating_point"] and saved["target"] == "best_static"
+    assert saved["target"] == "best_static"
     ranker = LambdaRanker.from_pretrained(out, device="cpu")
     assert ranker.default_cost_weight == saved["cost_weight"]
     questions = ["3+4", "12+7+19", "23+6", "9+8+7+6+5+4+3+2+1+1"] * 3
@@ -84,14 +89,9 @@ def test_training_records_the_operating_point_and_select_uses_it(toy_pairs, tmp_
     assert row["accuracy"] == pytest.approx(saved["validation"]["accuracy"], abs=1e-9)
     assert row["mean_tokens"] == pytest.approx(saved["validation"]["mean_tokens"], rel=1e-6)
     # and the command line uses it too, unless --cost_weight says otherwise
-    import subprocess
-    import sys
-
     def cli(*extra: str) -> list[float]:
-        proc = subprocess.run([sys.executable, "-m", "dami_pref.cli", "select", "--ranker",
-                               str(out), "--question", *questions, "--device", "cpu",
-                               "--format", "jsonl", *extra], capture_output=True, text=True,
-                              timeout=300)
+        proc = run_in_process("select", "--ranker", str(out), "--question", *questions,
+                              "--device", "cpu", "--format", "jsonl", *extra)
         assert proc.returncode == 0, proc.stderr[-2000:]
         return [json.loads(line)["lambda"] for line in proc.stdout.splitlines()]
 

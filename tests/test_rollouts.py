@@ -36,6 +36,18 @@ def rollout(out: Path, *extra: str, check: bool = True) -> subprocess.CompletedP
     return proc
 
 
+def run_here(capsys, command: str, *argv: str) -> tuple[int, str, str]:
+    """A command run in this process (no interpreter start): status, stdout, stderr."""
+    from conftest import run_in_process
+
+    proc = run_in_process(command, *argv)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def rollout_here(capsys, out: Path, *extra: str) -> tuple[int, str, str]:
+    return run_here(capsys, "rollout", "--output", str(out), *SMALL, *extra)
+
+
 def comparable(folder: Path) -> list[dict]:
     """The rollout table without the wall-time column, which no two runs share."""
     table = pq.read_table(folder / "rollouts.parquet").drop_columns(["seconds"])
@@ -101,37 +113,35 @@ def test_two_processes_match_one(tmp_path, reference):
     assert comparable(out) == comparable(reference)
 
 
-def test_restart_with_other_settings_is_refused_and_keeps_data(tmp_path, reference):
+def test_restart_with_other_settings_is_refused_and_keeps_data(tmp_path, reference, capsys):
     import shutil
 
     out = tmp_path / "copy"
     shutil.copytree(reference, out)
     before = sorted(p.name for p in out.rglob("*.parquet"))
-    proc = rollout(out, "--grid", "0,1", check=False)
-    assert proc.returncode == 2 and "other settings (different: grid" in proc.stderr
-    proc = rollout(out, "--thinking", str(toy_problems_path().parents[1] / "base"), check=False)
-    assert proc.returncode == 2 and "different: pair" in proc.stderr
-    proc = rollout(out, "--memory_mode", "delta", check=False)
-    assert proc.returncode == 2 and "different: pair" in proc.stderr
-    proc = rollout(out, "--kv_cache", "quantized-4", check=False)  # a lossy cache changes answers
-    assert proc.returncode == 2 and "other settings" in proc.stderr
-    proc = rollout(out, "--temperature", "0.9", check=False)
-    assert proc.returncode == 2 and "--sample_temperature 0.9" in proc.stderr
+    for extra, message in (
+            (["--grid", "0,1"], "other settings (different: grid"),
+            (["--thinking", str(toy_problems_path().parents[1] / "base")], "different: pair"),
+            (["--memory_mode", "delta"], "different: pair"),
+            (["--kv_cache", "quantized-4"], "other settings"),  # a lossy cache changes answers
+            (["--temperature", "0.9"], "--sample_temperature 0.9")):
+        code, _, err = rollout_here(capsys, out, *extra)
+        assert code == 2 and message in err, (extra, err)
     assert sorted(p.name for p in out.rglob("*.parquet")) == before
-    again = rollout(out)  # same settings: nothing left to do
-    assert "skipped 18 finished unit(s)" in again.stdout
+    code, stdout, _ = rollout_here(capsys, out)  # same settings: nothing left to do
+    assert code == 0 and "skipped 18 finished unit(s)" in stdout
 
 
-def test_corrupt_unit_is_named(tmp_path, reference):
+def test_corrupt_unit_is_named(tmp_path, reference, capsys):
     import shutil
 
     out = tmp_path / "corrupt"
     shutil.copytree(reference, out)
     victim = next((out / "units").rglob("shard-00002.parquet"))
     victim.write_bytes(b"not parquet at all")
-    proc = rollout(out, check=False)
-    assert proc.returncode == 2
-    assert victim.name in proc.stderr and "delete this file" in proc.stderr
+    code, _, err = rollout_here(capsys, out)
+    assert code == 2
+    assert victim.name in err and "delete this file" in err
     assert victim.read_bytes() == b"not parquet at all"  # never silently replaced
 
 
@@ -142,13 +152,12 @@ def test_corrupt_unit_is_named(tmp_path, reference):
      "duplicate id 'a'"),
     ([], "no problems"),
 ])
-def test_bad_problems(tmp_path, rows, message):
+def test_bad_problems(tmp_path, rows, message, capsys):
     path = tmp_path / "p.jsonl"
     write_jsonl(rows, path)
-    proc = subprocess.run([sys.executable, ROLLOUT, "--problems", str(path), "--output",
-                           str(tmp_path / "out")], capture_output=True, text=True, env=env(),
-                          timeout=300)
-    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    code, _, err = run_here(capsys, "rollout", "--problems", str(path), "--output",
+                            str(tmp_path / "out"))
+    assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 
@@ -194,13 +203,13 @@ def test_pairs_folder(pairs_folder, reference):
     assert (pairs_folder / "lambda_star.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_pairs_refuses_unfinished_rollouts(tmp_path):
+def test_pairs_refuses_unfinished_rollouts(tmp_path, capsys):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "manifest.json").write_text(json.dumps({"format_version": 1,
                                                               "complete": False}))
-    proc = subprocess.run([sys.executable, PAIRS, "--rollouts", str(tmp_path / "r"), "--output",
-                           str(tmp_path / "p")], capture_output=True, text=True, env=env())
-    assert proc.returncode == 2 and "not finished" in proc.stderr
+    code, _, err = run_here(capsys, "pairs", "--rollouts", str(tmp_path / "r"), "--output",
+                            str(tmp_path / "p"))
+    assert code == 2 and "not finished" in err
     assert not (tmp_path / "p").exists()
 
 

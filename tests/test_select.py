@@ -6,12 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import run_in_process
 from dami_pref.cli import main
 from dami_pref.errors import DamiPrefError
 from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
@@ -68,10 +68,7 @@ def test_long_questions_keep_their_end(ranker):
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    exe = shutil.which("dami-pref")
-    cmd = [exe] if exe else [sys.executable, "-m", "dami_pref.cli"]
-    return subprocess.run(cmd + list(args), input=stdin, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    return run_in_process(*args, stdin=stdin)
 
 
 def test_select_file_in_order_and_generate_matches_runtime(ranker_dir, ranker, tmp_path):
@@ -193,6 +190,7 @@ def test_select_bad_input(ranker_dir, tmp_path, capsys, setup, message):
     assert code == 2 and message in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # a fresh interpreter: the Hub endpoint is read when huggingface_hub loads
 def test_push_without_network_fails_clearly_and_keeps_the_folder(ranker_dir, tmp_path):
     out = tmp_path / "export"
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_not_a_real_token",
