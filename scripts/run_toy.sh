@@ -23,7 +23,9 @@ dami-pref pairs --config configs/toy/pairs.yaml --rollouts "$OUT/rollouts" --out
 echo "== 3/4 rankers: DAMI-Pref (acc), the paper's DAMI-Pref (pref), DAMI-Pred, DAMI-Routing"
 for objective in acc pref pred route; do
     output=$OUT/ranker$([ "$objective" = acc ] || echo "_$objective")
-    accelerate launch train/pref.py --config configs/toy/train.yaml --objective "$objective" \
+    # one process; naming every launcher default keeps accelerate from listing them
+    accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no \
+        --dynamo_backend no train/pref.py --config configs/toy/train.yaml --objective "$objective" \
         --pairs "$OUT/pairs" --output_dir "$output" --overwrite_output_dir
 done
 echo "== 4/4 evaluation on the 900 toy test problems (engine: $ENGINE)"

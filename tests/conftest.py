@@ -180,3 +180,21 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if "vllm" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    """With DAMI_PREF_MEMORY_LOG=FILE, each test that raises the session's peak resident memory
+    (this process, or the largest command it started) appends a line: where the peak is."""
+    import os
+    import resource
+
+    log = os.environ.get("DAMI_PREF_MEMORY_LOG")
+    if not log:
+        return
+    peaks = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    if peaks != getattr(pytest_runtest_logfinish, "last", None):
+        pytest_runtest_logfinish.last = peaks
+        with open(log, "a") as handle:
+            handle.write(f"{peaks[0] / 2**20:6.2f} GiB self {peaks[1] / 2**20:6.2f} GiB "
+                         f"children  {nodeid}\n")

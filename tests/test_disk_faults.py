@@ -89,6 +89,7 @@ def trained_ranker(toy_pairs, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_merge_on_a_full_disk_keeps_the_old_folder(tmp_path):
     out = tmp_path / "merged"
     out.mkdir()
@@ -99,6 +100,7 @@ def test_merge_on_a_full_disk_keeps_the_old_folder(tmp_path):
     assert [p.name for p in out.iterdir()] == ["old.txt"] and no_temporaries(tmp_path)
 
 
+@pytest.mark.slow
 def test_sweep_on_a_full_disk_keeps_every_old_output(tmp_path, small_problems):
     out = tmp_path / "sweep"
     out.mkdir()

@@ -117,22 +117,25 @@ def test_toy_generator_is_seeded_disjoint_and_stratified():
     assert worked_steps([12, 7, 3]) == "12+7=19;19+3=22,22-3=19"
 
 
-def test_toy_held_out_draw_is_new_and_seeded(tmp_path):
-    import subprocess
+def test_toy_held_out_draw_is_new_and_seeded(tmp_path, capsys):
+    import importlib.util
     import sys
 
     from dami_pref.toy import toy_problems_path
 
     script = Path(__file__).resolve().parents[1] / "data_builders" / "toy_held_out.py"
+    spec = importlib.util.spec_from_file_location("toy_held_out", script)
+    held_out = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = held_out  # its dataclass looks itself up while it is defined
+    spec.loader.exec_module(held_out)
     out = tmp_path / "held.jsonl"
-    proc = subprocess.run([sys.executable, str(script), "--seed", "3", "--n", "200", "--output",
-                           str(out)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert held_out.main(["--seed", "3", "--n", "200", "--output", str(out)]) == 0
     rows = load_problems(out)
     committed = {p.question for split in ("train", "validation", "test")
                  for p in load_problems(toy_problems_path(split))}
     assert len(rows) == 200 and not committed & {p.question for p in rows}
     assert all(sum(parse_question(p.question)) == int(p.answer) for p in rows)
-    bad = subprocess.run([sys.executable, str(script), "--output", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "is a folder" in bad.stderr and "Traceback" not in bad.stderr
+    capsys.readouterr()
+    assert held_out.main(["--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Traceback" not in err

@@ -72,9 +72,7 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     args = None  # known once parsed; a disk error names its output
     try:
         args = parse_args(getattr(module, class_name), argv, prog=prog, description=text)
-        from transformers.utils import logging as hf_logging  # after parsing: --help is quick
-
-        hf_logging.disable_progress_bar()  # our own bars say what is happening
+        quiet_libraries()
         status = int(module.run(args) or 0)
         finish(wait=True)
         return status
@@ -92,6 +90,20 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
         print(f"{prog}: error: {message}", file=sys.stderr)
         finish(wait=False)
         return 2
+
+
+def quiet_libraries() -> None:
+    """After parsing (so --help stays quick): our own progress bars say what is happening, and
+    DeepSpeed is told it runs on the CPU where there is no GPU, instead of warning about it on
+    every import."""
+    import os
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if "DS_ACCELERATOR" not in os.environ and not torch.cuda.is_available():
+        os.environ["DS_ACCELERATOR"] = "cpu"
 
 
 def finish(wait: bool) -> None:
