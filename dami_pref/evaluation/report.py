@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from ..utils.ordering import difficulty_key
+from ..data.frontier import by_difficulty
 from ..utils.plots import pareto_plot
 from ..utils.stats import bootstrap_ci
 from .provenance import environment, now
@@ -17,15 +16,6 @@ from .frontiers import cost_knob, frontier_vs_static, knob_curve
 from .methods import Choice
 
 RESULTS_VERSION = 2
-
-
-def by_difficulty(lams: Sequence[float], difficulty: Sequence[str | None]) -> dict[str, float]:
-    groups: dict[str, list[float]] = defaultdict(list)
-    for lam, d in zip(lams, difficulty):
-        if d is not None:
-            groups[str(d)].append(lam)
-    return {d: float(np.mean(v))
-            for d, v in sorted(groups.items(), key=lambda kv: difficulty_key(kv[0]))}
 
 
 def method_record(choice: Choice, test: CandidateTable, thinking_tokens: float,
@@ -39,7 +29,9 @@ def method_record(choice: Choice, test: CandidateTable, thinking_tokens: float,
         "mean_tokens_ci95": bootstrap_ci(test.cost[rows, cols]),
         "tokens_vs_thinking": offline["mean_tokens"] / thinking_tokens if thinking_tokens else None,
         "lambda_counts": {f"{k:g}": v for k, v in sorted(Counter(choice.lams).items())},
-        "mean_lambda_by_difficulty": by_difficulty(choice.lams, test.difficulty),
+        "mean_lambda_by_difficulty": by_difficulty(
+            [{"lambda": lam, "difficulty": d} for lam, d in zip(choice.lams, test.difficulty)],
+            lambda row: row["lambda"]),
         "choose_seconds": choice.choose_seconds,
     }
     if live is not None:

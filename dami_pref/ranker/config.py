@@ -72,7 +72,7 @@ class RankerConfig(TrainingArguments):
                 "TRL and older transformers use)"})
     # -- TrainingArguments defaults that suit the ranker
     output_dir: str | None = field(default="outputs/toy/ranker", metadata={
-        "help": "the ranker folder; checkpoints go to OUTPUT_DIR/checkpoint-N/"})
+        "help": "the ranker folder; checkpoints go to OUTPUT_DIR-checkpoints/checkpoint-N/"})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "replace an existing ranker or checkpoints in --output_dir"})
     learning_rate: float = field(default=1e-3, metadata={"help": "learning rate (> 0)"})
