@@ -63,15 +63,21 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     input. The scripts in data_builders/, train/ and eval/ call this with their own name."""
     module_name, class_name, text = COMMANDS[name]
     prog = prog or f"dami-pref {name}"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from .help_cache import answer
+
+    cached = answer(name, argv, prog)  # train's --help without importing TrainingArguments
+    if cached is not None:
+        return cached
     module = importlib.import_module(f".{module_name}", __package__)
     import warnings
 
     # deprecation notices from inside the libraries are for their maintainers, not our users
     warnings.filterwarnings("ignore", category=FutureWarning)
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = None  # known once parsed; a disk error names its output
     try:
-        args = parse_args(getattr(module, class_name), argv, prog=prog, description=text)
+        args = parse_args(getattr(module, class_name), argv, prog=prog, description=text,
+                          command=name)
         quiet_libraries()
         status = int(module.run(args) or 0)
         finish(wait=True)

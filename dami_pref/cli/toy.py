@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..toy import TOY_BUDGET, TOY_DIR
-from ..toy.builder import ToyRecipe
+from ..toy.recipe import ToyRecipe
 
 
 @dataclass
