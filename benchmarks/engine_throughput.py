@@ -83,6 +83,7 @@ def run_runtime(host, prompts, lams, args: EngineArgs, continuous: bool) -> int:
     """The interpolation runtime: λ written in place, then transformers generates."""
     from transformers import GenerationConfig
 
+    from dami_pref.benchmarking import paged_cache_config
     from dami_pref.utils.tokens import end_token_ids, left_pad
 
     eos = None if args.shape else end_token_ids(host.model, host.tokenizer)
@@ -95,8 +96,10 @@ def run_runtime(host, prompts, lams, args: EngineArgs, continuous: bool) -> int:
         host.set_lambda(lam)
         with torch.no_grad():
             if continuous:
-                out = host.model.generate_batch([prompts[i] for i in idx], generation_config=config,
-                                                progress_bar=False)
+                chosen = [prompts[i] for i in idx]
+                out = host.model.generate_batch(
+                    chosen, generation_config=config, progress_bar=False,
+                    continuous_batching_config=paged_cache_config(chosen, args.new_tokens))
                 tokens += count([list(o.generated_tokens) for o in out.values()], eos)
                 continue
             for at in range(0, len(idx), args.batch_size):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from transformers import GenerationConfig
 
-from dami_pref.benchmarking import random_runtime, remerge, time_once
+from dami_pref.benchmarking import paged_cache_config, random_runtime, remerge, time_once
 from dami_pref.toy.tokenizer import build_tokenizer
 from dami_pref.cli.parsing import parse_args
 from dami_pref.utils.devices import parse_dtype, resolve_device
@@ -79,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         for lam, idx in sorted(groups.items()):
             runtime.set_lambda(lam)
             with torch.no_grad():
-                model.generate_batch([prompts[i] for i in idx], generation_config=config,
-                                     max_new_tokens=args.new_tokens)
+                chosen = [prompts[i] for i in idx]
+                model.generate_batch(chosen, generation_config=config,
+                                     max_new_tokens=args.new_tokens,
+                                     continuous_batching_config=paged_cache_config(
+                                         chosen, args.new_tokens))
 
     def per_question() -> None:
         for i in range(args.per_question):
