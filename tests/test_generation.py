@@ -114,3 +114,20 @@ def test_questions_the_tokenizer_cannot_read_are_warned_about(toy_runtime):
                                          r"does not know \(first: '二加三等于几'\)"):
         toy_runtime.generate([GenerationRequest("二加三等于几", 0.0), GenerationRequest("2+3", 0.0)],
                              DecodingOptions(max_new_tokens=4))
+
+
+def test_a_progress_log_has_one_line_per_update(capsys):
+    """In a log (not a terminal) each batch's progress appears once, not once for the count
+    and again for its postfix."""
+    import re
+
+    from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
+
+    runtime = InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu")
+    requests = [GenerationRequest(q, lam) for q in ("3+4", "12+7", "5+5+5") for lam in (0, 1)]
+    capsys.readouterr()
+    runtime.generate(requests, DecodingOptions(max_new_tokens=40, batch_size=1), progress=True)
+    counts = [int(m.group(1)) for m in re.finditer(r"\| (\d+)/6 ", capsys.readouterr().err)]
+    assert counts and counts[-1] == 6
+    body = counts[:-1] if counts.count(6) > 1 else counts  # close() may redraw the last state
+    assert len(body) == len(set(body)), counts

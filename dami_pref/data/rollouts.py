@@ -273,9 +273,10 @@ def run_units(runtime, problems: Sequence[Problem], plan: RolloutPlan, decoding:
                          "seconds": result.seconds})
             tokens += result.n_tokens
         store.write_unit(unit, rows)
-        bar.update(len(requests))
-        bar.set_postfix(lam=f"{unit.lam:g}",
+        # the postfix waits for the update's redraw: one line per update in a log
+        bar.set_postfix(lam=f"{unit.lam:g}", refresh=False,
                         tok_s=f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f}")
+        bar.update(len(requests))
     bar.close()
     return {"units": len(units), "skipped": len(units) - len(todo), "generated_tokens": tokens,
             "seconds": time.perf_counter() - started}

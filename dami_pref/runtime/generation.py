@@ -134,9 +134,10 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
                 results[i] = decode_result(tokenizer, lam, tokens, eos, open_id, close_id,
                                      options.max_new_tokens, seconds)
                 generated_tokens += results[i].n_tokens
-            bar.update(len(batch))
             rate = generated_tokens / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(lam=f"{lam:g}", tok_s=f"{rate:,.0f}")
+            # the postfix waits for the update's redraw: one line per update in a log
+            bar.set_postfix(lam=f"{lam:g}", tok_s=f"{rate:,.0f}", refresh=False)
+            bar.update(len(batch))
     bar.close()
     return results  # type: ignore[return-value]
 

@@ -277,8 +277,8 @@ class VLLMRuntime:
             for i, result in zip(group, self._generate_group(
                     lam, [encoded[i] for i in group], [requests[i].seed for i in group], options)):
                 results[i] = result
+            bar.set_postfix(lam=f"{lam:g}", refresh=False)  # drawn once, by the update
             bar.update(len(group))
-            bar.set_postfix(lam=f"{lam:g}")
         bar.close()
         return results  # type: ignore[return-value]
 

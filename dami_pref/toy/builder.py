@@ -170,7 +170,7 @@ def train_phase(model, encoder: ExampleEncoder, phase: TrainPhase, batch_size: i
         optimizer.zero_grad(set_to_none=True)
         loss_value = loss.item()
         if step % 20 == 0 or step == phase.steps - 1:
-            bar.set_postfix(loss=f"{loss_value:.4f}",
+            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False,
                             s=f"{time.perf_counter() - started:.0f}")
     model.eval()
     return loss_value
