@@ -159,13 +159,15 @@ def follow_ranker(args, ranker) -> None:
     otherwise: with that pair, its prompt template, whose chat template and its budget (the
     options these commands leave at None). An older ranker that recorded none of it gets the
     bundled toy pair and the plain defaults."""
+    from dataclasses import fields
+
     recorded = ranker.pair
     generation = recorded.get("generation") or {}
     args.instruct, args.thinking = args.pair(recorded)
-    for name, fallback in (("prompt_template", "{question}"), ("chat_template_from", "instruct"),
-                           ("max_new_tokens", 256)):
+    plain = {f.name: f.default for group in (PairArgs, DecodingArgs) for f in fields(group)}
+    for name in ("prompt_template", "chat_template_from", "max_new_tokens"):
         if getattr(args, name) is None:
-            setattr(args, name, generation.get(name) or fallback)
+            setattr(args, name, generation.get(name) or plain[name])
 
 
 @dataclass

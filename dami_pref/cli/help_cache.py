@@ -67,11 +67,10 @@ def remember(command: str, parser) -> None:
     path = cache_file(command)
     if path.is_file():
         return
+    from ..utils.io import atomic_write_json
+
     entry = {"help": parser.format_help(), "options": sorted(parser._option_string_actions)}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(entry))
-        tmp.replace(path)
+        atomic_write_json(path, entry)
     except OSError:
         pass

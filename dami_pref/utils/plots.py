@@ -70,12 +70,17 @@ def _static_curve(ax, frontier: Sequence[tuple[float, float, float]]) -> None:
             color="tab:blue", markersize=4, label="static λ", zorder=2)
 
 
+def _marker_area(index: int) -> float:
+    """Each method's marker smaller than the one before, so coincident ones nest."""
+    return max(200 - 22 * index, 40)
+
+
 def _method_markers(ax, points: Sequence[tuple[str, float, float]], first_color: int) -> None:
     """Hollow markers, each smaller than the one before: two methods at one point (DAMI-Routing
     sending everything to Instruct, the best static λ on the curve) both stay visible."""
     for i, (label, acc, tokens) in enumerate(points):
         ax.scatter([tokens], [100 * acc], marker=MARKERS[i % len(MARKERS)],
-                   s=max(200 - 22 * i, 40), zorder=3 + i, facecolors="none", linewidths=1.6,
+                   s=_marker_area(i), zorder=3 + i, facecolors="none", linewidths=1.6,
                    edgecolors=COLORS[(i + first_color) % len(COLORS)], label=label)
 
 
@@ -91,7 +96,7 @@ def _save_cost_plane(fig, ax, title: str, path: str | Path, frontier, points,
     legend = ax.legend(loc="lower right", fontsize=legend_size)
     fig.tight_layout()
     anchors = [(tokens, 100 * acc) for _, acc, tokens in frontier]
-    markers = [(tokens, 100 * acc, 0.7 * max(200 - 22 * i, 40) ** 0.5)
+    markers = [(tokens, 100 * acc, 0.7 * _marker_area(i) ** 0.5)
                for i, (_, acc, tokens) in enumerate(points)]
     place_labels(ax, anchors, [f"{lam:g}" for lam, _, _ in frontier], markers, [legend])
     return save_figure(fig, path)
