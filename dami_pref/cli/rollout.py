@@ -54,8 +54,8 @@ def run(args: RolloutArgs) -> int:
     from accelerate import PartialState
 
     from ..data.frontier import format_frontier, table_frontier
-    from ..data.rollouts import (RolloutPlan, RolloutStore, load_rollouts, make_manifest,
-                                 run_units)
+    from ..data.rollouts import (RolloutPlan, RolloutStore, drive_rollouts, load_rollouts,
+                                 make_manifest)
     from ..runtime.checkpoints import resolve_model_dir
     from ..utils.grid import parse_grid
     from ..utils.io import check_location
@@ -78,15 +78,12 @@ def run(args: RolloutArgs) -> int:
     runtime = args.runtime()  # a pair that fails to load leaves no folder behind
     runtime.check_questions([p.question for p in problems], decoding.max_new_tokens)
     state.wait_for_everyone()
+    counts = drive_rollouts(runtime, problems, plan, decoding, args.seed, store, manifest, resume,
+                            rank=state.process_index, world=state.num_processes,
+                            barrier=state.wait_for_everyone,
+                            progress=args.progress and (state.is_main_process or cpu is False))
     if state.is_main_process:
-        store.start(manifest, problems, resume)
-    state.wait_for_everyone()
-    counts = run_units(runtime, problems, plan, decoding, args.seed, store,
-                       rank=state.process_index, world=state.num_processes,
-                       progress=args.progress and (state.is_main_process or cpu is False))
-    state.wait_for_everyone()
-    if state.is_main_process:
-        table_path = store.finalize(plan)
+        table_path = counts["table"]
         _, _, table = load_rollouts(store.folder)
         print(format_frontier(table_frontier(table), ("accuracy", "mean_tokens", "think_rate",
                                                       "unfinished_rate", "rows")))

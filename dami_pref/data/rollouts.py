@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -302,6 +302,27 @@ def pair_identity(instruct_dir: Path, thinking_dir: Path, dtype: str, prompt_tem
     return identity
 
 
+def drive_rollouts(runtime, problems: Sequence[Problem], plan: RolloutPlan,
+                   decoding: DecodingOptions, seed: int, store: RolloutStore, manifest: dict,
+                   resume: bool, *, rank: int = 0, world: int = 1,
+                   barrier: Callable[[], None] = lambda: None, progress: bool = True) -> dict:
+    """The one rollout driver, for one process or many (``barrier`` joins them).
+
+    Process 0 opens the folder and finishes the table; every process writes its own units, so a
+    kill leaves finished units that a rerun skips. Returns this process's counts, and the
+    table's path on process 0.
+    """
+    if rank == 0:
+        store.start(manifest, problems, resume)
+    barrier()
+    counts = run_units(runtime, problems, plan, decoding, seed, store, rank=rank, world=world,
+                       progress=progress)
+    barrier()
+    if rank == 0:
+        counts["table"] = store.finalize(plan)
+    return counts
+
+
 def ensure_rollouts(runtime, problems: Sequence[Problem], grid: Sequence[float],
                     decoding: DecodingOptions, folder: str | Path, *, pair: dict,
                     seed: int = 0, samples: int = 1, shard_size: int = 64,
@@ -313,7 +334,6 @@ def ensure_rollouts(runtime, problems: Sequence[Problem], grid: Sequence[float],
     resume = store.check_compatible(manifest, overwrite=False)
     if not (resume and (store.folder / TABLE_FILE).is_file()
             and (store.read_manifest() or {}).get("complete")):
-        store.start(manifest, problems, resume)
-        run_units(runtime, problems, plan, decoding, seed, store, progress=progress)
-        store.finalize(plan)
+        drive_rollouts(runtime, problems, plan, decoding, seed, store, manifest, resume,
+                       progress=progress)
     return store.folder
