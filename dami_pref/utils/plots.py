@@ -41,11 +41,11 @@ def pareto_plot(frontier: Sequence[tuple[float, float, float]], path: str | Path
 
     ``points`` are (label, accuracy, mean tokens), e.g. the oracle or a trained selector.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
-    _static_curve(ax, frontier)
-    _method_markers(ax, points, first_color=0)
-    return _save_cost_plane(fig, ax, title, path, frontier, points, legend_size=8)
+    def draw(ax) -> None:
+        _static_curve(ax, frontier)
+        _method_markers(ax, points, first_color=0)
+
+    return _cost_plane(draw, title, path, frontier, points, legend_size=8)
 
 
 def frontier_plot(static: Sequence[tuple[float, float, float]],
@@ -54,15 +54,16 @@ def frontier_plot(static: Sequence[tuple[float, float, float]],
     """The static-λ curve, one line per selector's frontier ((accuracy, mean tokens) as its
     knob moves) and labelled operating points: where a selector beats fixed λ is where its
     line runs above the static one."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
-    _static_curve(ax, static)
-    for i, (label, curve) in enumerate(curves.items()):
-        ordered = sorted(curve, key=lambda p: p[1])
-        ax.step([t for _, t in ordered], [100 * a for a, _ in ordered], where="post",
-                color=COLORS[(i + 1) % len(COLORS)], label=f"{label}: β frontier", zorder=2)
-    _method_markers(ax, points, first_color=1)
-    return _save_cost_plane(fig, ax, title, path, static, points, legend_size=7)
+    def draw(ax) -> None:
+        _static_curve(ax, static)
+        for i, (label, curve) in enumerate(curves.items()):
+            ordered = sorted(curve, key=lambda p: p[1])
+            ax.step([t for _, t in ordered], [100 * a for a, _ in ordered], where="post",
+                    color=COLORS[(i + 1) % len(COLORS)], label=f"{label}: β frontier",
+                    zorder=2)
+        _method_markers(ax, points, first_color=1)
+
+    return _cost_plane(draw, title, path, static, points, legend_size=7)
 
 
 def _static_curve(ax, frontier: Sequence[tuple[float, float, float]]) -> None:
@@ -75,6 +76,11 @@ def _marker_area(index: int) -> float:
     return max(200 - 22 * index, 40)
 
 
+def _marker_radius(fig, area: float) -> float:
+    """A scatter marker's half-width in pixels (its area is in points²), with its edge."""
+    return (0.75 * area ** 0.5 + 1.6) * fig.dpi / 72
+
+
 def _method_markers(ax, points: Sequence[tuple[str, float, float]], first_color: int) -> None:
     """Hollow markers, each smaller than the one before: two methods at one point (DAMI-Routing
     sending everything to Instruct, the best static λ on the curve) both stay visible."""
@@ -84,10 +90,13 @@ def _method_markers(ax, points: Sequence[tuple[str, float, float]], first_color:
                    edgecolors=COLORS[(i + first_color) % len(COLORS)], label=label)
 
 
-def _save_cost_plane(fig, ax, title: str, path: str | Path, frontier, points,
-                     legend_size: int) -> Path:
-    """Labels, grid and legend of an accuracy-against-tokens plot, the λ labels placed where
-    they overlap nothing, then the file."""
+def _cost_plane(draw, title: str, path: str | Path, frontier, points,
+                legend_size: int) -> Path:
+    """An accuracy-against-tokens plot drawn by ``draw``, its λ labels placed where they overlap
+    nothing; a cluster of λ too close to label apart is drawn again, zoomed, in an inset."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    draw(ax)
     ax.set_xlabel("mean generated tokens per question")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
@@ -96,26 +105,153 @@ def _save_cost_plane(fig, ax, title: str, path: str | Path, frontier, points,
     legend = ax.legend(loc="lower right", fontsize=legend_size)
     fig.tight_layout()
     anchors = [(tokens, 100 * acc) for _, acc, tokens in frontier]
-    markers = [(tokens, 100 * acc, 0.7 * _marker_area(i) ** 0.5)
+    texts = [f"{lam:g}" for lam, _, _ in frontier]
+    markers = [(tokens, 100 * acc, _marker_radius(fig, _marker_area(i)))
                for i, (_, acc, tokens) in enumerate(points)]
-    place_labels(ax, anchors, [f"{lam:g}" for lam, _, _ in frontier], markers, [legend])
+    cluster = _crowded_cluster(ax, anchors)
+    avoid = [legend]
+    inset = cluster and _zoom_inset(ax, draw, [anchors[i] for i in cluster],
+                                    _obstacles(ax, anchors, markers, avoid, ax.lines), avoid)
+    if inset:
+        place_labels(inset, [anchors[i] for i in cluster], [texts[i] for i in cluster],
+                     markers, lines=inset.lines)
+        avoid.append(inset)
+    rest = [i for i in range(len(anchors)) if not (inset and i in cluster)]
+    place_labels(ax, [anchors[i] for i in rest], [texts[i] for i in rest], markers, avoid,
+                 lines=ax.lines, points=anchors)
     return save_figure(fig, path)
+
+
+def _crowded_cluster(ax, anchors: Sequence[tuple[float, float]], gap_px: float = 14,
+                     least: int = 3) -> list[int]:
+    """The largest group of anchors (at least ``least``) chained by gaps under ``gap_px``
+    pixels: points whose labels cannot sit apart at the plot's scale."""
+    px = [ax.transData.transform(a) for a in anchors]
+    groups: list[set[int]] = []
+    for i in range(len(px)):
+        near = {j for j in range(len(px)) if ((px[i] - px[j]) ** 2).sum() < gap_px ** 2}
+        joined = [g for g in groups if g & near]
+        merged = near.union(*joined)
+        groups = [g for g in groups if g not in joined] + [merged]
+    largest = max(groups, key=len, default=set())
+    return sorted(largest) if len(largest) >= least else []
+
+
+def _zoom_inset(ax, draw, cluster: Sequence[tuple[float, float]], taken: Sequence,
+                forbidden: Sequence, size: tuple[float, float] = (0.27, 0.3)):
+    """An inset drawn by ``draw`` around ``cluster`` (data coordinates), placed where it covers
+    the fewest points, markers and lines, and tied to its region by zoom lines."""
+    xs, ys = [x for x, _ in cluster], [y for _, y in cluster]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    pad_x = max(0.6 * (max(xs) - min(xs)), 0.02 * (x1 - x0))
+    pad_y = max(0.6 * (max(ys) - min(ys)), 0.02 * (y1 - y0))
+    renderer = ax.figure.canvas.get_renderer()
+    bounds = _free_spot(ax, taken, [a.get_window_extent(renderer) for a in forbidden], size)
+    if bounds is None:
+        return None
+    inset = ax.inset_axes(bounds)
+    draw(inset)
+    inset.set_xlim(min(xs) - pad_x, max(xs) + pad_x)
+    inset.set_ylim(min(ys) - pad_y, max(ys) + pad_y)
+    inset.tick_params(labelsize=6)
+    inset.grid(alpha=0.3)
+    ax.indicate_inset_zoom(inset, edgecolor="0.4")
+    return inset
+
+
+def _free_spot(ax, taken: Sequence, forbidden: Sequence, size: tuple[float, float],
+               ticks_px: tuple[float, float] = (30, 16)) -> list[float] | None:
+    """Axes-fraction bounds of the spot of ``size`` that overlaps no ``forbidden`` box (the
+    legend) and the fewest ``taken`` ones, scanning from the top left; the inset's tick labels
+    (``ticks_px`` left and below) stay inside the axes too."""
+    from matplotlib.transforms import Bbox
+
+    frame = ax.get_window_extent()
+    width, height = size[0] * frame.width, size[1] * frame.height
+    best, fewest = None, None
+    for top in [0.97 - 0.03 * i for i in range(16)]:
+        for left in [0.02 + 0.03 * i for i in range(24)]:
+            x0 = frame.x0 + left * frame.width + ticks_px[0]
+            y0 = frame.y0 + top * frame.height - height
+            if x0 + width > frame.x1 or y0 - ticks_px[1] < frame.y0:
+                continue
+            box = Bbox.from_bounds(x0 - ticks_px[0], y0 - ticks_px[1], width + ticks_px[0],
+                                   height + ticks_px[1])
+            if any(box.overlaps(other) for other in forbidden):
+                continue
+            hits = sum(box.overlaps(other) for other in taken)
+            if fewest is None or hits < fewest:
+                best = [(x0 - frame.x0) / frame.width, (y0 - frame.y0) / frame.height, *size]
+                fewest = hits
+            if hits == 0:
+                return best
+    return best
 
 
 def _candidate_offsets() -> list[tuple[float, float]]:
     """Pixel offsets to try for a label, nearest first, right and below preferred."""
     import math
 
-    angles = [-35, 35, -90, 90, -145, 145, 0, 180]
+    angles = [-35, 35, -90, 90, -145, 145, 0, 180, -60, 60, -120, 120]
     return [(r * math.cos(math.radians(a)), r * math.sin(math.radians(a)))
-            for r in (9, 17, 27, 40, 56) for a in angles]
+            for r in (9, 13, 17, 22, 27, 33, 40, 48, 56, 66) for a in angles]
+
+
+def _line_boxes(ax, lines: Sequence) -> list:
+    """Small pixel boxes every few pixels along each line, so a label can keep off it."""
+    import numpy as np
+    from matplotlib.transforms import Bbox
+
+    boxes = []
+    for line in lines:
+        xy = line.get_transform().transform(line.get_path().interpolated(1).vertices)
+        for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:]):
+            steps = max(int(np.hypot(x1 - x0, y1 - y0) / 3), 1)
+            for t in np.linspace(0, 1, steps + 1):
+                x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+                boxes.append(Bbox.from_extents(x - 1, y - 1, x + 1, y + 1))
+    return boxes
+
+
+def _free_offset(box_at, inside, taken) -> tuple[float, float]:
+    """The nearest candidate offset whose box stays inside the axes and overlaps nothing
+    taken; the nearest inside the axes with the fewest overlaps if none is free."""
+    best, fewest = None, None
+    for dx, dy in _candidate_offsets():
+        box = box_at(dx, dy)
+        if not (inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)):
+            continue
+        hits = sum(box.overlaps(other) for other in taken)
+        if hits == 0:
+            return dx, dy
+        if fewest is None or hits < fewest:
+            best, fewest = (dx, dy), hits
+    return best or (0.0, 9.0)
+
+
+def _obstacles(ax, anchors: Sequence[tuple[float, float]],
+               markers: Sequence[tuple[float, float, float]], avoid: Sequence,
+               lines: Sequence) -> list:
+    """Pixel boxes a label or an inset must keep off: points, markers (x, y, radius in
+    pixels), lines and other artists such as the legend."""
+    from matplotlib.transforms import Bbox
+
+    renderer = ax.figure.canvas.get_renderer()
+    to_px = ax.transData.transform
+    taken = [a.get_window_extent(renderer) for a in avoid] + _line_boxes(ax, lines)
+    taken += [Bbox.from_extents(x - 4, y - 4, x + 4, y + 4) for x, y in map(to_px, anchors)]
+    for mx, my, radius in markers:
+        x, y = to_px((mx, my))
+        taken.append(Bbox.from_extents(x - radius, y - radius, x + radius, y + radius))
+    return taken
 
 
 def place_labels(ax, anchors: Sequence[tuple[float, float]], texts: Sequence[str],
-                 markers: Sequence[tuple[float, float, float]] = (), avoid: Sequence = ()):
+                 markers: Sequence[tuple[float, float, float]] = (), avoid: Sequence = (),
+                 lines: Sequence = (), points: Sequence[tuple[float, float]] = ()):
     """Annotate each anchor (data coordinates) at the nearest offset whose text box overlaps
-    no other label, no point, no marker (x, y, radius in pixels) and nothing in ``avoid``
-    (artists such as the legend); far labels get a leader line."""
+    no other label, no anchor or extra point, no marker (x, y, radius in pixels), no line and
+    nothing in ``avoid`` (artists such as the legend); far labels get a leader line."""
     from matplotlib.transforms import Bbox
 
     fig = ax.figure
@@ -123,28 +259,24 @@ def place_labels(ax, anchors: Sequence[tuple[float, float]], texts: Sequence[str
     renderer = fig.canvas.get_renderer()
     to_px = ax.transData.transform
     inside = ax.get_window_extent(renderer)
-    taken = [a.get_window_extent(renderer) for a in avoid]
-    taken += [Bbox.from_extents(x - 4, y - 4, x + 4, y + 4) for x, y in map(to_px, anchors)]
-    for mx, my, radius in markers:
-        x, y = to_px((mx, my))
-        taken.append(Bbox.from_extents(x - radius, y - radius, x + radius, y + radius))
+    taken = _obstacles(ax, list(anchors) + list(points), markers, avoid, lines)
     for (x, y), text in zip(anchors, texts):
         label = ax.annotate(text, (x, y), textcoords="offset pixels", xytext=(0, 0),
                             fontsize=7, color="tab:blue", ha="center", va="center", zorder=6)
         size = label.get_window_extent(renderer)
         px, py = to_px((x, y))
-        for dx, dy in _candidate_offsets():
-            box = Bbox.from_bounds(px + dx - size.width / 2 - 1, py + dy - size.height / 2 - 1,
-                                   size.width + 2, size.height + 2)
-            if inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1) and \
-                    not any(box.overlaps(other) for other in taken):
-                break
+
+        def box_at(dx, dy, px=px, py=py, size=size):
+            return Bbox.from_bounds(px + dx - size.width / 2 - 1, py + dy - size.height / 2 - 1,
+                                    size.width + 2, size.height + 2)
+
+        dx, dy = _free_offset(box_at, inside, taken)
         label.xyann = (dx, dy)
         if dx * dx + dy * dy > 20 ** 2:
             ax.annotate("", (x, y), xytext=(px + dx, py + dy), textcoords="figure pixels",
                         arrowprops=dict(arrowstyle="-", color="tab:blue", lw=0.5, alpha=0.6,
                                         shrinkA=4, shrinkB=2))
-        taken.append(box)
+        taken.append(box_at(dx, dy))
 
 
 def _levels(difficulties: Sequence) -> list[str]:
@@ -188,7 +320,7 @@ def lambda_heatmaps(series: dict[str, Sequence[float]], difficulty: Sequence[str
     grid = Grid.parse(grid)
     levels = _levels(difficulty)
     fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series), 0.5 * len(levels) + 2.4),
-                             dpi=120, squeeze=False)
+                             dpi=120, squeeze=False, layout="constrained")
     for ax, (label, lams) in zip(axes[0], series.items()):
         share = np.zeros((len(levels), len(grid)))
         for lam, d in zip(lams, difficulty):
