@@ -90,7 +90,7 @@ def test_trainer_flags_a_trl_user_knows(tmp_path):
     (["--max_steps", "0"], "--max_steps must be ≥ 1, or -1"),
     (["--max_length", "0"], "--max_length must be ≥ 1"),
     (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be ≥ 1"),
-    (["--objective", "magic"], "unknown --objective"),
+    (["--objective", "magic"], "--objective must be one of"),
     (["--lora_r", "0"], "--lora_r must be ≥ 1"),
     (["--use_peft", "false"], "not supported"),
     (["--nonsense", "1"], "unknown argument"),

@@ -218,6 +218,46 @@ def test_help_and_usage_errors_answer_at_once(command, tmp_path):
             assert proc.stdout == first.stdout  # the cached help is the parser's own
 
 
+BAD_TRAIN_VALUES = [["--learning_rate", "abc"], ["--objective", "nope"], ["--lora_r", "0"],
+                    ["--max_steps", "-5"], ["--num_train_epochs=0"], ["--prompt_template", "x"],
+                    ["--use_peft", "false"], ["--pair_weighting", "z"], ["--learning_r", "x"],
+                    ["--per_device_train_batch_size", "0", "--objective", "acc"]]
+
+
+def test_train_refuses_a_bad_value_at_once_in_the_real_parsers_words(tmp_path, monkeypatch):
+    """Once train's help is cached, a value the real parser would refuse (a type, a choice, a
+    rule of the ranker's options) is refused in well under a second of CPU, with the same
+    one-line error the real parser gives; values it cannot judge go to the real parser."""
+    import resource
+
+    from conftest import run_in_process
+
+    from dami_pref.cli import help_cache
+
+    cache = tmp_path / "cache"
+    env = {**os.environ, "DAMI_PREF_CACHE": str(cache)}
+    subprocess.run([sys.executable, "-m", "dami_pref.cli", "train", "--help"], check=True,
+                   capture_output=True, timeout=300, env=env)
+    for i, argv in enumerate(BAD_TRAIN_VALUES):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        fast = subprocess.run([sys.executable, "-m", "dami_pref.cli", "train", *argv],
+                              capture_output=True, text=True, timeout=120, env=env)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        monkeypatch.setenv("DAMI_PREF_CACHE", str(tmp_path / f"empty{i}"))  # the real parser
+        real = run_in_process("train", *argv)
+        assert fast.returncode == real.returncode == 2, (argv, fast.stderr, real.stderr)
+        assert fast.stderr == real.stderr, argv
+        assert cpu < 1.0, f"train {' '.join(argv)}: {cpu:.2f} s of CPU"
+    monkeypatch.setenv("DAMI_PREF_CACHE", str(cache))
+    # good values, and values only the real parser can judge, pass on to it
+    for argv in (["--learning_rate", "1e-4", "--objective", "acc", "--bf16", "false",
+                  "--max_steps=-1", "--lora_dropout", "0.1"], ["--bf16", "maybe"],
+                 ["--eval_strategy", "sometimes"], ["--learn", "abc"]):
+        assert help_cache.answer("train", argv, "dami-pref train") is None, argv
+    assert "Truthy value expected" in run_in_process("train", "--bf16", "maybe").stderr
+
+
 def command_parser(command: str):
     """The parser a command builds, with the toolkit's formatter and ordering."""
     import importlib

@@ -1,12 +1,17 @@
-"""``--help`` and unknown options answered at once for commands whose arguments need the heavy
-libraries to exist: ``train``'s are ``TrainingArguments``, whose import alone costs seconds.
+"""``--help``, unknown options and bad values answered at once for commands whose arguments
+need the heavy libraries to exist: ``train``'s are ``TrainingArguments``, whose import alone
+costs seconds.
 
 The first full parse of such a command stores its help text and option names in the user's
 cache folder (``DAMI_PREF_CACHE``, else ``$XDG_CACHE_HOME/dami-pref``, else
 ``~/.cache/dami-pref``), under a key made of the versions of the libraries that define the
 options and of the files that declare them, so an upgrade or an edit is never answered stale.
-Only ``--help`` and an option that no known option starts with are answered from it; every
-other command line goes through the real parser.
+It also stores each option's flags, type and choices, so that a value the real parser would
+refuse (``--learning_rate abc``, ``--objective nope``, ``--warmup_ratio 2``) is refused at once,
+with the real parser's words: its type and choice errors, then the ranker's option rules
+(``ranker/option_checks.py``) on the values given on the command line. Anything the cache cannot
+judge (a value a --config file sets, a type it does not know) goes through the real parser,
+which judges every command line that passes.
 """
 
 from __future__ import annotations
@@ -21,7 +26,18 @@ from pathlib import Path
 
 COMMANDS_WITH_HEAVY_ARGUMENTS = ("train",)
 LIBRARIES = ("dami-pref", "transformers", "trl", "peft", "accelerate")
-DECLARED_IN = ("cli/train.py", "cli/parsing.py", "ranker/config.py")
+DECLARED_IN = ("cli/train.py", "cli/parsing.py", "cli/argv.py", "cli/help_cache.py",
+               "ranker/config.py", "ranker/option_checks.py")
+TYPES = {int: "int", float: "float", str: "str"}
+TRUE, FALSE = ("yes", "true", "t", "y", "1"), ("no", "false", "f", "n", "0")
+
+
+class _Undecided(Exception):
+    """A value the cache cannot judge: the real parser will."""
+
+
+class _Refused(Exception):
+    """argparse's error message, raised instead of printing the usage."""
 
 
 def cache_file(command: str) -> Path:
@@ -57,7 +73,96 @@ def answer(command: str, argv: Sequence[str], prog: str) -> int | None:
             print(f"{prog}: error: unknown argument(s): {flag}; see {prog} --help",
                   file=sys.stderr)
             return 2
+    actions = entry.get("actions", [])
+    described = {flag for spec in actions for flag in spec["flags"]} | {"--config"}
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        matches = [o for o in known if o.startswith(flag)] if flag.startswith("--") else []
+        if matches and flag not in described and not (len(matches) == 1
+                                                      and matches[0] in described):
+            return None  # ambiguous, or an option the cache could not describe
+    return _judge_values(actions, argv, prog)
+
+
+def _judge_values(actions: list[dict], argv: Sequence[str], prog: str) -> int | None:
+    """2 with the real parser's one-line error when a value on the command line breaks its
+    type, its choices or the ranker's option rules; None when all pass or cannot be judged."""
+    from ..errors import OptionError
+    from ..ranker.option_checks import check_ranker_options
+    from .argv import attach_negative_values
+
+    parser = _light_parser(actions)
+    try:
+        given, _ = parser.parse_known_args(attach_negative_values(parser, list(argv)))
+        check_ranker_options({k: v for k, v in vars(given).items() if k != "config"})
+    except _Undecided:
+        return None
+    except (_Refused, OptionError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
     return None
+
+
+def _bool(value):
+    if isinstance(value, bool) or value.lower() in TRUE + FALSE:
+        return value if isinstance(value, bool) else value.lower() in TRUE
+    raise _Undecided(value)  # the real parser words this refusal itself
+
+
+def _light_parser(actions: list[dict]):
+    """An argparse parser with the stored options' flags, types and choices, and no defaults:
+    its namespace holds only what the command line gave."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise _Refused(message)
+
+    parser = Parser(add_help=False, argument_default=argparse.SUPPRESS)
+    parser.add_argument("--config")
+    for spec in actions:
+        kind = {"int": int, "float": float, "str": str, "bool": _bool}.get(spec["type"])
+        if spec["action"] in ("store_true", "store_false", "store_const"):
+            parser.add_argument(*spec["flags"], dest=spec["dest"], action=spec["action"],
+                                **({"const": spec["const"]} if spec["action"] ==
+                                   "store_const" else {}))
+            continue
+        if kind is None and spec["choices"] is None:
+            kind = _undecided
+        parser.add_argument(*spec["flags"], dest=spec["dest"], nargs=spec["nargs"],
+                            const=spec["const"], type=kind, choices=spec["choices"])
+    return parser
+
+
+def _undecided(value):
+    raise _Undecided(value)
+
+
+def _action_specs(parser) -> list[dict]:
+    """What the light parser needs of each option: flags, dest, type, nargs, const, choices."""
+    import json as _json
+
+    names = {"_StoreAction": "store", "_StoreTrueAction": "store_true",
+             "_StoreFalseAction": "store_false", "_StoreConstAction": "store_const"}
+    specs = []
+    for action in parser._actions:
+        kind = names.get(type(action).__name__)
+        if not action.option_strings or kind is None:
+            continue
+        type_name = TYPES.get(action.type) or (
+            "bool" if getattr(action.type, "__name__", "") == "string_to_bool" else None)
+        choices = list(action.choices) if action.choices is not None else None
+        if choices and type_name is None and not all(isinstance(c, str) for c in choices):
+            choices = None  # compared after a conversion the cache does not know: undecided
+        spec = {"flags": list(action.option_strings), "dest": action.dest, "action": kind,
+                "type": type_name, "nargs": action.nargs, "const": action.const,
+                "choices": choices}
+        try:
+            _json.dumps(spec)
+        except (TypeError, ValueError):
+            continue  # an option the cache cannot describe: the real parser judges it
+        specs.append(spec)
+    return specs
 
 
 def remember(command: str, parser) -> None:
@@ -69,7 +174,8 @@ def remember(command: str, parser) -> None:
         return
     from ..utils.io import atomic_write_json
 
-    entry = {"help": parser.format_help(), "options": sorted(parser._option_string_actions)}
+    entry = {"help": parser.format_help(), "options": sorted(parser._option_string_actions),
+             "actions": _action_specs(parser)}
     try:
         atomic_write_json(path, entry)
     except OSError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 import types
 import typing
@@ -21,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import DamiPrefError, OptionError, first_line
+from .argv import attach_negative_values
 
 INF = float("inf")
 # Allowed ranges of the numeric options, by name across every command: (low, high, low
@@ -159,7 +159,7 @@ def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = No
     if config_path is not None:
         parser.set_defaults_with_config(**load_yaml_config(config_path, classes))
     try:
-        parsed = parser.parse_args_into_dataclasses(args=_attach_negative_values(parser, rest))
+        parsed = parser.parse_args_into_dataclasses(args=attach_negative_values(parser, rest))
     except ValueError as err:
         if "not used by the HfArgumentParser" in str(err):
             raise DamiPrefError(f"unknown argument(s): {str(err).split(': ', 1)[1]}; "
@@ -176,27 +176,6 @@ def _is_training_arguments(item) -> bool:
     from transformers import TrainingArguments
 
     return isinstance(item, TrainingArguments)
-
-
-def _attach_negative_values(parser, argv: list[str]) -> list[str]:
-    """``--grid -0.1,1`` as ``--grid=-0.1,1``: argparse takes a value that starts with "-" and
-    is not a plain number for an option, and answers "expected one argument"; this way the
-    value reaches its own check, which names it."""
-    takes_value = {flag for action in parser._actions if action.nargs is None and
-                   action.option_strings and action.const is None
-                   for flag in action.option_strings}
-    out, i = [], 0
-    while i < len(argv):
-        token = argv[i]
-        following = argv[i + 1] if i + 1 < len(argv) else None
-        if token in takes_value and following is not None and \
-                re.match(r"^-[\d.]", following):
-            out.append(f"{token}={following}")
-            i += 2
-            continue
-        out.append(token)
-        i += 1
-    return out
 
 
 def _pop_config(argv: list[str]) -> tuple[str | None, list[str]]:

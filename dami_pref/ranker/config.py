@@ -14,7 +14,6 @@ and command-line flags, as ``trl/scripts/reward.py`` does with ``ScriptArguments
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -24,10 +23,7 @@ from trl import ModelConfig
 
 from ..errors import OptionError
 
-from .model import OBJECTIVES
-from .operating_point import TARGETS
-
-PAIR_WEIGHTINGS = ("none", "acc_gap")
+from .option_checks import check_ranker_options
 
 
 @dataclass
@@ -38,8 +34,7 @@ class RankerScriptArguments:
         "help": "train on a seeded random subset of this many training problems (≥ 1)"})
 
     def __post_init__(self) -> None:
-        if self.max_train_problems is not None and self.max_train_problems < 1:
-            raise OptionError(f"--max_train_problems must be ≥ 1, got {self.max_train_problems}")
+        check_ranker_options(own_values(self))
 
 
 @dataclass
@@ -97,18 +92,15 @@ class RankerConfig(TrainingArguments):
                 "(checkpoints, which hold optimizer states, stay local)"})
 
     def __post_init__(self) -> None:
-        self._check_ranker_fields()
+        check_ranker_options(own_values(self))
         if self.ddp_backend is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             import torch
 
             if not torch.cuda.is_available():
                 # Several processes on a CPU (plain or DeepSpeed): they can only meet over gloo.
                 self.ddp_backend = "gloo"
-        if self.warmup_ratio is not None:
-            if not 0 <= self.warmup_ratio < 1:
-                raise OptionError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-            if not self.warmup_steps:
-                self.warmup_steps = self.warmup_ratio
+        if self.warmup_ratio is not None and not self.warmup_steps:
+            self.warmup_steps = self.warmup_ratio
         super().__post_init__()
 
     @cached_property
@@ -129,36 +121,6 @@ class RankerConfig(TrainingArguments):
                 del os.environ["ACCELERATE_USE_DEEPSPEED"]
             self.accelerator_config.use_configured_state = True
         return super()._setup_devices
-
-    def _check_ranker_fields(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise OptionError(f"unknown --objective {self.objective!r}; choose one of "
-                              f"{list(OBJECTIVES)}")
-        if self.operating_target not in TARGETS:
-            raise OptionError(f"unknown --operating_target {self.operating_target!r}; choose "
-                              f"one of {list(TARGETS)}")
-        if self.pair_weighting not in PAIR_WEIGHTINGS:
-            raise OptionError(f"--pair_weighting must be one of {list(PAIR_WEIGHTINGS)}, got "
-                              f"{self.pair_weighting!r}")
-        checks = [("max_length", self.max_length >= 1, "≥ 1"),
-                  ("learning_rate", self.learning_rate > 0, "> 0"),
-                  ("margin", self.margin >= 0, "≥ 0"),
-                  ("per_device_train_batch_size", self.per_device_train_batch_size >= 1, "≥ 1"),
-                  ("per_device_eval_batch_size", self.per_device_eval_batch_size >= 1, "≥ 1"),
-                  ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, "≥ 1"),
-                  ("num_train_epochs", self.num_train_epochs > 0, "> 0"),
-                  ("max_steps", self.max_steps == -1 or self.max_steps >= 1,
-                   "≥ 1, or -1 to train --num_train_epochs"),
-                  ("max_grad_norm", math.isfinite(self.max_grad_norm), "a number")]
-        if self.head_learning_rate is not None:
-            checks.append(("head_learning_rate", self.head_learning_rate > 0, "> 0"))
-        for name, ok, allowed in checks:
-            if not ok:
-                raise OptionError(f"--{name} must be {allowed}, got {getattr(self, name)}")
-        if "{question}" not in self.prompt_template:
-            raise OptionError(f"--prompt_template must contain '{{question}}': "
-                              f"{self.prompt_template!r}")
-
 
 @dataclass
 class RankerModelConfig(ModelConfig):
@@ -184,14 +146,12 @@ class RankerModelConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.use_peft:
-            raise OptionError("the ranker trains LoRA adapters and its head; --use_peft false "
-                              "(full fine-tuning) is not supported")
-        if self.load_in_4bit or self.load_in_8bit:
-            raise OptionError("--load_in_4bit/--load_in_8bit are not supported by the ranker")
-        if self.lora_r < 1 or not 0 <= self.lora_dropout < 1:
-            raise OptionError(f"--lora_r must be ≥ 1 and --lora_dropout in [0, 1), got "
-                              f"{self.lora_r} and {self.lora_dropout}")
+        check_ranker_options(own_values(self))
+
+
+def own_values(config) -> dict:
+    """A configuration's fields by name, for the option rules."""
+    return {f.name: getattr(config, f.name) for f in fields(config)}
 
 
 ARGUMENT_CLASSES = (RankerScriptArguments, RankerConfig, RankerModelConfig)

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-OBJECTIVES = ("pref", "acc", "pred", "route")
+from .option_checks import OBJECTIVES
+
 HEAD_MODULES = ("score", "classifier")  # the classifier layer's usual names (peft's too)
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .option_checks import TARGETS
 from .selection import select_index
 
-TARGETS = ("best_static", "max_accuracy", "paper")
 
 
 def candidate_betas() -> list[float]:

@@ -1,0 +1,26 @@
+"""Command-line tokens made ready for argparse, shared by the parser and the help cache."""
+
+from __future__ import annotations
+
+import re
+
+
+def attach_negative_values(parser, argv: list[str]) -> list[str]:
+    """``--grid -0.1,1`` as ``--grid=-0.1,1``: argparse takes a value that starts with "-" and
+    is not a plain number for an option, and answers "expected one argument"; this way the
+    value reaches its own check, which names it."""
+    takes_value = {flag for action in parser._actions if action.nargs is None and
+                   action.option_strings and action.const is None
+                   for flag in action.option_strings}
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if token in takes_value and following is not None and \
+                re.match(r"^-[\d.]", following):
+            out.append(f"{token}={following}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
