@@ -221,7 +221,8 @@ def test_help_and_usage_errors_answer_at_once(command, tmp_path):
 BAD_TRAIN_VALUES = [["--learning_rate", "abc"], ["--objective", "nope"], ["--lora_r", "0"],
                     ["--max_steps", "-5"], ["--num_train_epochs=0"], ["--prompt_template", "x"],
                     ["--use_peft", "false"], ["--pair_weighting", "z"], ["--learning_r", "x"],
-                    ["--per_device_train_batch_size", "0", "--objective", "acc"]]
+                    ["--per_device_train_batch_size", "0", "--objective", "acc"],
+                    ["--bf16", "maybe"], ["--warmup_ratio", "2"], ["--head_learning_rate", "x"]]
 
 
 def test_train_refuses_a_bad_value_at_once_in_the_real_parsers_words(tmp_path, monkeypatch):
@@ -252,10 +253,10 @@ def test_train_refuses_a_bad_value_at_once_in_the_real_parsers_words(tmp_path, m
     monkeypatch.setenv("DAMI_PREF_CACHE", str(cache))
     # good values, and values only the real parser can judge, pass on to it
     for argv in (["--learning_rate", "1e-4", "--objective", "acc", "--bf16", "false",
-                  "--max_steps=-1", "--lora_dropout", "0.1"], ["--bf16", "maybe"],
+                  "--max_steps=-1", "--lora_dropout", "0.1", "--warmup_ratio", "none"],
                  ["--eval_strategy", "sometimes"], ["--learn", "abc"]):
         assert help_cache.answer("train", argv, "dami-pref train") is None, argv
-    assert "Truthy value expected" in run_in_process("train", "--bf16", "maybe").stderr
+    assert "IntervalStrategy" in run_in_process("train", "--eval_strategy", "sometimes").stderr
 
 
 def command_parser(command: str):

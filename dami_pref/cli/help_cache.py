@@ -106,7 +106,24 @@ def _judge_values(actions: list[dict], argv: Sequence[str], prog: str) -> int | 
 def _bool(value):
     if isinstance(value, bool) or value.lower() in TRUE + FALSE:
         return value if isinstance(value, bool) else value.lower() in TRUE
-    raise _Undecided(value)  # the real parser words this refusal itself
+    import argparse
+
+    raise argparse.ArgumentTypeError(  # the words of TRL's and transformers' string_to_bool
+        f"Truthy value expected: got {value} but expected one of yes/no, true/false, t/f, y/n, "
+        "1/0 (case insensitive).")
+
+
+def _or_none(inner):
+    """TRL's reading of a ``T | None`` option: "none" or "null" is None, else ``inner``."""
+    def parse(value: str):
+        return None if value.lower() in ("none", "null") else inner(value)
+
+    parse.__name__ = inner.__name__  # argparse names the type in its message
+    return parse
+
+
+CONVERTERS = {"int": int, "float": float, "str": str, "bool": _bool, "int_or_none": _or_none(int),
+              "float_or_none": _or_none(float), "str_or_none": _or_none(str)}
 
 
 def _light_parser(actions: list[dict]):
@@ -121,7 +138,7 @@ def _light_parser(actions: list[dict]):
     parser = Parser(add_help=False, argument_default=argparse.SUPPRESS)
     parser.add_argument("--config")
     for spec in actions:
-        kind = {"int": int, "float": float, "str": str, "bool": _bool}.get(spec["type"])
+        kind = CONVERTERS.get(spec["type"])
         if spec["action"] in ("store_true", "store_false", "store_const"):
             parser.add_argument(*spec["flags"], dest=spec["dest"], action=spec["action"],
                                 **({"const": spec["const"]} if spec["action"] ==
@@ -138,6 +155,18 @@ def _undecided(value):
     raise _Undecided(value)
 
 
+def _type_name(converter) -> str | None:
+    """The stored name of an option's converter; None for one the cache does not know."""
+    name = getattr(converter, "__name__", "")
+    if converter in TYPES:
+        return TYPES[converter]
+    if name == "string_to_bool":
+        return "bool"
+    if "_accept_none" in getattr(converter, "__qualname__", "") and name in TYPES.values():
+        return f"{name}_or_none"
+    return None
+
+
 def _action_specs(parser) -> list[dict]:
     """What the light parser needs of each option: flags, dest, type, nargs, const, choices."""
     import json as _json
@@ -149,8 +178,7 @@ def _action_specs(parser) -> list[dict]:
         kind = names.get(type(action).__name__)
         if not action.option_strings or kind is None:
             continue
-        type_name = TYPES.get(action.type) or (
-            "bool" if getattr(action.type, "__name__", "") == "string_to_bool" else None)
+        type_name = _type_name(action.type)
         choices = list(action.choices) if action.choices is not None else None
         if choices and type_name is None and not all(isinstance(c, str) for c in choices):
             choices = None  # compared after a conversion the cache does not know: undecided
