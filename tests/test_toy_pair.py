@@ -33,6 +33,7 @@ def test_tokenizer_round_trip_and_thinking_tags():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # sweeps a whole split at every λ: minutes alone, more on a busy machine
 @pytest.mark.parametrize("split", ["validation", "test"])
 def test_committed_pair_has_every_required_property(split):
     """A greedy sweep of the committed pair on its whole validation and test sets, at the
