@@ -29,7 +29,6 @@ LIBRARIES = ("dami-pref", "transformers", "trl", "peft", "accelerate")
 DECLARED_IN = ("cli/train.py", "cli/parsing.py", "cli/argv.py", "cli/help_cache.py",
                "ranker/config.py", "ranker/option_checks.py")
 TYPES = {int: "int", float: "float", str: "str"}
-TRUE, FALSE = ("yes", "true", "t", "y", "1"), ("no", "false", "f", "n", "0")
 
 
 class _Undecided(Exception):
@@ -67,21 +66,21 @@ def answer(command: str, argv: Sequence[str], prog: str) -> int | None:
         sys.stdout.write(entry["help"])
         return 0
     known = entry["options"] + ["--config"]
+    actions = entry.get("actions", [])
+    described = {flag for spec in actions for flag in spec["flags"]} | {"--config"}
+    undecided = False
     for arg in argv:
         flag = arg.split("=", 1)[0]
-        if flag.startswith("--") and not any(option.startswith(flag) for option in known):
+        if not flag.startswith("--"):
+            continue
+        matches = [option for option in known if option.startswith(flag)]
+        if not matches:
             print(f"{prog}: error: unknown argument(s): {flag}; see {prog} --help",
                   file=sys.stderr)
             return 2
-    actions = entry.get("actions", [])
-    described = {flag for spec in actions for flag in spec["flags"]} | {"--config"}
-    for arg in argv:
-        flag = arg.split("=", 1)[0]
-        matches = [o for o in known if o.startswith(flag)] if flag.startswith("--") else []
-        if matches and flag not in described and not (len(matches) == 1
-                                                      and matches[0] in described):
-            return None  # ambiguous, or an option the cache could not describe
-    return _judge_values(actions, argv, prog)
+        if flag not in described and not (len(matches) == 1 and matches[0] in described):
+            undecided = True  # ambiguous, or an option the cache could not describe
+    return None if undecided else _judge_values(actions, argv, prog)
 
 
 def _judge_values(actions: list[dict], argv: Sequence[str], prog: str) -> int | None:
@@ -91,8 +90,8 @@ def _judge_values(actions: list[dict], argv: Sequence[str], prog: str) -> int | 
     from ..ranker.option_checks import check_ranker_options
     from .argv import attach_negative_values
 
-    parser = _light_parser(actions)
     try:
+        parser = _light_parser(actions)
         given, _ = parser.parse_known_args(attach_negative_values(parser, list(argv)))
         check_ranker_options({k: v for k, v in vars(given).items() if k != "config"})
     except _Undecided:
@@ -103,33 +102,18 @@ def _judge_values(actions: list[dict], argv: Sequence[str], prog: str) -> int | 
     return None
 
 
-def _bool(value):
-    if isinstance(value, bool) or value.lower() in TRUE + FALSE:
-        return value if isinstance(value, bool) else value.lower() in TRUE
-    import argparse
-
-    raise argparse.ArgumentTypeError(  # the words of TRL's and transformers' string_to_bool
-        f"Truthy value expected: got {value} but expected one of yes/no, true/false, t/f, y/n, "
-        "1/0 (case insensitive).")
-
-
-def _or_none(inner):
-    """TRL's reading of a ``T | None`` option: "none" or "null" is None, else ``inner``."""
-    def parse(value: str):
-        return None if value.lower() in ("none", "null") else inner(value)
-
-    parse.__name__ = inner.__name__  # argparse names the type in its message
-    return parse
-
-
-CONVERTERS = {"int": int, "float": float, "str": str, "bool": _bool, "int_or_none": _or_none(int),
-              "float_or_none": _or_none(float), "str_or_none": _or_none(str)}
-
-
 def _light_parser(actions: list[dict]):
     """An argparse parser with the stored options' flags, types and choices, and no defaults:
-    its namespace holds only what the command line gave."""
+    its namespace holds only what the command line gave. Its converters are TRL's own (a light
+    import), so a refusal reads as the real parser's."""
     import argparse
+
+    try:
+        from trl.scripts._hf_argparser import _accept_none, string_to_bool
+    except ImportError:  # TRL moved them: leave every value to the real parser
+        raise _Undecided("converters") from None
+    converters = {name: kind for kind, name in TYPES.items()} | {"bool": string_to_bool}
+    converters |= {f"{name}_or_none": _accept_none(kind) for kind, name in TYPES.items()}
 
     class Parser(argparse.ArgumentParser):
         def error(self, message):
@@ -138,7 +122,7 @@ def _light_parser(actions: list[dict]):
     parser = Parser(add_help=False, argument_default=argparse.SUPPRESS)
     parser.add_argument("--config")
     for spec in actions:
-        kind = CONVERTERS.get(spec["type"])
+        kind = converters.get(spec["type"])
         if spec["action"] in ("store_true", "store_false", "store_const"):
             parser.add_argument(*spec["flags"], dest=spec["dest"], action=spec["action"],
                                 **({"const": spec["const"]} if spec["action"] ==
@@ -169,8 +153,6 @@ def _type_name(converter) -> str | None:
 
 def _action_specs(parser) -> list[dict]:
     """What the light parser needs of each option: flags, dest, type, nargs, const, choices."""
-    import json as _json
-
     names = {"_StoreAction": "store", "_StoreTrueAction": "store_true",
              "_StoreFalseAction": "store_false", "_StoreConstAction": "store_const"}
     specs = []
@@ -186,7 +168,7 @@ def _action_specs(parser) -> list[dict]:
                 "type": type_name, "nargs": action.nargs, "const": action.const,
                 "choices": choices}
         try:
-            _json.dumps(spec)
+            json.dumps(spec)
         except (TypeError, ValueError):
             continue  # an option the cache cannot describe: the real parser judges it
         specs.append(spec)

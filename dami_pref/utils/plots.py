@@ -163,7 +163,7 @@ def _free_spot(ax, taken: Sequence, forbidden: Sequence, size: tuple[float, floa
                ticks_px: tuple[float, float] = (30, 16)) -> list[float] | None:
     """Axes-fraction bounds of the spot of ``size`` that overlaps no ``forbidden`` box (the
     legend) and the fewest ``taken`` ones, scanning from the top left; the inset's tick labels
-    (``ticks_px`` left and below) stay inside the axes too."""
+    (``ticks_px`` left and below) stay inside the axes too. None if every spot is forbidden."""
     from matplotlib.transforms import Bbox
 
     frame = ax.get_window_extent()
