@@ -1,13 +1,66 @@
-"""One entry point for both engines: ``load_runtime(..., engine="runtime" | "vllm")``."""
+"""The engine contract, and the one place that builds an engine: ``load_runtime``.
+
+Serve, eval, select and the rollouts need the same few things from whatever generates: the
+:class:`Engine` protocol below. Engines that decode step by step (continuous batching) also
+implement :class:`SteppingEngine`. Two capabilities are plain attributes, read in one place each:
+``steps`` (a server admits requests into the running batch) and ``mixes_lambdas`` (one batch holds
+every λ; otherwise requests are grouped by λ and the engine switches between groups).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import DamiPrefError
 from .kv_cache import KVCacheOptions
 
+if TYPE_CHECKING:
+    from .generation import DecodingOptions, GenerationRequest, GenerationResult
+
 ENGINES = ("runtime", "vllm")
+LAMBDA_BATCHING = ("mixed", "grouped")
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every engine offers: the pair's prompts, λ, and batched generation."""
+
+    engine: str  # "runtime" or "vllm"
+    steps: bool  # implements SteppingEngine
+    mixes_lambdas: bool  # one batch may hold every λ
+    tokenizer: object
+    switches: int  # λ switches of the weights so far (0 for an engine that mixes)
+
+    @property
+    def lam(self) -> float: ...
+
+    def set_lambda(self, lam: float) -> None: ...
+
+    def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]: ...
+
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+        ...
+
+    def generate(self, requests: Sequence[GenerationRequest],
+                 options: DecodingOptions | None = None,
+                 progress: bool = False) -> list[GenerationResult]: ...
+
+
+@runtime_checkable
+class SteppingEngine(Engine, Protocol):
+    """An engine a server drives one decoding step at a time (continuous batching)."""
+
+    def submit(self, request_id: str, prompt: list[int], seed: int, options: DecodingOptions,
+               lam: float | None = None) -> None: ...
+
+    def step(self) -> list[tuple[str, GenerationResult]]: ...
+
+    def abort(self, request_ids: Sequence[str]) -> None: ...
+
+    @property
+    def running(self) -> int: ...
 
 
 def check_engine(engine: str) -> str:
@@ -16,23 +69,33 @@ def check_engine(engine: str) -> str:
     return engine
 
 
+def check_lambda_batching(mode: str) -> str:
+    if mode not in LAMBDA_BATCHING:
+        raise DamiPrefError(f"lambda_batching must be one of {list(LAMBDA_BATCHING)}, got "
+                            f"{mode!r}")
+    return mode
+
+
 def load_runtime(instruct: str | Path, thinking: str | Path, *,
-                 engine: str = "runtime", vllm_settings=None,
-                 kv_cache: KVCacheOptions = KVCacheOptions(), **runtime_kwargs):
+                engine: str = "runtime", lambda_batching: str = "grouped", vllm_settings=None,
+                kv_cache: KVCacheOptions = KVCacheOptions(), **runtime_kwargs) -> Engine:
     """The pair ready to generate at any λ.
 
-    ``engine="runtime"``: an :class:`InterpolationRuntime` (transformers' ``generate``) on
-    ``device``. ``engine="vllm"``: a :class:`VLLMRuntime`, whose endpoints stay in host memory
-    and whose engine takes ``vllm_settings`` (a ``VLLMSettings``). Both take the same
-    ``generate(requests, DecodingOptions)``; ``runtime_kwargs`` are InterpolationRuntime's.
+    ``engine="runtime"``: an :class:`InterpolationRuntime` (transformers) on ``device``.
+    ``engine="vllm"``: a :class:`VLLMRuntime`, whose endpoints stay in host memory and whose
+    engine takes ``vllm_settings`` (a ``VLLMSettings``). ``lambda_batching``: ``mixed`` (every λ
+    in one batch: the model holds Θ_I and Δ) or ``grouped`` (one λ at a time, switched in place).
+    ``runtime_kwargs`` are InterpolationRuntime's.
     """
     from .interpolation import InterpolationRuntime
 
+    check_lambda_batching(lambda_batching)
     if check_engine(engine) == "runtime":
-        return InterpolationRuntime(instruct, thinking, **runtime_kwargs)
+        return InterpolationRuntime(instruct, thinking, lambda_batching=lambda_batching,
+                                    **runtime_kwargs)
     from .vllm_engine import VLLMRuntime, VLLMSettings, import_vllm, vllm_kv_cache_dtype
 
     vllm_kv_cache_dtype(kv_cache)  # refused before any model loads
     import_vllm()
     host = InterpolationRuntime(instruct, thinking, **{**runtime_kwargs, "device": "cpu"})
-    return VLLMRuntime(host, vllm_settings or VLLMSettings(), kv_cache)
+    return VLLMRuntime(host, vllm_settings or VLLMSettings(), kv_cache, lambda_batching)

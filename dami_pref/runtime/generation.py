@@ -1,4 +1,5 @@
-"""Batched generation over many λ values: one switch per distinct λ, its requests batched.
+"""Batched generation over many λ values: full batches of one λ (one switch each), and on a
+runtime that mixes λ, the groups' remainders together in mixed batches.
 
 Sampling draws every request's tokens from its own seeded generator, so a request's completion
 does not depend on which other requests share its batch, or on the batch size.
@@ -117,27 +118,24 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
     check_prompts([r.question for r in requests], encoded, tokenizer,
                   getattr(model.config, "max_position_embeddings", None), options.max_new_tokens)
     lams = [check_lambda(r.lam) for r in requests]
-    order = lambda_order(lams, runtime.lam, encoded)
     results: list[GenerationResult | None] = [None] * len(requests)
     bar = tqdm(total=len(requests), disable=not progress, unit="q", dynamic_ncols=True)
     generated_tokens, started = 0, time.perf_counter()
-    for lam, group in groupby(order, key=lambda i: lams[i]):
-        runtime.set_lambda(lam)
-        group = list(group)
-        for at in range(0, len(group), options.batch_size):
-            batch = group[at:at + options.batch_size]
-            t0 = time.perf_counter()
-            rows = _generate_batch(runtime, [encoded[i] for i in batch],
-                                   [requests[i].seed for i in batch], options)
-            seconds = (time.perf_counter() - t0) / len(batch)
-            for i, tokens in zip(batch, rows):
-                results[i] = decode_result(tokenizer, lam, tokens, eos, open_id, close_id,
-                                     options.max_new_tokens, seconds)
-                generated_tokens += results[i].n_tokens
-            rate = generated_tokens / max(time.perf_counter() - started, 1e-9)
-            # the postfix waits for the update's redraw: one line per update in a log
-            bar.set_postfix(lam=f"{lam:g}", tok_s=f"{rate:,.0f}", refresh=False)
-            bar.update(len(batch))
+    for batch in plan_batches(lams, runtime.lam, encoded, options.batch_size,
+                              runtime.mixes_lambdas):
+        t0 = time.perf_counter()
+        rows = _generate_batch(runtime, [encoded[i] for i in batch], [lams[i] for i in batch],
+                               [requests[i].seed for i in batch], options)
+        seconds = (time.perf_counter() - t0) / len(batch)
+        for i, tokens in zip(batch, rows):
+            results[i] = decode_result(tokenizer, lams[i], tokens, eos, open_id, close_id,
+                                       options.max_new_tokens, seconds)
+            generated_tokens += results[i].n_tokens
+        rate = generated_tokens / max(time.perf_counter() - started, 1e-9)
+        lam_label = f"{lams[batch[0]]:g}" if len({lams[i] for i in batch}) == 1 else "mixed"
+        # the postfix waits for the update's redraw: one line per update in a log
+        bar.set_postfix(lam=lam_label, tok_s=f"{rate:,.0f}", refresh=False)
+        bar.update(len(batch))
     bar.close()
     return results  # type: ignore[return-value]
 
@@ -149,8 +147,34 @@ def lambda_order(lams: Sequence[float], current: float,
     return sorted(range(len(lams)), key=lambda i: (lams[i] != current, lams[i], len(encoded[i])))
 
 
-def _generate_batch(runtime, prompts: list[list[int]], seeds: list[int],
+def plan_batches(lams: Sequence[float], current: float, encoded: Sequence[Sequence[int]],
+                 batch_size: int, mixes: bool) -> list[list[int]]:
+    """Request indices in batches: every full batch holds one λ (a switch, then the plain model:
+    λ predicts answer length, and a static batch costs its longest answer). Each λ group's
+    remainder is a batch of its own, or, where the runtime mixes λ, joins the other remainders in
+    mixed batches (ordered by λ), so a handful of requests over many λ is one batch, not many."""
+    order = lambda_order(lams, current, encoded)
+    batches, tails = [], []
+    for _, group in groupby(order, key=lambda i: lams[i]):
+        group = list(group)
+        full = len(group) - len(group) % batch_size if mixes else len(group)
+        batches += [group[at:at + batch_size] for at in range(0, full, batch_size)]
+        tails += group[full:]
+    return batches + [tails[at:at + batch_size] for at in range(0, len(tails), batch_size)]
+
+
+def _generate_batch(runtime, prompts: list[list[int]], lams: list[float], seeds: list[int],
                     options: DecodingOptions) -> list[list[int]]:
+    """One static batch: at its λ (switched in place), or mixed around the λ the weights hold."""
+    if len(set(lams)) == 1:
+        runtime.set_lambda(lams[0])
+        return _decode(runtime, prompts, seeds, options)
+    with runtime.mixed_rows(lams):
+        return _decode(runtime, prompts, seeds, options)
+
+
+def _decode(runtime, prompts: list[list[int]], seeds: list[int],
+            options: DecodingOptions) -> list[list[int]]:
     tokenizer, model = runtime.tokenizer, runtime.model
     pad = tokenizer.pad_token_id
     input_ids, attention = left_pad(prompts, pad)

@@ -12,6 +12,7 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +24,24 @@ from ..utils.devices import resolve_device, resolve_dtype
 from ..utils.grid import check_lambda
 from ..utils.prompts import check_prompt_template, encode_prompts, render_prompt
 from .checkpoints import check_same_tensors, open_pair
+from .engines import check_lambda_batching
+from .mixing import RowOffsets, mix_leaves
 
 LMC_WARN_BELOW = 0.95
-MEMORY_MODES = ("exact", "delta")
+MEMORY_MODES = ("auto", "exact", "delta")
 
 
-def _check_memory_mode(mode: str) -> None:
+def _check_memory_mode(mode: str, lambda_batching: str) -> str:
+    """The memory mode to use: ``auto`` is exact for grouped λ batches and delta for mixed ones,
+    which need Δ (and hold two copies of the weights, not three)."""
     if mode not in MEMORY_MODES:
         raise DamiPrefError(f"memory_mode must be one of {MEMORY_MODES}, got {mode!r}")
+    if check_lambda_batching(lambda_batching) == "mixed" and mode == "exact":
+        raise DamiPrefError("lambda_batching mixed computes with Θ and Δ = Θ_T − Θ_I: use "
+                            "memory_mode delta (or auto), not exact")
+    if mode == "auto":
+        return "delta" if lambda_batching == "mixed" else "exact"
+    return mode
 
 
 @dataclass
@@ -76,23 +87,27 @@ class InterpolationRuntime:
             is one rounding away from the float32 blend, λ = 0 and 1 are bit exact); ``delta``
             holds the live weights and Θ_T − Θ_I (two copies) and moves by
             live += (λ_new − λ_old)·Δ, so rounding accumulates over switches (measured in
-            BENCHMARKS.md).
+            BENCHMARKS.md); ``auto``: exact for grouped λ batches, delta for mixed ones.
+        lambda_batching: ``grouped`` (one λ per batch, switched in place) or ``mixed`` (a batch
+            may hold every λ: each parametrised leaf adds (λ_row − λ_live)·f(x; Δ); needs Δ, so
+            the delta memory mode). See :mod:`dami_pref.runtime.mixing`.
     """
 
     engine = "runtime"
+    steps = False  # static batches: a server batches requests before calling generate
 
     def __init__(self, instruct: str | Path, thinking: str | Path, *,
                  device: str | torch.device | None = "cpu", dtype: str | torch.dtype = "auto",
                  trust_remote_code: bool = False, chat_template_from: str = "instruct",
                  prompt_template: str = "{question}", revision: str | None = None,
-                 memory_mode: str = "exact") -> None:
+                 memory_mode: str = "auto", lambda_batching: str = "grouped") -> None:
         from transformers import AutoModelForCausalLM
 
         if chat_template_from not in ("instruct", "thinking"):
             raise DamiPrefError("chat_template_from must be 'instruct' or 'thinking', got "
                                 f"{chat_template_from!r}")
         check_prompt_template(prompt_template)  # before any loading
-        _check_memory_mode(memory_mode)
+        memory_mode = _check_memory_mode(memory_mode, lambda_batching)
         pair = open_pair(instruct, thinking, revision, trust_remote_code)
         instruct_path, thinking_path = pair.instruct_dir, pair.thinking_dir
         device = resolve_device(device)
@@ -107,14 +122,14 @@ class InterpolationRuntime:
         check_finite(model.named_parameters(), str(instruct_path))
         check_finite(staged.named_parameters(), str(thinking_path))
         self._setup(model, staged, pair.tokenizers[chat_template_from], prompt_template,
-                    memory_mode)
+                    memory_mode, lambda_batching)
         self.instruct_path, self.thinking_path = instruct_path, thinking_path
         self.trust_remote_code = trust_remote_code
 
     @classmethod
     def from_models(cls, instruct_model, thinking_model, tokenizer, *,
-                    prompt_template: str = "{question}",
-                    memory_mode: str = "exact") -> "InterpolationRuntime":
+                    prompt_template: str = "{question}", memory_mode: str = "auto",
+                    lambda_batching: str = "grouped") -> "InterpolationRuntime":
         """A runtime over two models already in memory (same architecture and shapes).
 
         The Instruct model becomes the live model, on its current device and dtype; the
@@ -122,17 +137,18 @@ class InterpolationRuntime:
         """
         check_same_tensors(*({n: (tuple(p.shape), str(p.dtype)) for n, p in m.named_parameters()}
                              for m in (instruct_model, thinking_model)))
-        _check_memory_mode(memory_mode)
+        memory_mode = _check_memory_mode(memory_mode, lambda_batching)
         check_finite(instruct_model.named_parameters(), "the instruct model")
         check_finite(thinking_model.named_parameters(), "the thinking model")
         runtime = cls.__new__(cls)
-        runtime._setup(instruct_model, thinking_model, tokenizer, prompt_template, memory_mode)
+        runtime._setup(instruct_model, thinking_model, tokenizer, prompt_template, memory_mode,
+                       lambda_batching)
         runtime.instruct_path = runtime.thinking_path = None
         runtime.trust_remote_code = False
         return runtime
 
-    def _setup(self, model, staged, tokenizer, prompt_template: str,
-               memory_mode: str = "exact") -> None:
+    def _setup(self, model, staged, tokenizer, prompt_template: str, memory_mode: str,
+               lambda_batching: str) -> None:
         check_prompt_template(prompt_template)
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
@@ -148,6 +164,10 @@ class InterpolationRuntime:
         self._check_buffers_match(staged)
         self._lam = 0.0
         self.switches = 0
+        self.mixes_lambdas = lambda_batching == "mixed"
+        self.rows = RowOffsets()
+        if self.mixes_lambdas:
+            mix_leaves(self.model, self._delta_views().__getitem__, self.rows)
 
     # -- construction ------------------------------------------------------------------------
     def _flatten_live_parameters(self) -> list[_FlatGroup]:
@@ -195,6 +215,16 @@ class InterpolationRuntime:
                 raise DamiPrefError(f"buffer {name!r} differs between the endpoints; only "
                                     "parameters are interpolated")
 
+    def _delta_views(self) -> dict[torch.nn.Parameter, torch.Tensor]:
+        """Δ of each live parameter, as a view of the flat Δ buffer (delta mode); a tied output
+        layer holds its embedding's Parameter, so it finds the same Δ."""
+        views = {}
+        for group in self._groups:
+            for name, (start, n) in zip(group.names, group.offsets):
+                param = self.model.get_parameter(name)
+                views[param] = group.delta[start:start + n].view(param.shape)
+        return views
+
     # -- λ -------------------------------------------------------------------------------------
     @property
     def lam(self) -> float:
@@ -222,6 +252,21 @@ class InterpolationRuntime:
                     torch.lerp(group.instruct, group.thinking, lam, out=group.live)
         self._lam = lam
         self.switches += 1
+
+    @contextmanager
+    def mixed_rows(self, lams: Sequence[float]):
+        """Within the block, row r of a batch is computed at ``lams[r]`` (the weights stay at
+        ``lam``; each leaf adds (λ_r − λ)·f(x; Δ)). Needs ``lambda_batching="mixed"``."""
+        if not self.mixes_lambdas:
+            raise DamiPrefError("this runtime holds one λ per batch (lambda_batching grouped); "
+                                "load it with lambda_batching='mixed' to mix λ in a batch")
+        offsets = torch.tensor([check_lambda(lam) - self._lam for lam in lams],
+                               dtype=torch.float32).to(self.device, self.dtype)
+        self.rows.values = offsets if bool(offsets.any()) else None
+        try:
+            yield
+        finally:
+            self.rows.values = None
 
     def mark_lambda(self, lam: float) -> None:
         """Record that the live weights hold λ because something outside the runtime wrote

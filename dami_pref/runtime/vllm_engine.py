@@ -1,12 +1,21 @@
-"""vLLM as the generation engine: the pair held at any λ inside one vLLM engine.
+"""vLLM as the generation engine: the pair held at any λ inside one vLLM engine, two ways.
 
-The endpoints stay with an :class:`InterpolationRuntime` in host memory, which checks the pair,
-reports LMC and writes every blend with the runtime's own float32 lerp-and-round, so the weights
-vLLM serves at λ are those of ``dami-pref merge --lambda λ``, bit for bit. A switch hands the
-blend to every vLLM worker (``BlendWorkerExtension.dami_load_weights``: vLLM's in-place reload,
-then the tied output layer processed again) and resets the prefix cache, whose blocks were
-computed with the old weights. Requests are grouped by λ, one switch per distinct λ, and vLLM
-batches each group itself (continuous batching, paged attention).
+``lambda_batching="mixed"``: every λ in one batch. The engine runs ``DamiMixed<Arch>``
+(:mod:`.vllm_mixed`), which holds Θ_I and Δ = Θ_T − Θ_I, and each request carries its λ in
+``SamplingParams.extra_args``: vLLM's continuous batching runs every λ together, with no switch
+and no prefix-cache reset; requests of different λ never share a cached block (``cache_salt``).
+It costs a second pass of every linear layer over Δ per step.
+
+``lambda_batching="grouped"``: one λ at a time, at the plain model's cost per step. The endpoints
+stay with an :class:`InterpolationRuntime` in host memory, which writes every blend with the
+runtime's own float32 lerp-and-round, so the weights vLLM serves at λ are those of
+``dami-pref merge --lambda λ``, bit for bit. A switch hands the blend to every vLLM worker
+(``BlendWorkerExtension.dami_load_weights``: vLLM's in-place reload, then the tied output layer
+processed again) and resets the prefix cache, whose blocks were computed with the old weights.
+Requests are grouped by λ, one switch per distinct λ, and vLLM batches each group itself.
+
+Either way the host runtime checks the pair, reports LMC, tokenizes, and serves DAMI-Conf's
+passes at λ 0 and 1.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from dataclasses import dataclass
 from ..errors import DamiPrefError, first_line
 from ..utils.grid import check_lambda
 from ..utils.tokens import check_prompts, end_token_ids, token_id
+from .engines import check_lambda_batching
 from .generation import DecodingOptions, GenerationRequest, GenerationResult, decode_result, \
     lambda_order
 from .kv_cache import KVCacheOptions
@@ -126,32 +136,42 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def cache_salt(lam: float) -> str:
+    """The prefix-cache salt of a request at λ: a block computed at one λ is never reused at
+    another (vLLM hashes the salt into every block of the prompt)."""
+    return f"dami-pref:lambda={lam!r}"
+
+
 class VLLMRuntime:
     """The interpolation runtime's interface, generating on vLLM.
 
     Args:
-        host: the pair, in host memory (its device is the CPU); it holds the endpoints and
-            writes each blend.
+        host: the pair, in host memory (its device is the CPU); it checks the pair, tokenizes,
+            and in grouped mode writes each blend.
         settings: the engine's arguments.
         kv_cache: ``dynamic`` or ``fp8``.
+        lambda_batching: ``mixed`` (every λ in one batch) or ``grouped`` (one λ at a time).
     """
 
     engine = "vllm"
+    steps = True
 
     def __init__(self, host, settings: VLLMSettings = VLLMSettings(),
-                 kv_cache: KVCacheOptions = KVCacheOptions()) -> None:
+                 kv_cache: KVCacheOptions = KVCacheOptions(),
+                 lambda_batching: str = "grouped") -> None:
         vllm = import_vllm()
         self.host, self.settings = host, settings
+        self.mixes_lambdas = check_lambda_batching(lambda_batching) == "mixed"
         self.kv_cache_dtype = vllm_kv_cache_dtype(kv_cache)
         self.llm = self._start_engine(vllm)
         self.device = self._engine_device()
         self.switches, self.switch_seconds = 0, 0.0
-        self._running: dict[str, tuple[DecodingOptions, float]] = {}  # submit()ted requests
+        self._running: dict[str, tuple[DecodingOptions, float, float]] = {}  # submit()ted
         self._eos = end_token_ids(host.model, host.tokenizer)
         self._think = (token_id(host.tokenizer, "<think>"), token_id(host.tokenizer, "</think>"))
         self._lam = 0.0  # the engine starts from the Instruct folder
         _OPEN_ENGINES.add(self)
-        if host.lam != 0.0:
+        if host.lam != 0.0 and not self.mixes_lambdas:
             self._load(host.lam)
 
     def close(self) -> None:
@@ -166,8 +186,8 @@ class VLLMRuntime:
         eager = s.enforce_eager if s.enforce_eager is not None else not _cuda_available()
         dtype = str(host.dtype).removeprefix("torch.")
         try:
-            return vllm.LLM(**_launcher_kwargs(s),
-                model=str(host.instruct_path), dtype=dtype, seed=s.seed,
+            return vllm.LLM(**_launcher_kwargs(s), **self._model_kwargs(),
+                dtype=dtype, seed=s.seed,
                 tensor_parallel_size=s.tensor_parallel_size, max_model_len=s.max_model_len,
                 max_num_seqs=s.max_num_seqs, gpu_memory_utilization=s.gpu_memory_utilization,
                 enforce_eager=eager, enable_prefix_caching=s.enable_prefix_caching,
@@ -176,6 +196,26 @@ class VLLMRuntime:
         except Exception as err:  # noqa: BLE001 - vLLM raises many types for one cause
             raise DamiPrefError(f"vLLM cannot load {host.instruct_path}: {_reason(err)}") \
                 from None
+
+    def _model_kwargs(self) -> dict:
+        """The Instruct folder as it is (grouped), or with the mixed-λ model class of its
+        architecture, Δ read from the Thinking folder at load (mixed)."""
+        model = {"model": str(self.host.instruct_path)}
+        if not self.mixes_lambdas:
+            return model
+        from . import vllm_internals
+
+        why = vllm_internals.unsupported_version()
+        if why:
+            raise DamiPrefError(why)
+        for name, value in vllm_internals.ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+        vllm_internals.register()  # this process; the entry point does it in vLLM's others
+        arch = (getattr(self.host.model.config, "architectures", None) or ["?"])[0]
+        return {**model, "hf_overrides": {
+                    "architectures": [vllm_internals.MIXED_PREFIX + arch],
+                    "dami_thinking": str(self.host.thinking_path)},
+                "logits_processors": [f"{vllm_internals.MIXED_MODULE}:LambdaSlots"]}
 
     def _engine_device(self):
         import torch
@@ -230,8 +270,13 @@ class VLLMRuntime:
 
     # -- λ ---------------------------------------------------------------------------------------
     def set_lambda(self, lam: float) -> None:
-        """Hold Θ(λ) in the engine: blend on the host, reload every worker, drop cached blocks."""
+        """Grouped: hold Θ(λ) in the engine (blend on the host, reload every worker, drop cached
+        blocks). Mixed: the engine holds every λ; only the host's model moves (DAMI-Conf)."""
         lam = check_lambda(lam)
+        if self.mixes_lambdas:
+            self.host.set_lambda(lam)
+            self._lam = lam
+            return
         if lam == self._lam:
             return
         self._load(lam)
@@ -251,23 +296,38 @@ class VLLMRuntime:
     # -- generation ------------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest], options: DecodingOptions | None = None,
                  progress: bool = False) -> list[GenerationResult]:
-        """Answer every request, grouped by λ; results come back in the order of the requests.
+        """Answer every request; results come back in the order of the requests.
 
-        As on the runtime, ``options.batch_size`` requests go to the engine at once (1 serves
-        them one by one); vLLM batches them continuously, up to the ``max_num_seqs`` it was
-        built with.
+        Mixed: every request goes to the engine at once, each with its λ, and vLLM batches them
+        continuously up to the ``max_num_seqs`` it was built with. Grouped: one λ group at a time
+        (one switch each), ``options.batch_size`` requests per engine call (1 serves them one by
+        one).
         """
-        from tqdm.auto import tqdm
-
         options = options or DecodingOptions()
         if vllm_kv_cache_dtype(options.kv_cache) != self.kv_cache_dtype:
             raise DamiPrefError(f"this engine was built with kv_cache_dtype={self.kv_cache_dtype}"
                                 f"; --kv_cache {options.kv_cache.kind} needs another engine")
         encoded = self.check_questions([r.question for r in requests], options.max_new_tokens)
         lams = [check_lambda(r.lam) for r in requests]
+        seeds = [r.seed for r in requests]
+        if self.mixes_lambdas:
+            return self._generate_mixed(encoded, lams, seeds, options, progress)
+        return self._generate_grouped(encoded, lams, seeds, options, progress)
+
+    def _generate_mixed(self, encoded, lams, seeds, options, progress) -> list[GenerationResult]:
+        started = time.perf_counter()
+        outputs = self.llm.generate([self._prompt(p, lam) for p, lam in zip(encoded, lams)],
+                                    [self._sampling(options, seed, lam)
+                                     for seed, lam in zip(seeds, lams)], use_tqdm=progress)
+        seconds = (time.perf_counter() - started) / max(len(encoded), 1)
+        return [self._result(out, lam, options, seconds) for out, lam in zip(outputs, lams)]
+
+    def _generate_grouped(self, encoded, lams, seeds, options, progress):
+        from tqdm.auto import tqdm
+
         order = lambda_order(lams, self._lam, encoded)
-        results: list[GenerationResult | None] = [None] * len(requests)
-        bar = tqdm(total=len(requests), disable=not progress, unit="q", dynamic_ncols=True)
+        results: list[GenerationResult | None] = [None] * len(encoded)
+        bar = tqdm(total=len(encoded), disable=not progress, unit="q", dynamic_ncols=True)
         at = 0
         while at < len(order):
             lam = lams[order[at]]
@@ -275,35 +335,43 @@ class VLLMRuntime:
             at += len(group)
             self.set_lambda(lam)
             for i, result in zip(group, self._generate_group(
-                    lam, [encoded[i] for i in group], [requests[i].seed for i in group], options)):
+                    lam, [encoded[i] for i in group], [seeds[i] for i in group], options)):
                 results[i] = result
             bar.set_postfix(lam=f"{lam:g}", refresh=False)  # drawn once, by the update
             bar.update(len(group))
         bar.close()
-        return results  # type: ignore[return-value]
+        return results
 
     def _generate_group(self, lam: float, prompts: list[list[int]], seeds: list[int],
                         options: DecodingOptions) -> list[GenerationResult]:
-        from vllm.inputs import TokensPrompt
-
         results = []
         for at in range(0, len(prompts), options.batch_size):  # one engine call per batch
             chunk = range(at, min(at + options.batch_size, len(prompts)))
             started = time.perf_counter()
-            outputs = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i in chunk],
-                                        [self._sampling(options, seeds[i]) for i in chunk],
+            outputs = self.llm.generate([self._prompt(prompts[i], lam) for i in chunk],
+                                        [self._sampling(options, seeds[i], lam) for i in chunk],
                                         use_tqdm=False)
             seconds = (time.perf_counter() - started) / len(chunk)
             results += [self._result(out, lam, options, seconds) for out in outputs]
         return results
 
-    def _sampling(self, options: DecodingOptions, seed: int):
+    def _prompt(self, prompt: list[int], lam: float):
+        from vllm.inputs import TokensPrompt
+
+        if not self.mixes_lambdas:  # one λ in the engine; a switch resets the cache
+            return TokensPrompt(prompt_token_ids=prompt)
+        return TokensPrompt(prompt_token_ids=prompt, cache_salt=cache_salt(lam))
+
+    def _sampling(self, options: DecodingOptions, seed: int, lam: float):
         from vllm import SamplingParams
+
+        from .vllm_internals import LAMBDA_KEY
 
         sampled = dict(temperature=options.temperature, top_p=options.top_p, seed=seed) \
             if not options.greedy else dict(temperature=0.0)
+        extra = {"extra_args": {LAMBDA_KEY: lam}} if self.mixes_lambdas else {}
         return SamplingParams(max_tokens=options.max_new_tokens, detokenize=False,
-                              stop_token_ids=sorted(self._eos), **sampled)
+                              stop_token_ids=sorted(self._eos), **sampled, **extra)
 
     def _result(self, output, lam: float, options: DecodingOptions,
                 seconds: float) -> GenerationResult:
@@ -311,14 +379,17 @@ class VLLMRuntime:
                              *self._think, options.max_new_tokens, seconds)
 
     # -- continuous batching, for a server -------------------------------------------------------
-    def submit(self, request_id: str, prompt: list[int], seed: int,
-               options: DecodingOptions) -> None:
-        """Start one request at the current λ; it joins the batch already generating."""
-        from vllm.inputs import TokensPrompt
-
-        self._running[request_id] = (options, time.perf_counter())
-        self.llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=prompt),
-                                        self._sampling(options, seed))
+    def submit(self, request_id: str, prompt: list[int], seed: int, options: DecodingOptions,
+               lam: float | None = None) -> None:
+        """Start one request at ``lam`` (mixed: any λ; grouped: the λ the engine holds, the
+        default); it joins the batch already generating at the next step."""
+        lam = self._lam if lam is None else check_lambda(lam)
+        if not self.mixes_lambdas and lam != self._lam:
+            raise DamiPrefError(f"this engine holds λ={self._lam:g} (grouped λ batches); "
+                                f"switch with set_lambda({lam:g}) once the running batch ends")
+        self._running[request_id] = (options, time.perf_counter(), lam)
+        self.llm.llm_engine.add_request(request_id, self._prompt(prompt, lam),
+                                        self._sampling(options, seed, lam))
 
     def abort(self, request_ids: Sequence[str]) -> None:
         """Stop requests nobody waits for any more, mid-generation."""
@@ -331,9 +402,9 @@ class VLLMRuntime:
         done = []
         for output in self.llm.llm_engine.step():
             if output.finished and output.request_id in self._running:
-                options, started = self._running.pop(output.request_id)
+                options, started, lam = self._running.pop(output.request_id)
                 done.append((output.request_id, self._result(
-                    output, self._lam, options, time.perf_counter() - started)))
+                    output, lam, options, time.perf_counter() - started)))
         return done
 
     @property
