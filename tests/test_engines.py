@@ -64,6 +64,7 @@ def test_continuous_admission_is_oldest_first_and_never_mixes_lambda():
 
     class Engine:
         lam = 0.5
+        mixes_lambdas = False
 
     async def scenario():
         scheduler = ContinuousLambdaScheduler(Engine(), ServerMetrics(), max_batch=3)
@@ -83,3 +84,58 @@ def test_continuous_admission_is_oldest_first_and_never_mixes_lambda():
     first, second, third, fourth, metrics = asyncio.run(scenario())
     assert first == ["a", "b"] and second == [] and third == ["c"] and fourth == []
     assert metrics.cancelled._value.get() == 1
+
+
+def test_continuous_admission_mixes_lambda_where_the_engine_does():
+    """An engine that mixes λ admits the oldest waiting requests whatever their λ, up to
+    max_batch, with no switch."""
+    import asyncio
+
+    from dami_pref.runtime.generation import DecodingOptions
+    from dami_pref.serve.continuous import ContinuousLambdaScheduler
+    from dami_pref.serve.metrics import ServerMetrics
+
+    class Engine:
+        lam = 0.0
+        mixes_lambdas = True
+
+    async def scenario():
+        scheduler = ContinuousLambdaScheduler(Engine(), ServerMetrics(), max_batch=3)
+        scheduler._wakeup = asyncio.Event()
+        options = DecodingOptions()
+        for q, lam in (("a", 0.5), ("b", 1.0), ("c", 0.0), ("d", 0.5)):
+            scheduler.submit(q, lam, options)
+        first = [j.question for j in scheduler.admissible()]
+        scheduler.running = {"x": object(), "y": object()}
+        second = [j.question for j in scheduler.admissible()]
+        return first, second
+
+    assert asyncio.run(scenario()) == (["a", "b", "c"], ["d"])
+
+
+def test_static_batches_mix_lambda_where_the_engine_does():
+    import asyncio
+
+    from dami_pref.runtime.generation import DecodingOptions
+    from dami_pref.serve.metrics import ServerMetrics
+    from dami_pref.serve.scheduler import LambdaScheduler
+
+    def batches(mixes: bool) -> list[list[str]]:
+        class Engine:
+            lam = 0.0
+            mixes_lambdas = mixes
+
+        async def scenario():
+            scheduler = LambdaScheduler(Engine(), ServerMetrics(), max_batch=3)
+            scheduler._wakeup = asyncio.Event()
+            for q, lam in (("a", 0.5), ("b", 1.0), ("c", 0.5), ("d", 0.0), ("e", 1.0)):
+                scheduler.submit(q, lam, DecodingOptions())
+            out = []
+            while batch := scheduler.next_batch():
+                out.append([j.question for j in batch])
+            return out
+
+        return asyncio.run(scenario())
+
+    assert batches(True) == [["a", "b", "c"], ["d", "e"]]
+    assert batches(False) == [["a", "c"], ["b", "e"], ["d"]]

@@ -285,7 +285,8 @@ def test_a_model_vllm_cannot_load_is_one_line(tmp_path):
 
 
 def test_serve_on_vllm_answers_as_the_runtime_does(ranker_dir):
-    """``dami-pref serve --engine vllm``: the ranker's λ and greedy answers equal ``select
+    """``dami-pref serve --engine vllm --lambda_batching grouped`` (the engine stepped in the
+    server's process, one λ at a time): the ranker's λ and greedy answers equal ``select
     --generate`` on the runtime, and concurrent requests are each answered once."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -301,7 +302,7 @@ def test_serve_on_vllm_answers_as_the_runtime_does(ranker_dir):
                             capture_output=True, text=True, env=env(), timeout=300)
     assert select.returncode == 0, select.stderr[-2000:]
     rows = [json.loads(line) for line in select.stdout.splitlines() if line.strip()]
-    proc, base = start_server(ranker_dir, "--engine", "vllm")
+    proc, base = start_server(ranker_dir, "--engine", "vllm", "--lambda_batching", "grouped")
     try:
         client = OpenAI(base_url=base + "/v1", api_key="-", max_retries=0, timeout=120)
         for row in rows:

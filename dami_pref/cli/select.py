@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .common import DecodingArgs, EngineArgs, RankerGenerationArgs, follow_ranker
 
 
 @dataclass
 class SelectArgs(RankerGenerationArgs, EngineArgs, DecodingArgs):
+    mixed_by_default: ClassVar[tuple[str, ...]] = ("vllm",)  # continuous batching pays
     ranker: str = field(default="", metadata={"help": "ranker folder or Hub id", "required": True})
     question: list[str] | None = field(default=None, metadata={
         "help": "one or more questions: --question Q1 Q2 ..."})

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .common import DecodingArgs, EngineArgs, RankerGenerationArgs, follow_ranker
 
 
 @dataclass
 class ServeArgs(RankerGenerationArgs, EngineArgs, DecodingArgs):
+    mixed_by_default: ClassVar[tuple[str, ...]] = ("runtime", "vllm")  # requests arrive apart
     ranker: str = field(default="", metadata={"help": "ranker folder or Hub id", "required": True})
     host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
     port: int = field(default=8000, metadata={"help": "port to listen on (range: 1-65535)"})
     max_queue: int = field(default=256, metadata={
         "help": "requests that may wait; one more gets HTTP 429 (≥ 1)"})
     max_batch: int = field(default=32, metadata={
-        "help": "requests of one λ per engine batch (≥ 1)"})
+        "help": "requests decoded at once (of one λ where the engine groups λ) (≥ 1)"})
     max_wait_seconds: float = field(default=600.0, metadata={
         "help": "a request that waits longer for the engine is answered 503 (> 0)"})
     drain_seconds: float = field(default=600.0, metadata={
@@ -62,7 +64,7 @@ def run(args: ServeArgs) -> int:
     settings = ServeSettings(decoding=args.decoding(), max_queue=args.max_queue,
                              max_batch=args.max_batch, max_wait_seconds=args.max_wait_seconds,
                              drain_seconds=args.drain_seconds)
-    app = create_app(args.runtime(), ranker, settings)
+    app = create_app(args.runtime(serving=True), ranker, settings)
     print(f"dami-pref serve: http://{args.host}:{args.port}/v1 (models: dami-pref, "
           f"dami-pref@λ for λ in {ranker.grid})", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning",

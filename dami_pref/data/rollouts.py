@@ -284,13 +284,14 @@ def run_units(runtime, problems: Sequence[Problem], plan: RolloutPlan, decoding:
 
 def pair_identity(instruct_dir: Path, thinking_dir: Path, dtype: str, prompt_template: str,
                   chat_template_from: str, memory_mode: str = "exact",
-                  engine: str = "runtime") -> dict:
+                  engine: str = "runtime", lambda_batching: str = "grouped") -> dict:
     """What identifies the models behind a rollout, for the manifest's fingerprint.
 
     The memory mode is part of it: in delta mode the live weights carry rounding that the exact
-    mode does not, so a table must not mix the two. So is the engine: two engines' kernels may
-    break a near-tie differently, and a table is made by one. (Each is recorded only when not
-    the default, so folders made before the option existed keep their fingerprint.)
+    mode does not, so a table must not mix the two. So are the engine and the λ batching: two
+    kernels (or a merged weight against Θ_I + λ·Δ per leaf) may break a near-tie differently,
+    and a table is made by one. (Each is recorded only when not the default, so folders made
+    before the option existed keep their fingerprint.)
     """
     identity = {"instruct": checkpoint_fingerprint(instruct_dir),
                 "thinking": checkpoint_fingerprint(thinking_dir), "dtype": dtype,
@@ -299,6 +300,8 @@ def pair_identity(instruct_dir: Path, thinking_dir: Path, dtype: str, prompt_tem
         identity["memory_mode"] = memory_mode
     if engine != "runtime":
         identity["engine"] = engine
+    if lambda_batching != "grouped":
+        identity["lambda_batching"] = lambda_batching
     return identity
 
 

@@ -2,9 +2,11 @@
 
 Serve, eval, select and the rollouts need the same few things from whatever generates: the
 :class:`Engine` protocol below. Engines that decode step by step (continuous batching) also
-implement :class:`SteppingEngine`. Two capabilities are plain attributes, read in one place each:
-``steps`` (a server admits requests into the running batch) and ``mixes_lambdas`` (one batch holds
-every λ; otherwise requests are grouped by λ and the engine switches between groups).
+implement :class:`SteppingEngine`; a server's engine may instead answer each request with an
+awaitable (:class:`AsyncEngine`). The capabilities are plain attributes, and the server picks its
+scheduler from them in one place (``serve.app.scheduler_for``): ``serves_async``, ``steps``
+(a server admits requests into the running batch) and ``mixes_lambdas`` (one batch holds every λ;
+otherwise requests are grouped by λ and the engine switches between groups).
 """
 
 from __future__ import annotations
@@ -63,6 +65,24 @@ class SteppingEngine(Engine, Protocol):
     def running(self) -> int: ...
 
 
+@runtime_checkable
+class AsyncEngine(Protocol):
+    """A server's engine that batches by itself: each request is one awaitable."""
+
+    engine: str
+    serves_async: bool
+    mixes_lambdas: bool
+    tokenizer: object
+
+    def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]: ...
+
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+        ...
+
+    async def generate_one(self, request_id: str, prompt: list[int], seed: int,
+                           options: DecodingOptions, lam: float) -> GenerationResult: ...
+
+
 def check_engine(engine: str) -> str:
     if engine not in ENGINES:
         raise DamiPrefError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
@@ -78,13 +98,16 @@ def check_lambda_batching(mode: str) -> str:
 
 def load_runtime(instruct: str | Path, thinking: str | Path, *,
                 engine: str = "runtime", lambda_batching: str = "grouped", vllm_settings=None,
-                kv_cache: KVCacheOptions = KVCacheOptions(), **runtime_kwargs) -> Engine:
+                kv_cache: KVCacheOptions = KVCacheOptions(), serving: bool = False,
+                **runtime_kwargs) -> Engine:
     """The pair ready to generate at any λ.
 
     ``engine="runtime"``: an :class:`InterpolationRuntime` (transformers) on ``device``.
     ``engine="vllm"``: a :class:`VLLMRuntime`, whose endpoints stay in host memory and whose
     engine takes ``vllm_settings`` (a ``VLLMSettings``). ``lambda_batching``: ``mixed`` (every λ
     in one batch: the model holds Θ_I and Δ) or ``grouped`` (one λ at a time, switched in place).
+    ``serving``: for a server; with vLLM and mixed batches, an :class:`AsyncVLLMRuntime`
+    (vLLM's ``AsyncLLM``, the engine core in its own process, as vLLM's OpenAI server runs it).
     ``runtime_kwargs`` are InterpolationRuntime's.
     """
     from .interpolation import InterpolationRuntime
@@ -97,5 +120,10 @@ def load_runtime(instruct: str | Path, thinking: str | Path, *,
 
     vllm_kv_cache_dtype(kv_cache)  # refused before any model loads
     import_vllm()
+    if serving and lambda_batching == "mixed":
+        from .vllm_async import AsyncVLLMRuntime, PairPrompts
+
+        return AsyncVLLMRuntime(PairPrompts(instruct, thinking, **runtime_kwargs),
+                                vllm_settings or VLLMSettings(), kv_cache)
     host = InterpolationRuntime(instruct, thinking, **{**runtime_kwargs, "device": "cpu"})
     return VLLMRuntime(host, vllm_settings or VLLMSettings(), kv_cache, lambda_batching)

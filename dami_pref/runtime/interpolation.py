@@ -25,13 +25,13 @@ from ..utils.grid import check_lambda
 from ..utils.prompts import check_prompt_template, encode_prompts, render_prompt
 from .checkpoints import check_same_tensors, open_pair
 from .engines import check_lambda_batching
-from .mixing import RowOffsets, mix_leaves
+from .mixing import RowOffsets, check_leaves, mix_leaves
 
 LMC_WARN_BELOW = 0.95
 MEMORY_MODES = ("auto", "exact", "delta")
 
 
-def _check_memory_mode(mode: str, lambda_batching: str) -> str:
+def resolve_memory_mode(mode: str, lambda_batching: str) -> str:
     """The memory mode to use: ``auto`` is exact for grouped λ batches and delta for mixed ones,
     which need Δ (and hold two copies of the weights, not three)."""
     if mode not in MEMORY_MODES:
@@ -95,6 +95,7 @@ class InterpolationRuntime:
 
     engine = "runtime"
     steps = False  # static batches: a server batches requests before calling generate
+    serves_async = False
 
     def __init__(self, instruct: str | Path, thinking: str | Path, *,
                  device: str | torch.device | None = "cpu", dtype: str | torch.dtype = "auto",
@@ -107,7 +108,7 @@ class InterpolationRuntime:
             raise DamiPrefError("chat_template_from must be 'instruct' or 'thinking', got "
                                 f"{chat_template_from!r}")
         check_prompt_template(prompt_template)  # before any loading
-        memory_mode = _check_memory_mode(memory_mode, lambda_batching)
+        memory_mode = resolve_memory_mode(memory_mode, lambda_batching)
         pair = open_pair(instruct, thinking, revision, trust_remote_code)
         instruct_path, thinking_path = pair.instruct_dir, pair.thinking_dir
         device = resolve_device(device)
@@ -137,7 +138,7 @@ class InterpolationRuntime:
         """
         check_same_tensors(*({n: (tuple(p.shape), str(p.dtype)) for n, p in m.named_parameters()}
                              for m in (instruct_model, thinking_model)))
-        memory_mode = _check_memory_mode(memory_mode, lambda_batching)
+        memory_mode = resolve_memory_mode(memory_mode, lambda_batching)
         check_finite(instruct_model.named_parameters(), "the instruct model")
         check_finite(thinking_model.named_parameters(), "the thinking model")
         runtime = cls.__new__(cls)
@@ -150,6 +151,8 @@ class InterpolationRuntime:
     def _setup(self, model, staged, tokenizer, prompt_template: str, memory_mode: str,
                lambda_batching: str) -> None:
         check_prompt_template(prompt_template)
+        if lambda_batching == "mixed":
+            check_leaves(model)  # refused before any weight moves
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -225,6 +228,11 @@ class InterpolationRuntime:
                 views[param] = group.delta[start:start + n].view(param.shape)
         return views
 
+    @property
+    def architecture(self) -> str:
+        """The model class name its config records (``Qwen3ForCausalLM``)."""
+        return (getattr(self.model.config, "architectures", None) or ["?"])[0]
+
     # -- λ -------------------------------------------------------------------------------------
     @property
     def lam(self) -> float:
@@ -262,11 +270,11 @@ class InterpolationRuntime:
                                 "load it with lambda_batching='mixed' to mix λ in a batch")
         offsets = torch.tensor([check_lambda(lam) - self._lam for lam in lams],
                                dtype=torch.float32).to(self.device, self.dtype)
-        self.rows.values = offsets if bool(offsets.any()) else None
+        self.rows.set(offsets if bool(offsets.any()) else None)
         try:
             yield
         finally:
-            self.rows.values = None
+            self.rows.set(None)
 
     def mark_lambda(self, lam: float) -> None:
         """Record that the live weights hold λ because something outside the runtime wrote

@@ -32,9 +32,17 @@ class RowOffsets:
 
     def __init__(self) -> None:
         self.values: torch.Tensor | None = None
+        self._views: dict[int, torch.Tensor] = {}
+
+    def set(self, values: torch.Tensor | None) -> None:
+        self.values, self._views = values, {}
 
     def like(self, out: torch.Tensor) -> torch.Tensor:
-        return self.values.view(out.shape[0], *([1] * (out.dim() - 1)))
+        view = self._views.get(out.dim())
+        if view is None:
+            view = self._views[out.dim()] = self.values.view(
+                out.shape[0], *([1] * (out.dim() - 1)))
+        return view
 
 
 def _linear(module: nn.Linear, delta: Callable[[], tuple], rows: RowOffsets):
@@ -64,17 +72,18 @@ def _embedding(module: nn.Embedding, delta, rows: RowOffsets):
 
 
 def _rms_norm(module, delta, rows: RowOffsets):
+    """weight · normalize(x), as transformers' RMSNorm classes compute it, with the weight of
+    each row moved by its offset (a row at offset 0 gets exactly the plain result)."""
     original = type(module).forward
     eps = getattr(module, "variance_epsilon", getattr(module, "eps", 1e-6))
 
     def forward(x):
-        out = original(module, x)
         if rows.values is None:
-            return out
-        weight, _ = delta()
+            return original(module, x)
         h = x.to(torch.float32)
         normed = (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
-        return torch.addcmul(out, normed, weight * rows.like(out))
+        weight, _ = delta()
+        return torch.addcmul(module.weight, rows.like(normed), weight) * normed
     return forward
 
 

@@ -136,6 +136,60 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def engine_kwargs(host, settings: VLLMSettings, kv_cache_dtype: str, mixes: bool) -> dict:
+    """vLLM's engine arguments for the pair (``LLM`` and ``AsyncEngineArgs`` take the same):
+    the Instruct folder as it is (grouped), or with the mixed-λ model class of its architecture,
+    Δ read from the Thinking folder at load (mixed)."""
+    eager = settings.enforce_eager if settings.enforce_eager is not None else \
+        not _cuda_available()
+    kwargs = dict(model=str(host.instruct_path), dtype=str(host.dtype).removeprefix("torch."),
+                  seed=settings.seed, tensor_parallel_size=settings.tensor_parallel_size,
+                  max_model_len=settings.max_model_len, max_num_seqs=settings.max_num_seqs,
+                  gpu_memory_utilization=settings.gpu_memory_utilization, enforce_eager=eager,
+                  enable_prefix_caching=settings.enable_prefix_caching,
+                  kv_cache_dtype=kv_cache_dtype, trust_remote_code=host.trust_remote_code)
+    if not mixes:
+        return kwargs
+    from . import vllm_internals
+
+    why = vllm_internals.unsupported_version()
+    if why:
+        raise DamiPrefError(why)
+    for name, value in vllm_internals.ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    vllm_internals.register()  # this process; the entry point does it in vLLM's others
+    return {**kwargs, "hf_overrides": {"architectures": [vllm_internals.MIXED_PREFIX +
+                                                         host.architecture],
+                                       "dami_thinking": str(host.thinking_path)},
+            "logits_processors": [f"{vllm_internals.MIXED_MODULE}:LambdaSlots"]}
+
+
+def sampling_params(options: DecodingOptions, seed: int, lam: float, eos: set[int],
+                    mixes: bool, **extra):
+    """A request's SamplingParams: greedy or seeded sampling, stopping at the pair's end tokens;
+    its λ in ``extra_args`` where the engine mixes λ."""
+    from vllm import SamplingParams
+
+    from .vllm_internals import LAMBDA_KEY
+
+    sampled = dict(temperature=options.temperature, top_p=options.top_p, seed=seed) \
+        if not options.greedy else dict(temperature=0.0)
+    if mixes:
+        extra["extra_args"] = {LAMBDA_KEY: lam}
+    return SamplingParams(max_tokens=options.max_new_tokens, detokenize=False,
+                          stop_token_ids=sorted(eos), **sampled, **extra)
+
+
+def tokens_prompt(prompt: list[int], lam: float, mixes: bool):
+    """The prompt's token ids, salted by λ where the engine mixes λ (one engine holding one λ
+    resets its prefix cache on every switch instead)."""
+    from vllm.inputs import TokensPrompt
+
+    if not mixes:
+        return TokensPrompt(prompt_token_ids=prompt)
+    return TokensPrompt(prompt_token_ids=prompt, cache_salt=cache_salt(lam))
+
+
 def cache_salt(lam: float) -> str:
     """The prefix-cache salt of a request at λ: a block computed at one λ is never reused at
     another (vLLM hashes the salt into every block of the prompt)."""
@@ -155,6 +209,7 @@ class VLLMRuntime:
 
     engine = "vllm"
     steps = True
+    serves_async = False
 
     def __init__(self, host, settings: VLLMSettings = VLLMSettings(),
                  kv_cache: KVCacheOptions = KVCacheOptions(),
@@ -182,40 +237,13 @@ class VLLMRuntime:
         _OPEN_ENGINES.discard(self)
 
     def _start_engine(self, vllm):
-        s, host = self.settings, self.host
-        eager = s.enforce_eager if s.enforce_eager is not None else not _cuda_available()
-        dtype = str(host.dtype).removeprefix("torch.")
+        kwargs = engine_kwargs(self.host, self.settings, self.kv_cache_dtype, self.mixes_lambdas)
         try:
-            return vllm.LLM(**_launcher_kwargs(s), **self._model_kwargs(),
-                dtype=dtype, seed=s.seed,
-                tensor_parallel_size=s.tensor_parallel_size, max_model_len=s.max_model_len,
-                max_num_seqs=s.max_num_seqs, gpu_memory_utilization=s.gpu_memory_utilization,
-                enforce_eager=eager, enable_prefix_caching=s.enable_prefix_caching,
-                kv_cache_dtype=self.kv_cache_dtype, trust_remote_code=host.trust_remote_code,
-                worker_extension_cls=WORKER_EXTENSION)
+            return vllm.LLM(**_launcher_kwargs(self.settings), **kwargs,
+                            worker_extension_cls=WORKER_EXTENSION)
         except Exception as err:  # noqa: BLE001 - vLLM raises many types for one cause
-            raise DamiPrefError(f"vLLM cannot load {host.instruct_path}: {_reason(err)}") \
-                from None
-
-    def _model_kwargs(self) -> dict:
-        """The Instruct folder as it is (grouped), or with the mixed-λ model class of its
-        architecture, Δ read from the Thinking folder at load (mixed)."""
-        model = {"model": str(self.host.instruct_path)}
-        if not self.mixes_lambdas:
-            return model
-        from . import vllm_internals
-
-        why = vllm_internals.unsupported_version()
-        if why:
-            raise DamiPrefError(why)
-        for name, value in vllm_internals.ENVIRONMENT.items():
-            os.environ.setdefault(name, value)
-        vllm_internals.register()  # this process; the entry point does it in vLLM's others
-        arch = (getattr(self.host.model.config, "architectures", None) or ["?"])[0]
-        return {**model, "hf_overrides": {
-                    "architectures": [vllm_internals.MIXED_PREFIX + arch],
-                    "dami_thinking": str(self.host.thinking_path)},
-                "logits_processors": [f"{vllm_internals.MIXED_MODULE}:LambdaSlots"]}
+            raise DamiPrefError(f"vLLM cannot load {self.host.instruct_path}: "
+                                f"{_reason(err)}") from None
 
     def _engine_device(self):
         import torch
@@ -356,22 +384,10 @@ class VLLMRuntime:
         return results
 
     def _prompt(self, prompt: list[int], lam: float):
-        from vllm.inputs import TokensPrompt
-
-        if not self.mixes_lambdas:  # one λ in the engine; a switch resets the cache
-            return TokensPrompt(prompt_token_ids=prompt)
-        return TokensPrompt(prompt_token_ids=prompt, cache_salt=cache_salt(lam))
+        return tokens_prompt(prompt, lam, self.mixes_lambdas)
 
     def _sampling(self, options: DecodingOptions, seed: int, lam: float):
-        from vllm import SamplingParams
-
-        from .vllm_internals import LAMBDA_KEY
-
-        sampled = dict(temperature=options.temperature, top_p=options.top_p, seed=seed) \
-            if not options.greedy else dict(temperature=0.0)
-        extra = {"extra_args": {LAMBDA_KEY: lam}} if self.mixes_lambdas else {}
-        return SamplingParams(max_tokens=options.max_new_tokens, detokenize=False,
-                              stop_token_ids=sorted(self._eos), **sampled, **extra)
+        return sampling_params(options, seed, lam, self._eos, self.mixes_lambdas)
 
     def _result(self, output, lam: float, options: DecodingOptions,
                 seconds: float) -> GenerationResult:

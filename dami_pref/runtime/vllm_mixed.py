@@ -303,6 +303,9 @@ class LambdaSlots(LogitsProcessor):
 
     @classmethod
     def validate_params(cls, sampling_params) -> None:
+        if sampling_params.prompt_logprobs is not None:
+            raise ValueError("prompt_logprobs: the mixed-λ model computes one row of logits per "
+                             "request; use grouped λ batches for prompt log-probabilities")
         lam = (sampling_params.extra_args or {}).get(LAMBDA_KEY)
         if lam is None:
             return

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from ..errors import DamiPrefError
 from ..runtime.generation import DecodingOptions
 from . import responses
+from .async_scheduler import AsyncScheduler
 from .continuous import ContinuousLambdaScheduler
 from .metrics import ServerMetrics
 from .protocol import MODEL, ChatCompletionRequest, CompletionRequest, fixed_lambda
@@ -44,12 +45,20 @@ class BadRequest(Exception):
         self.status, self.kind, self.param = status, kind, param
 
 
+def scheduler_for(engine) -> type[LambdaScheduler]:
+    """The scheduler an engine's capabilities call for (the one place that reads them): vLLM's
+    own (AsyncLLM) batching behind admission control, continuous batching step by step, or static
+    batches; each groups requests by λ only where the engine cannot mix them."""
+    if getattr(engine, "serves_async", False):
+        return AsyncScheduler
+    return ContinuousLambdaScheduler if engine.steps else LambdaScheduler
+
+
 def create_app(runtime, ranker, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
     metrics = ServerMetrics()
-    kind = ContinuousLambdaScheduler if hasattr(runtime, "step") else LambdaScheduler
-    scheduler = kind(runtime, metrics, settings.max_queue, settings.max_batch,
-                     settings.max_wait_seconds)
+    scheduler = scheduler_for(runtime)(runtime, metrics, settings.max_queue,
+                                       settings.max_batch, settings.max_wait_seconds)
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
 
     @asynccontextmanager

@@ -1,11 +1,11 @@
-"""Continuous batching within a λ group, for an engine that can take requests mid-batch (vLLM).
+"""Continuous batching, for an engine that takes requests mid-batch (vLLM).
 
-The policy is the λ scheduler's, request by request instead of batch by batch: the oldest
-waiting request decides. While it has the λ the engine holds, it joins the running batch at the
-next decoding step (up to ``max_batch`` in flight); when it has another λ, nothing more is
-admitted, the running requests finish, and the engine switches. So a request of the current λ
-never overtakes an older request of another λ, and a rare λ waits at most for the requests
-already running. A client that leaves is aborted mid-generation, not only before it starts.
+The oldest waiting request decides, request by request. Where the engine mixes λ
+(``engine.mixes_lambdas``), it joins the running batch at the next decoding step whatever its λ
+(up to ``max_batch`` in flight): no λ groups, no switches. Otherwise, while it has the λ the engine
+holds it joins; when it has another λ, nothing more is admitted, the running requests finish, and
+the engine switches, so a request of the current λ never overtakes an older request of another λ.
+A client that leaves is aborted mid-generation, not only before it starts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .scheduler import Job, LambdaScheduler, WaitExpired
 
 
 class ContinuousLambdaScheduler(LambdaScheduler):
-    """For runtimes with ``submit``, ``step``, ``abort`` and ``running`` (``VLLMRuntime``)."""
+    """For engines that step (``engine.steps``: a ``SteppingEngine``)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -32,10 +32,12 @@ class ContinuousLambdaScheduler(LambdaScheduler):
             job = self._oldest_waiting()
             if job is None:
                 break
-            lam = admitted[0].lam if admitted else (self.runtime.lam if self.running else job.lam)
-            if job.lam != lam:
-                break  # another λ is older: let the running batch finish, then switch
-            self.groups[job.key].popleft()
+            if not self.runtime.mixes_lambdas:
+                lam = admitted[0].lam if admitted else (
+                    self.runtime.lam if self.running else job.lam)
+                if job.lam != lam:
+                    break  # another λ is older: let the running batch finish, then switch
+            self.groups[job.key(self.runtime.mixes_lambdas)].popleft()
             admitted.append(job)
         return admitted
 
@@ -54,7 +56,7 @@ class ContinuousLambdaScheduler(LambdaScheduler):
                 job.future.set_exception(WaitExpired(now - job.enqueued))
             else:
                 return job
-            self.groups[job.key].popleft()
+            self.groups[job.key(self.runtime.mixes_lambdas)].popleft()
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -91,7 +93,7 @@ class ContinuousLambdaScheduler(LambdaScheduler):
                 self.running.pop(rid, None)
                 self.metrics.cancelled.inc()
         if admitted:
-            if admitted[0].lam != self.runtime.lam:
+            if not self.runtime.mixes_lambdas and admitted[0].lam != self.runtime.lam:
                 if self.current_lam is not None:
                     self.metrics.switches.inc()
                 self.runtime.set_lambda(admitted[0].lam)
@@ -100,7 +102,7 @@ class ContinuousLambdaScheduler(LambdaScheduler):
             for job in admitted:
                 rid = f"serve-{next(self._ids)}"
                 [prompt] = self.runtime.encode_prompts([job.question])
-                self.runtime.submit(rid, prompt, job.seed, job.decoding)
+                self.runtime.submit(rid, prompt, job.seed, job.decoding, job.lam)
                 self.running[rid] = job
             self.metrics.engine_requests.inc(len(admitted))
             if joining:

@@ -1,12 +1,17 @@
-"""A λ-aware scheduler: requests wait in per-λ queues and the engine serves one λ group at a
-time, so a batch costs one switch of the weights, however many requests share it.
+"""The static scheduler: requests wait in queues, and the engine serves one batch at a time.
+
+Where the engine mixes λ (``engine.mixes_lambdas``), a batch is simply the oldest waiting
+requests, whatever their λ: one queue per decoding setting, no switch. Otherwise requests wait in
+per-λ queues and the engine serves one λ group at a time, so a batch costs one switch of the
+weights, however many requests share it.
 
 Policy, and what it trades:
 - **oldest first across groups.** The next group is the one whose oldest request has waited
   longest, so a rare λ is never starved: it is served within one round of the groups ahead of it.
-- **batches within a group.** A batch takes up to ``max_batch`` waiting requests of that λ (and
-  decoding settings). Larger batches raise throughput; every request of a batch waits for the
-  batch's longest answer, which is the latency a large batch costs.
+- **batches within a group.** A batch takes up to ``max_batch`` waiting requests of that group
+  (λ, where the engine does not mix, and decoding settings). Larger batches raise throughput;
+  every request of a static batch waits for the batch's longest answer, which is the latency a
+  large batch costs.
 - **bounded waiting.** At most ``max_queue`` requests wait; one more is refused (HTTP 429 with
   ``Retry-After``) rather than queued without bound. A request that has waited ``max_wait``
   seconds without reaching the engine is answered 503 (the server is too slow for it now, and
@@ -44,9 +49,9 @@ class Job:
     future: asyncio.Future
     enqueued: float = field(default_factory=time.monotonic)
 
-    @property
-    def key(self) -> tuple:
-        return (round(self.lam, 6), self.decoding)
+    def key(self, mixes_lambdas: bool) -> tuple:
+        """Requests of one key may share a batch."""
+        return (self.decoding,) if mixes_lambdas else (round(self.lam, 6), self.decoding)
 
 
 class LambdaScheduler:
@@ -74,7 +79,7 @@ class LambdaScheduler:
         if self.depth >= self.max_queue:
             raise QueueFull(self.max_queue)
         job = Job(question, lam, decoding, seed, asyncio.get_running_loop().create_future())
-        self.groups.setdefault(job.key, deque()).append(job)
+        self.groups.setdefault(job.key(self.runtime.mixes_lambdas), deque()).append(job)
         self.metrics.queue_depth.set(self.depth)
         self._wakeup.set()
         return job.future
@@ -110,9 +115,10 @@ class LambdaScheduler:
             while batch := self.next_batch():
                 self.metrics.queue_depth.set(self.depth)
                 self.busy = True
-                if self.current_lam is not None and batch[0].lam != self.current_lam:
-                    self.metrics.switches.inc()
-                self.current_lam = batch[0].lam
+                if not self.runtime.mixes_lambdas:
+                    if self.current_lam is not None and batch[0].lam != self.current_lam:
+                        self.metrics.switches.inc()
+                    self.current_lam = batch[0].lam
                 try:
                     results = await loop.run_in_executor(self.executor, self._generate, batch)
                 except Exception as err:  # noqa: BLE001 - handed to each waiting request

@@ -1,0 +1,140 @@
+"""A server's vLLM engine, as vLLM's own OpenAI server drives it: ``AsyncLLM``, with the engine
+core in a process of its own, and every λ in one batch.
+
+The server process keeps only what a request needs before the engine: the pair's tokenizer and
+prompt settings (:class:`PairPrompts`, no weights). The engine core process loads the mixed-λ
+model (``DamiMixed<Arch>``: Θ_I and Δ, λ per token, see :mod:`.vllm_mixed`) and decodes while
+the server parses, scores and answers requests on the other core; vLLM's continuous batching
+admits every request whatever its λ.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import DamiPrefError
+from ..utils.devices import resolve_dtype
+from ..utils.prompts import check_prompt_template, encode_prompts, render_prompt
+from ..utils.tokens import check_prompts, end_token_ids, token_id
+from .checkpoints import open_pair
+from .generation import DecodingOptions, GenerationResult, decode_result
+from .kv_cache import KVCacheOptions
+from .vllm_engine import (_OPEN_ENGINES, VLLMSettings, _reason, engine_kwargs, import_vllm,
+                          sampling_params, tokens_prompt, vllm_kv_cache_dtype)
+
+
+class PairPrompts:
+    """The pair checked, its tokenizer and prompt settings: what a server needs before the
+    engine, without loading a weight."""
+
+    def __init__(self, instruct: str | Path, thinking: str | Path, *, dtype: str = "auto",
+                 trust_remote_code: bool = False, chat_template_from: str = "instruct",
+                 prompt_template: str = "{question}", revision: str | None = None,
+                 **_ignored) -> None:
+        from transformers import GenerationConfig
+
+        if chat_template_from not in ("instruct", "thinking"):
+            raise DamiPrefError("chat_template_from must be 'instruct' or 'thinking', got "
+                                f"{chat_template_from!r}")
+        self.prompt_template = check_prompt_template(prompt_template)
+        pair = open_pair(instruct, thinking, revision, trust_remote_code)
+        self.instruct_path, self.thinking_path = pair.instruct_dir, pair.thinking_dir
+        self.config, self.trust_remote_code = pair.instruct.config, trust_remote_code
+        self.tokenizer = pair.tokenizers[chat_template_from]
+        stored = next(iter(pair.instruct.tensors.values()))[1] if pair.instruct.tensors else None
+        self.dtype = resolve_dtype(dtype, stored)
+        self.generation_config = GenerationConfig.from_pretrained(self.instruct_path) \
+            if (self.instruct_path / "generation_config.json").is_file() else None
+
+    @property
+    def architecture(self) -> str:
+        return (self.config.get("architectures") or ["?"])[0]
+
+    def render_prompt(self, question: str) -> str:
+        return render_prompt(question, self.prompt_template, self.tokenizer)
+
+    def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]:
+        return encode_prompts(questions, self.prompt_template, self.tokenizer)
+
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int,
+                        context: int | None = None) -> list[list[int]]:
+        encoded = self.encode_prompts(questions)
+        check_prompts(questions, encoded, self.tokenizer,
+                      context or self.config.get("max_position_embeddings"), max_new_tokens)
+        return encoded
+
+
+class AsyncVLLMRuntime:
+    """Every λ in one vLLM batch, the engine core in its own process (for ``dami-pref serve``).
+
+    Args:
+        prompts: the pair's :class:`PairPrompts`.
+        settings: the engine's arguments (``max_num_seqs`` bounds the running batch).
+        kv_cache: ``dynamic`` or ``fp8``.
+    """
+
+    engine = "vllm"
+    steps = False
+    mixes_lambdas = True
+    serves_async = True  # answers one request at a time with ``await generate_one(...)``
+    switches = 0
+
+    def __init__(self, prompts: PairPrompts, settings: VLLMSettings = VLLMSettings(),
+                 kv_cache: KVCacheOptions = KVCacheOptions()) -> None:
+        import_vllm()
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        self.host, self.settings = prompts, settings
+        self.kv_cache_dtype = vllm_kv_cache_dtype(kv_cache)
+        self.tokenizer = prompts.tokenizer
+        self._eos = end_token_ids(prompts, prompts.tokenizer)
+        self._think = (token_id(prompts.tokenizer, "<think>"),
+                       token_id(prompts.tokenizer, "</think>"))
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1"  # the engine core in its own process
+        kwargs = engine_kwargs(prompts, settings, self.kv_cache_dtype, mixes=True)
+        try:
+            self.llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs,
+                                                                 disable_log_stats=True))
+        except Exception as err:  # noqa: BLE001 - vLLM raises many types for one cause
+            raise DamiPrefError(f"vLLM cannot load {prompts.instruct_path}: {_reason(err)}") \
+                from None
+        _OPEN_ENGINES.add(self)
+
+    def close(self) -> None:
+        """Stop the engine core process."""
+        self.llm.shutdown()
+        self.llm.shutdown = lambda *args, **kwargs: None  # vLLM's __del__ would stop it again
+        _OPEN_ENGINES.discard(self)
+
+    def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]:
+        return self.host.encode_prompts(questions)
+
+    def render_prompt(self, question: str) -> str:
+        return self.host.render_prompt(question)
+
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+        limits = [n for n in (self.host.config.get("max_position_embeddings"),
+                              self.settings.max_model_len) if n]
+        return self.host.check_questions(questions, max_new_tokens,
+                                         min(limits) if limits else None)
+
+    async def generate_one(self, request_id: str, prompt: list[int], seed: int,
+                           options: DecodingOptions, lam: float) -> GenerationResult:
+        """One request at its λ; it joins vLLM's running batch at the next step. Cancelling the
+        awaiting task aborts it inside the engine."""
+        import time
+
+        from vllm.sampling_params import RequestOutputKind
+
+        started, final = time.perf_counter(), None
+        params = sampling_params(options, seed, lam, self._eos, mixes=True,
+                                 output_kind=RequestOutputKind.FINAL_ONLY)
+        async for output in self.llm.generate(tokens_prompt(prompt, lam, mixes=True), params,
+                                              request_id):
+            final = output
+        return decode_result(self.tokenizer, lam, list(final.outputs[0].token_ids), self._eos,
+                             *self._think, options.max_new_tokens,
+                             time.perf_counter() - started)
