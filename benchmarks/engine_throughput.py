@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(EngineArgs, argv, prog="engine_throughput.py", description=__doc__)
     if args.quick:
         args.questions, args.new_tokens, args.long_prompts, args.repeats = 12, 24, 4, 1
-    from dami_pref.runtime.engines import load_runtime
+    from dami_pref.runtime.loader import load_runtime
     from dami_pref.runtime.vllm_engine import VLLMSettings
 
     from dami_pref.runtime import InterpolationRuntime

@@ -124,7 +124,7 @@ def runtime_rows(pair, args: StepArgs) -> dict[str, list[float]]:
 def vllm_rows(pair, args: StepArgs) -> dict[str, list[float]]:
     import gc
 
-    from dami_pref.runtime.engines import load_runtime
+    from dami_pref.runtime.loader import load_runtime
     from dami_pref.runtime.vllm_engine import VLLMSettings
 
     rows: dict[str, list[float]] = {"vllm grouped, one λ (plain)": [], "vllm mixed, mixed λ": [],

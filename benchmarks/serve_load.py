@@ -170,8 +170,9 @@ def best_static_lambda(path: str) -> float:
     """The best static λ the main job chose on validation (its results.json)."""
     try:
         methods = json.loads(Path(path).read_text())["methods"]
-        return float(next(m for m in methods if m["name"] == "best_static")["details"]["lambda"])
-    except (OSError, KeyError, StopIteration, json.JSONDecodeError) as err:
+        [lam] = next(m for m in methods if m["method"] == "best_static")["lambda_counts"]
+        return float(lam)
+    except (OSError, KeyError, StopIteration, ValueError) as err:
         raise SystemExit(f"{path}: no best static λ ({type(err).__name__}); run "
                          "./scripts/run_toy.sh first or pass --eval_results") from None
 

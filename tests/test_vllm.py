@@ -30,7 +30,7 @@ N_QUESTIONS = 300
 
 @pytest.fixture(scope="module")
 def engine():
-    from dami_pref.runtime.engines import load_runtime
+    from dami_pref.runtime.loader import load_runtime
     from dami_pref.runtime.vllm_engine import VLLMSettings
 
     runtime = load_runtime(TOY_INSTRUCT, TOY_THINKING, engine="vllm", vllm_settings=VLLMSettings(max_num_seqs=64))

@@ -45,7 +45,7 @@ def requests_at_every_lambda(questions):
 
 
 def engine_of(batching: str):
-    from dami_pref.runtime.engines import load_runtime
+    from dami_pref.runtime.loader import load_runtime
     from dami_pref.runtime.vllm_engine import VLLMSettings
 
     return load_runtime(TOY_INSTRUCT, TOY_THINKING, engine="vllm", lambda_batching=batching,

@@ -92,7 +92,8 @@ class EngineArgs(PairArgs):
 
     def runtime(self, serving: bool = False):
         """The engine: the one place the command line builds one (``serving``: for a server)."""
-        from ..runtime.engines import check_engine, load_runtime
+        from ..runtime.engines import check_engine
+        from ..runtime.loader import load_runtime
         from ..runtime.kv_cache import KVCacheOptions
 
         vllm = check_engine(self.engine) == "vllm"

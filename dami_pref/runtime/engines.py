@@ -1,4 +1,4 @@
-"""The engine contract, and the one place that builds an engine: ``load_runtime``.
+"""The engine contract: what every engine offers, and the names of engines and batching modes.
 
 Serve, eval, select and the rollouts need the same few things from whatever generates: the
 :class:`Engine` protocol below. Engines that decode step by step (continuous batching) also
@@ -12,11 +12,9 @@ otherwise requests are grouped by λ and the engine switches between groups).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import DamiPrefError
-from .kv_cache import KVCacheOptions
 
 if TYPE_CHECKING:
     from .generation import DecodingOptions, GenerationRequest, GenerationResult
@@ -94,36 +92,3 @@ def check_lambda_batching(mode: str) -> str:
         raise DamiPrefError(f"lambda_batching must be one of {list(LAMBDA_BATCHING)}, got "
                             f"{mode!r}")
     return mode
-
-
-def load_runtime(instruct: str | Path, thinking: str | Path, *,
-                engine: str = "runtime", lambda_batching: str = "grouped", vllm_settings=None,
-                kv_cache: KVCacheOptions = KVCacheOptions(), serving: bool = False,
-                **runtime_kwargs) -> Engine:
-    """The pair ready to generate at any λ.
-
-    ``engine="runtime"``: an :class:`InterpolationRuntime` (transformers) on ``device``.
-    ``engine="vllm"``: a :class:`VLLMRuntime`, whose endpoints stay in host memory and whose
-    engine takes ``vllm_settings`` (a ``VLLMSettings``). ``lambda_batching``: ``mixed`` (every λ
-    in one batch: the model holds Θ_I and Δ) or ``grouped`` (one λ at a time, switched in place).
-    ``serving``: for a server; with vLLM and mixed batches, an :class:`AsyncVLLMRuntime`
-    (vLLM's ``AsyncLLM``, the engine core in its own process, as vLLM's OpenAI server runs it).
-    ``runtime_kwargs`` are InterpolationRuntime's.
-    """
-    from .interpolation import InterpolationRuntime
-
-    check_lambda_batching(lambda_batching)
-    if check_engine(engine) == "runtime":
-        return InterpolationRuntime(instruct, thinking, lambda_batching=lambda_batching,
-                                    **runtime_kwargs)
-    from .vllm_engine import VLLMRuntime, VLLMSettings, import_vllm, vllm_kv_cache_dtype
-
-    vllm_kv_cache_dtype(kv_cache)  # refused before any model loads
-    import_vllm()
-    if serving and lambda_batching == "mixed":
-        from .vllm_async import AsyncVLLMRuntime, PairPrompts
-
-        return AsyncVLLMRuntime(PairPrompts(instruct, thinking, **runtime_kwargs),
-                                vllm_settings or VLLMSettings(), kv_cache)
-    host = InterpolationRuntime(instruct, thinking, **{**runtime_kwargs, "device": "cpu"})
-    return VLLMRuntime(host, vllm_settings or VLLMSettings(), kv_cache, lambda_batching)

@@ -10,7 +10,6 @@ admits every request whatever its λ.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,8 +82,14 @@ class AsyncVLLMRuntime:
 
     def __init__(self, prompts: PairPrompts, settings: VLLMSettings = VLLMSettings(),
                  kv_cache: KVCacheOptions = KVCacheOptions()) -> None:
-        import_vllm()
+        import_vllm(server=True)
+        import torch
         from vllm.engine.arg_utils import AsyncEngineArgs
+
+        if not torch.cuda.is_available():
+            # vLLM pins its CPU worker to its own cores and leaves the rest to the server: the
+            # server's own torch work (the ranker) must not spin threads on the worker's core
+            torch.set_num_threads(1)
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self.host, self.settings = prompts, settings
@@ -93,8 +98,8 @@ class AsyncVLLMRuntime:
         self._eos = end_token_ids(prompts, prompts.tokenizer)
         self._think = (token_id(prompts.tokenizer, "<think>"),
                        token_id(prompts.tokenizer, "</think>"))
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1"  # the engine core in its own process
-        kwargs = engine_kwargs(prompts, settings, self.kv_cache_dtype, mixes=True)
+        kwargs = engine_kwargs(prompts, settings, self.kv_cache_dtype, mixes=True,
+                               eager_on_cpu=False)  # compiled, as vLLM's own server runs
         try:
             self.llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs,
                                                                  disable_log_stats=True))

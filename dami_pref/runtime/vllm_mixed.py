@@ -46,7 +46,6 @@ class LambdaTable(torch.nn.Module):
         self.register_buffer("tokens", torch.zeros(0, dtype=dtype, device=device),
                              persistent=False)
         self.req_indices: torch.Tensor | None = None  # the model runner's, bound at load
-        self.column = self.tokens[:, None]  # this step's λ per token, as a (tokens, 1) view
 
     def bind(self, req_indices: torch.Tensor) -> None:
         """Take the model runner's per-token slot buffer (filled before every forward)."""
@@ -63,7 +62,6 @@ class LambdaTable(torch.nn.Module):
             torch.index_select(self.slots, 0, self.req_indices[:n], out=self.tokens[:n])
         else:  # λ kept in float32 per slot, rounded once to the model's dtype per token
             self.tokens[:n].copy_(self.slots.index_select(0, self.req_indices[:n]))
-        self.column = self.tokens[:n, None]
 
 
 _TABLE: LambdaTable | None = None  # the model of this process (one engine per process)
@@ -71,9 +69,8 @@ _TABLE: LambdaTable | None = None  # the model of this process (one engine per p
 
 def _lam_like(table: LambdaTable, out: torch.Tensor) -> torch.Tensor:
     """The step's per-token λ, shaped to broadcast over one leaf's output (tokens first)."""
-    if out.dim() == 2:
-        return table.column
-    return table.column.view(out.shape[0], *([1] * (out.dim() - 1)))
+    lam = table.tokens[:out.shape[0]]  # a slice of the static buffer: graph-safe
+    return lam[:, None] if out.dim() == 2 else lam.view(-1, *([1] * (out.dim() - 1)))
 
 
 def _fused_linear(module, table):

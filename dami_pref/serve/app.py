@@ -28,6 +28,7 @@ from .continuous import ContinuousLambdaScheduler
 from .metrics import ServerMetrics
 from .protocol import MODEL, ChatCompletionRequest, CompletionRequest, fixed_lambda
 from .scheduler import LambdaScheduler, QueueFull, WaitExpired
+from .scoring import BatchedScorer
 
 
 @dataclass
@@ -59,7 +60,8 @@ def create_app(runtime, ranker, settings: ServeSettings | None = None) -> FastAP
     metrics = ServerMetrics()
     scheduler = scheduler_for(runtime)(runtime, metrics, settings.max_queue,
                                        settings.max_batch, settings.max_wait_seconds)
-    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
+    scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
+    scorer = BatchedScorer(ranker, scoring)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -67,7 +69,10 @@ def create_app(runtime, ranker, settings: ServeSettings | None = None) -> FastAP
         yield
         await scheduler.drain(settings.drain_seconds)  # SIGTERM: finish what was accepted
         await scheduler.stop()
-        scorer.shutdown(wait=False)
+        scoring.shutdown(wait=False)
+        close = getattr(runtime, "close", None)
+        if close is not None:  # an engine core in its own process must not outlive the server
+            close()
 
     app = FastAPI(title="dami-pref", lifespan=lifespan)
     app.state.scheduler, app.state.metrics = scheduler, metrics
@@ -120,10 +125,12 @@ class _Server:
         body = await parse_body(request, model_class)
         question = body.question() if chat else body.prompt
         decoding = self.decoding_of(body)
-        prompt_tokens = self.check_fits(question, decoding)
+        prompt = self.check_fits(question, decoding)
+        prompt_tokens = len(prompt)
         choice = await self.choose(body, question)
         try:
-            future = self.scheduler.submit(question, choice["lambda"], decoding, body.seed or 0)
+            future = self.scheduler.submit(question, choice["lambda"], decoding, body.seed or 0,
+                                           prompt)
         except QueueFull:
             raise BadRequest(429, f"the server is busy ({self.scheduler.max_queue} requests "
                                   "waiting); retry later", "rate_limit_exceeded") from None
@@ -154,13 +161,13 @@ class _Server:
                        else body.temperature,
                        top_p=base.top_p if body.top_p is None else body.top_p)
 
-    def check_fits(self, question: str, decoding: DecodingOptions) -> int:
-        """The prompt's token count, once it is known to fit the context with its answer."""
+    def check_fits(self, question: str, decoding: DecodingOptions) -> list[int]:
+        """The prompt's token ids, once they are known to fit the context with the answer."""
         try:
             [ids] = self.runtime.check_questions([question], decoding.max_new_tokens)
         except DamiPrefError as err:
             raise BadRequest(400, str(err), "invalid_request_error", "messages") from None
-        return len(ids)
+        return ids
 
     async def choose(self, body, question: str) -> dict:
         """λ and why: the request's own, the model name's, or the ranker's."""
@@ -174,12 +181,11 @@ class _Server:
             return {"lambda": lam, "chosen_by": "request", "scores": None}
         beta = body.cost_weight if body.cost_weight is not None \
             else self.ranker.default_cost_weight
-        loop = asyncio.get_running_loop()
-        scores = await loop.run_in_executor(self.scorer, self.ranker.score, [question])
-        [lam] = self.ranker.select_from_scores(scores, beta)
+        scores = await self.scorer.score(question)
+        [lam] = self.ranker.select_from_scores(scores[None], beta)
         return {"lambda": lam, "chosen_by": "ranker", "cost_weight": beta,
                 "scores": {f"{g:g}": round(float(s), 6)
-                           for g, s in zip(self.ranker.grid, scores[0].tolist())}}
+                           for g, s in zip(self.ranker.grid, scores.tolist())}}
 
     def record(self, path: str, result, prompt_tokens: int, choice: dict, started: float):
         m = self.metrics

@@ -56,9 +56,8 @@ class AsyncScheduler(LambdaScheduler):
 
     async def _run(self, rid: str, job: Job) -> None:
         """One request through the engine; a client that leaves cancels it there too."""
-        [prompt] = self.runtime.encode_prompts([job.question])
-        engine = asyncio.ensure_future(self.runtime.generate_one(rid, prompt, job.seed,
-                                                                 job.decoding, job.lam))
+        engine = asyncio.ensure_future(self.runtime.generate_one(
+            rid, job.prompt_ids(self.runtime), job.seed, job.decoding, job.lam))
         try:
             await asyncio.wait({engine, job.future}, return_when=asyncio.FIRST_COMPLETED)
         finally:

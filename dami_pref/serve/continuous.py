@@ -101,8 +101,8 @@ class ContinuousLambdaScheduler(LambdaScheduler):
             joining = bool(self.running)
             for job in admitted:
                 rid = f"serve-{next(self._ids)}"
-                [prompt] = self.runtime.encode_prompts([job.question])
-                self.runtime.submit(rid, prompt, job.seed, job.decoding, job.lam)
+                self.runtime.submit(rid, job.prompt_ids(self.runtime), job.seed, job.decoding,
+                                    job.lam)
                 self.running[rid] = job
             self.metrics.engine_requests.inc(len(admitted))
             if joining:

@@ -48,6 +48,10 @@ class Job:
     seed: int
     future: asyncio.Future
     enqueued: float = field(default_factory=time.monotonic)
+    prompt: list[int] | None = None  # its token ids, when the server already has them
+
+    def prompt_ids(self, engine) -> list[int]:
+        return self.prompt if self.prompt is not None else engine.encode_prompts([self.question])[0]
 
     def key(self, mixes_lambdas: bool) -> tuple:
         """Requests of one key may share a batch."""
@@ -74,11 +78,12 @@ class LambdaScheduler:
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
-    def submit(self, question: str, lam: float, decoding: DecodingOptions,
-               seed: int = 0) -> asyncio.Future:
+    def submit(self, question: str, lam: float, decoding: DecodingOptions, seed: int = 0,
+               prompt: list[int] | None = None) -> asyncio.Future:
         if self.depth >= self.max_queue:
             raise QueueFull(self.max_queue)
-        job = Job(question, lam, decoding, seed, asyncio.get_running_loop().create_future())
+        job = Job(question, lam, decoding, seed, asyncio.get_running_loop().create_future(),
+                  prompt=prompt)
         self.groups.setdefault(job.key(self.runtime.mixes_lambdas), deque()).append(job)
         self.metrics.queue_depth.set(self.depth)
         self._wakeup.set()
