@@ -6,10 +6,13 @@
     python benchmarks/engine_throughput.py --quick              # CI smoke (needs vLLM)
 
 Each question carries a λ drawn from the toy oracle's distribution (λ*(q) on the toy test set),
-and each engine answers all of them grouped by λ, one switch per distinct λ:
-  runtime generate        the interpolation runtime, static batches of --batch_size;
-  runtime generate_batch  the same λ groups through transformers' continuous batching;
-  vllm                    the vLLM engine, each λ group batched by vLLM itself.
+and each engine answers all of them, grouped by λ (one switch per distinct λ) or mixed (every λ
+in one batch, ``lambda_batching="mixed"``):
+  runtime generate        the interpolation runtime, static batches of --batch_size per λ group;
+  runtime mixed           static batches of --batch_size in arrival order, every λ together;
+  runtime generate_batch  the λ groups through transformers' continuous batching;
+  vllm                    the vLLM engine, each λ group batched by vLLM itself;
+  vllm mixed              every request given to vLLM at once, each with its λ.
 With the toy pair, answers stop at the end token (each engine generates what it would in a
 rollout); with --shape, a random pair of that shape is written to a temporary folder and every
 question generates exactly --new_tokens tokens, so every engine does the same work.
@@ -48,7 +51,7 @@ class EngineArgs:
     prompt_tokens: int = 64  # --shape only
     long_prompts: int = 32  # distinct prompts of ~4 cache blocks for the prefix-cache figure
     repeats: int = 3  # switches timed per λ pair
-    engines: str = "generate,generate_batch,vllm"  # which rows to run (vllm always runs)
+    engines: str = "generate,mixed,generate_batch,vllm,vllm_mixed"  # rows (vllm always runs)
     out: str | None = None  # also write the figures as JSON
     quick: bool = False
 
@@ -109,6 +112,45 @@ def run_runtime(host, prompts, lams, args: EngineArgs, continuous: bool) -> int:
                                           generation_config=config)
                 tokens += count(out[:, ids.shape[1]:].tolist(), eos)
     return tokens
+
+
+def run_runtime_mixed(host, prompts, lams, args: EngineArgs) -> int:
+    """The runtime holding Θ_I and Δ: static batches in arrival order, each row at its λ."""
+    from transformers import GenerationConfig
+
+    from dami_pref.utils.tokens import end_token_ids, left_pad
+
+    eos = None if args.shape else end_token_ids(host.model, host.tokenizer)
+    pad = host.tokenizer.pad_token_id
+    fixed = dict(min_new_tokens=args.new_tokens) if eos is None else {}
+    config = GenerationConfig(max_new_tokens=args.new_tokens, do_sample=False, pad_token_id=pad,
+                              eos_token_id=sorted(eos) if eos else None, **fixed)
+    tokens = 0
+    for at in range(0, len(prompts), args.batch_size):
+        ids, mask = left_pad(prompts[at:at + args.batch_size], pad)
+        with torch.no_grad(), host.mixed_rows(lams[at:at + args.batch_size]):
+            out = host.model.generate(input_ids=ids.to(host.device),
+                                      attention_mask=mask.to(host.device),
+                                      generation_config=config)
+        tokens += count(out[:, ids.shape[1]:].tolist(), eos)
+    return tokens
+
+
+def run_vllm_mixed(engine, prompts, lams, args: EngineArgs) -> int:
+    """Every request to the mixed-λ engine at once, each with its λ (and its cache salt)."""
+    from vllm import SamplingParams
+
+    from dami_pref.runtime.vllm_engine import tokens_prompt
+    from dami_pref.runtime.vllm_internals import LAMBDA_KEY
+
+    fixed = args.shape is not None
+    params = [SamplingParams(temperature=0.0, max_tokens=args.new_tokens, detokenize=False,
+                             min_tokens=args.new_tokens if fixed else 0, ignore_eos=fixed,
+                             stop_token_ids=None if fixed else sorted(engine._eos),
+                             extra_args={LAMBDA_KEY: lam}) for lam in lams]
+    outs = engine.llm.generate([tokens_prompt(p, lam, mixes=True) for p, lam in zip(prompts, lams)],
+                               params, use_tqdm=False)
+    return sum(len(o.outputs[0].token_ids) for o in outs)
 
 
 def run_vllm(engine, prompts, lams, args: EngineArgs) -> int:
@@ -208,6 +250,26 @@ def random_pair_folders(args: EngineArgs, root: Path) -> tuple[Path, Path]:
     return folders
 
 
+def vllm_rows(pair, prompts, lams, args: EngineArgs, chosen: set[str]) -> list:
+    """vLLM grouped (with its switch and prefix-cache figures, last), then vLLM mixed: one engine
+    at a time in this process."""
+    from dami_pref.runtime.loader import load_runtime
+    from dami_pref.runtime.vllm_engine import VLLMSettings
+
+    settings = VLLMSettings(max_num_seqs=args.batch_size)
+    engine = load_runtime(*pair, engine="vllm", dtype=args.dtype, vllm_settings=settings)
+    rows = [timed_row("vllm", len(prompts), lambda: run_vllm(engine, prompts, lams, args))]
+    figures = switch_figures(engine, args), prefix_cache_figures(engine, args)
+    engine.close()
+    if "vllm_mixed" in chosen:
+        engine = load_runtime(*pair, engine="vllm", dtype=args.dtype, vllm_settings=settings,
+                              lambda_batching="mixed")
+        rows.append(timed_row("vllm mixed", len(prompts), lambda: run_vllm_mixed(
+            engine, prompts, lams, args)))
+        engine.close()
+    return rows + [figures]
+
+
 def report(args: EngineArgs, rows, switch, cache) -> None:
     print(f"{'toy pair' if args.shape is None else args.shape}, {args.dtype}; "
           f"{rows[0][1]} questions over {len(ORACLE_MIX)} λ values at most, "
@@ -231,9 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(EngineArgs, argv, prog="engine_throughput.py", description=__doc__)
     if args.quick:
         args.questions, args.new_tokens, args.long_prompts, args.repeats = 12, 24, 4, 1
-    from dami_pref.runtime.loader import load_runtime
-    from dami_pref.runtime.vllm_engine import VLLMSettings
-
     from dami_pref.runtime import InterpolationRuntime
     from dami_pref.utils.devices import resolve_device
 
@@ -249,13 +308,16 @@ def main(argv: list[str] | None = None) -> int:
                 for name, continuous in (("generate", False), ("generate_batch", True))
                 if name in chosen]
         del runtime
+        if "mixed" in chosen:
+            mixed = InterpolationRuntime(*pair, device=device, dtype=args.dtype,
+                                         lambda_batching="mixed")
+            rows.insert(1, timed_row("runtime mixed", len(prompts), lambda: run_runtime_mixed(
+                mixed, prompts, lams, args)))
+            del mixed
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        engine = load_runtime(*pair, engine="vllm", dtype=args.dtype,
-                              vllm_settings=VLLMSettings(max_num_seqs=args.batch_size))
-        rows.append(timed_row("vllm", len(prompts), lambda: run_vllm(engine, prompts, lams, args)))
-        switch, cache = switch_figures(engine, args), prefix_cache_figures(engine, args)
-        engine.close()
+        rows += vllm_rows(pair, prompts, lams, args, chosen)
+        switch, cache = rows.pop()
     report(args, rows, switch, cache)
     if args.out:
         Path(args.out).write_text(json.dumps({

@@ -167,8 +167,24 @@ def test_serve_load(ranker):
 def test_engine_throughput():
     stdout = run_benchmark("engine_throughput", "--quick")
     rows = {r[0]: r for r in table_rows(stdout, "") if r[0] not in ("engine", "---")}
-    assert set(rows) == {"runtime generate", "runtime generate_batch", "vllm"}
+    assert set(rows) == {"runtime generate", "runtime mixed", "runtime generate_batch", "vllm",
+                         "vllm mixed"}
     for row in rows.values():
         assert number(row[1]) > 0 and number(row[2]) > 0 and number(row[3]) > 0
     assert number(rows["runtime generate"][4]) == 1.0
     assert "vLLM switch:" in stdout and "prefix cache: reset" in stdout
+
+
+def test_mixed_step_runtime():
+    stdout = run_benchmark("mixed_step", "--quick", "--engines", "runtime")
+    rows = {r[0]: r for r in table_rows(stdout, "runtime")}
+    assert set(rows) == {"runtime, one λ (plain)", "runtime, mixed λ"}
+    assert number(rows["runtime, one λ (plain)"][3]) == 1.0
+    assert all(number(r[1]) > 0 for r in rows.values())
+
+
+@pytest.mark.vllm
+def test_mixed_step_vllm():
+    stdout = run_benchmark("mixed_step", "--quick", "--engines", "vllm")
+    rows = table_rows(stdout, "vllm")
+    assert len(rows) == 3 and all(number(r[1]) > 0 for r in rows)
