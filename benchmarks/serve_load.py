@@ -50,6 +50,7 @@ class LoadArgs:
     engine: str = "runtime"  # the servers' engine: runtime or vllm
     lambda_batching: str = "auto"  # dami-pref serve's --lambda_batching for the ranker's row
     eval_results: str = "outputs/toy/eval/results.json"  # where the best static λ is recorded
+    static_lambda: float | None = None  # the merge's λ, if known (else read from eval_results)
     reasoning_parser: str = "qwen3"  # vLLM's own server, second row
     out: str | None = None  # also write the rows as JSON
     quick: bool = False
@@ -195,7 +196,8 @@ def with_port(server: Server, port: int) -> Server:
 
 def merged_folder(args: LoadArgs, root: Path) -> Path:
     """``dami-pref merge`` at the best static λ, into ``root``."""
-    lam = best_static_lambda(args.eval_results)
+    lam = args.static_lambda if args.static_lambda is not None \
+        else best_static_lambda(args.eval_results)
     folder = root / f"{lam:g}"
     pair = [x for name in ("instruct", "thinking") if getattr(args, name)
             for x in (f"--{name}", getattr(args, name))]
