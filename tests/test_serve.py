@@ -419,7 +419,7 @@ def test_every_common_request_shape_is_answered_or_refused_clearly(server):
             with urllib.request.urlopen(request, timeout=120) as response:
                 assert response.status == 200 and b"[DONE]" in response.read(), name
             continue
-        status, answer = post(server + "/v1/chat/completions", body, 120)
+        status, _, answer = post(server + "/v1/chat/completions", body, 120)
         assert status == 200, (name, answer)
         assert len(answer["choices"]) == extra.get("n", 1), name
         for stop in ([extra["stop"]] if isinstance(extra.get("stop"), str)
