@@ -43,7 +43,11 @@ def shape_statuses(base: str, model: str) -> dict[str, int]:
     from test_serve import ANSWERED, post
 
     statuses = {}
-    for name, extra in ANSWERED.items():
+    shapes = {**ANSWERED, "response_format json_object": {"response_format": {
+        "type": "json_object"}}, "response_format json_schema": {"response_format": {
+            "type": "json_schema", "json_schema": {"name": "sum", "schema": {
+                "type": "object", "properties": {"sum": {"type": "integer"}}}}}}}
+    for name, extra in shapes.items():
         if extra.get("stream"):
             continue
         body = {"model": model, "max_tokens": 24,

@@ -30,6 +30,7 @@ class Engine(Protocol):
     engine: str  # "runtime" or "vllm"
     steps: bool  # implements SteppingEngine
     mixes_lambdas: bool  # one batch may hold every λ
+    structured_output: bool  # honours DecodingOptions.response_format (vLLM)
     tokenizer: object
     switches: int  # λ switches of the weights so far (0 for an engine that mixes)
 
@@ -75,6 +76,7 @@ class AsyncEngine(Protocol):
     engine: str
     serves_async: bool
     mixes_lambdas: bool
+    structured_output: bool
     tokenizer: object
 
     def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]: ...

@@ -48,6 +48,7 @@ class DecodingOptions:
     stop: tuple[str, ...] = ()  # the completion ends before the first of these (OpenAI's stop)
     presence_penalty: float = 0.0  # OpenAI's: subtracted from a generated token's logit
     frequency_penalty: float = 0.0  # OpenAI's: times how often the token was generated
+    response_format: str | None = None  # OpenAI's, as JSON text: structured output (vLLM only)
 
     def __post_init__(self) -> None:
         if not all(isinstance(s, str) and s for s in self.stop):
@@ -162,6 +163,9 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
 
     tokenizer, model = runtime.tokenizer, runtime.model
     options.kv_cache.check(runtime.device)
+    if options.response_format:
+        raise DamiPrefError("response_format: structured output is not available on the runtime "
+                            "engine; use --engine vllm")
     eos = end_token_ids(model, tokenizer)
     open_id, close_id = token_id(tokenizer, "<think>"), token_id(tokenizer, "</think>")
     encoded = prompt_ids(runtime, requests)

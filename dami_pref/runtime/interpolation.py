@@ -168,6 +168,7 @@ class InterpolationRuntime:
         self._check_buffers_match(staged)
         self._lam = 0.0
         self.switches = 0
+        self.structured_output = False  # response_format: vLLM only
         self.mixes_lambdas = lambda_batching == "mixed"
         self.rows = RowOffsets()
         if self.mixes_lambdas:

@@ -75,6 +75,7 @@ class AsyncVLLMRuntime:
     steps = False
     mixes_lambdas = True
     serves_async = True  # answers one request at a time with ``await generate_one(...)``
+    structured_output = True  # honours DecodingOptions.response_format
     switches = 0
 
     def __init__(self, prompts: PairPrompts, settings: VLLMSettings = VLLMSettings(),

@@ -188,9 +188,23 @@ def sampling_params(options: DecodingOptions, seed: int, lam: float, eos: set[in
         extra["extra_args"] = {LAMBDA_KEY: lam}
     if options.stop:  # vLLM matches stop strings on its own detokenized text
         extra.update(stop=list(options.stop), include_stop_str_in_output=True)
+    if options.response_format:
+        extra["structured_outputs"] = structured_outputs(options.response_format)
     return SamplingParams(max_tokens=options.max_new_tokens, detokenize=bool(options.stop),
                           stop_token_ids=sorted(eos), presence_penalty=options.presence_penalty,
                           frequency_penalty=options.frequency_penalty, **sampled, **extra)
+
+
+def structured_outputs(response_format: str):
+    """OpenAI's ``response_format`` (JSON text) as vLLM's structured-output parameters."""
+    import json
+
+    from vllm.sampling_params import StructuredOutputsParams
+
+    fmt = json.loads(response_format)
+    if fmt["type"] == "json_schema":
+        return StructuredOutputsParams(json=(fmt.get("json_schema") or {}).get("schema") or {})
+    return StructuredOutputsParams(json_object=True)
 
 
 def tokens_prompt(prompt: list[int], lam: float, mixes: bool):
@@ -223,6 +237,7 @@ class VLLMRuntime:
     engine = "vllm"
     steps = True
     serves_async = False
+    structured_output = True  # honours DecodingOptions.response_format
 
     def __init__(self, host, settings: VLLMSettings = VLLMSettings(),
                  kv_cache: KVCacheOptions = KVCacheOptions(),

@@ -95,9 +95,10 @@ class RequestHandler:
         if chat and body.logprobs or not chat and body.logprobs is not None:
             problems.append("logprobs: token log-probabilities are not returned by dami-pref "
                             "serve")
-        if chat and body.response_format and body.response_format.type != "text":
+        if chat and body.response_format and body.response_format.type != "text" and \
+                not getattr(self.runtime, "structured_output", False):
             problems.append(f"response_format: structured output ({body.response_format.type})"
-                            f" is not available on the {engine} engine")
+                            f" is not available on the {engine} engine; use --engine vllm")
         if body.logit_bias:
             problems.append("logit_bias: not supported")
         if problems:
@@ -112,7 +113,8 @@ class RequestHandler:
                        else body.temperature,
                        top_p=base.top_p if body.top_p is None else body.top_p,
                        stop=body.stops(), presence_penalty=body.presence_penalty,
-                       frequency_penalty=body.frequency_penalty)
+                       frequency_penalty=body.frequency_penalty,
+                       response_format=structured(getattr(body, "response_format", None)))
 
     def prompts_of(self, body, chat: bool, decoding: DecodingOptions) -> list[Prompt]:
         """Each prompt's token ids, once they are known to fit the context with the answer."""
@@ -247,6 +249,13 @@ class RequestHandler:
         for answer in answers:
             m.lam.observe(answer.choice["lambda"])
         m.latency.observe(time.perf_counter() - started)
+
+
+def structured(response_format) -> str | None:
+    """A request's ``response_format`` as the engine takes it (JSON text), None for plain text."""
+    if response_format is None or response_format.type == "text":
+        return None
+    return json.dumps(response_format.model_dump(exclude_none=True), sort_keys=True)
 
 
 def failure(err: BaseException) -> BadRequest:
