@@ -111,11 +111,9 @@ def test_a_request_fixes_lambda_and_thinking_goes_to_reasoning_content(client):
     assert priced.model_extra["dami_pref"]["lambda"] == 0.0
 
 
-def test_completions_and_streaming_match_chat(client):
+def test_streaming_matches_chat(client):
     chat = client.chat.completions.create(
         model="dami-pref@0.5", messages=[{"role": "user", "content": "5+18+2+11+9"}])
-    text = client.completions.create(model="dami-pref@0.5", prompt="5+18+2+11+9")
-    assert text.choices[0].text == chat.choices[0].message.content
     stream = client.chat.completions.create(
         model="dami-pref@0.5", messages=[{"role": "user", "content": "5+18+2+11+9"}],
         stream=True, stream_options={"include_usage": True})
@@ -129,6 +127,7 @@ def test_completions_and_streaming_match_chat(client):
             finish = c.finish_reason or finish
     assert content == chat.choices[0].message.content
     assert reasoning == (chat.choices[0].message.model_extra["reasoning_content"] or "")
+    assert reasoning == (chat.choices[0].message.model_extra["reasoning"] or "")
     assert finish == chat.choices[0].finish_reason and usage.total_tokens == chat.usage.total_tokens
 
 
@@ -333,3 +332,201 @@ def test_a_request_that_waits_too_long_is_503_with_retry_after(ranker_dir):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+# -- a drop-in OpenAI endpoint: the conversation, every field clients send, streaming ----------
+
+def raw_post(base: str, path: str, text: str) -> tuple[int, dict]:
+    """POST a body as raw text (NaN, 1e999 and lone surrogates are not JSON the openai client
+    writes)."""
+    import urllib.error
+
+    request = urllib.request.Request(base + path, data=text.encode("utf-8", "surrogatepass"),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_the_whole_conversation_reaches_the_model(client, ranker_dir):
+    from transformers import AutoTokenizer
+
+    from dami_pref.toy import TOY_INSTRUCT
+
+    tokenizer = AutoTokenizer.from_pretrained(TOY_INSTRUCT)
+    turns = [{"role": "system", "content": "Add the numbers."},
+             {"role": "user", "content": "3+4"}, {"role": "assistant", "content": "7"},
+             {"role": "user", "content": "12+7+19"}]
+    response = client.chat.completions.create(model="dami-pref@0.5", messages=turns)
+    rendered = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    assert response.usage.prompt_tokens == len(tokenizer(rendered, add_special_tokens=False)[
+        "input_ids"])
+    alone = client.chat.completions.create(model="dami-pref@0.5",
+                                           messages=[{"role": "user", "content": "12+7+19"}])
+    assert response.usage.prompt_tokens > alone.usage.prompt_tokens
+    parts = client.chat.completions.create(model="dami-pref@0.5", messages=[
+        {"role": "developer", "content": [{"type": "text", "text": "Add the numbers."}]},
+        *turns[1:3], {"role": "user", "content": [{"type": "text", "text": "12+7+19"}]}])
+    assert parts.usage.prompt_tokens == response.usage.prompt_tokens
+    assert parts.choices[0].message.content == response.choices[0].message.content
+    ranker = client.chat.completions.create(model="dami-pref", messages=turns)
+    alone = client.chat.completions.create(model="dami-pref",
+                                           messages=[{"role": "user", "content": "12+7+19"}])
+    assert ranker.model_extra["dami_pref"]["lambda"] == alone.model_extra["dami_pref"]["lambda"]
+
+
+ANSWERED = {  # shapes common clients send, each answered 200
+    "content parts": {"messages": [{"role": "user", "content": [{"type": "text",
+                                                                 "text": "3+4"}]}]},
+    "stop string": {"stop": "="}, "stop list": {"stop": ["=", "\n\n"]},
+    "n=2 sampled": {"n": 2, "temperature": 1.0},
+    "penalties": {"presence_penalty": 0.5, "frequency_penalty": 0.5},
+    "ignored fields": {"metadata": {"k": "v"}, "store": False, "user": "u",
+                       "service_tier": "auto", "parallel_tool_calls": False},
+    "tools, tool_choice none": {"tools": [{"type": "function", "function": {
+        "name": "f", "parameters": {"type": "object", "properties": {}}}}],
+        "tool_choice": "none"},
+    "response_format text": {"response_format": {"type": "text"}},
+    "max_completion_tokens": {"max_completion_tokens": 8},
+    "stream_options": {"stream": True, "stream_options": {"include_usage": True}},
+}
+
+REFUSED = {  # shapes refused with a 400 naming the field (raw JSON text after the messages)
+    '"messages": [{"role": "robot", "content": "1+2"}]': "role",
+    '"messages": [{"role": "user"}]': "no user message",
+    '"messages": [{"role": "system", "content": "hi"}]': "no user message",
+    '"messages": [{"role": "user", "content": ""}]': "no user message",
+    '"messages": [{"role": "user", "content": "1+2 \\ud800"}]': "messages[0].content",
+    '"cost_weight": NaN': "cost_weight", '"cost_weight": 1e999': "cost_weight",
+    '"cost_weight": -1e999': "cost_weight", '"temperature": 1e999': "temperature",
+    '"temperature": 5': "temperature", '"max_tokens": true': "max_tokens",
+    '"seed": 1180591620717411303424': "seed", '"temperatur": 0.5': "temperatur",
+    '"response_format": {"type": "json_object"}': "response_format",
+    '"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto"': "tools",
+}
+
+
+def test_every_common_request_shape_is_answered_or_refused_clearly(server):
+    for name, extra in ANSWERED.items():
+        body = {"model": "dami-pref", "max_tokens": 24,
+                "messages": [{"role": "user", "content": "12+7+19"}], **extra}
+        if extra.get("stream"):
+            request = urllib.request.Request(server + "/v1/chat/completions",
+                                             data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=120) as response:
+                assert response.status == 200 and b"[DONE]" in response.read(), name
+            continue
+        status, _, answer = post(server + "/v1/chat/completions", body, 120)
+        assert status == 200, (name, answer)
+        assert len(answer["choices"]) == extra.get("n", 1), name
+        for stop in ([extra["stop"]] if isinstance(extra.get("stop"), str)
+                     else extra.get("stop", [])):
+            assert all(stop not in c["message"]["content"] for c in answer["choices"]), name
+    for fragment, named in REFUSED.items():
+        text = fragment if fragment.startswith('"messages"') else \
+            '"messages": [{"role": "user", "content": "1+2"}], ' + fragment
+        status, answer = raw_post(server, "/v1/chat/completions",
+                                  '{"model": "dami-pref", ' + text + "}")
+        assert status == 400, (fragment, answer)
+        assert named in answer["error"]["message"] and answer["error"]["type"] == \
+            "invalid_request_error", (fragment, answer)
+    status, answer = raw_post(server, "/v1/chat/completions", json.dumps(
+        {"messages": [{"role": "user", "content": "1"}], "temperature": True, "top_p": 0,
+         "colour": "red"}))
+    assert status == 400 and all(f in answer["error"]["message"]
+                                 for f in ("temperature", "top_p", "colour"))
+
+
+def test_completions_read_raw_text_and_take_lists_and_echo(client):
+    from transformers import AutoTokenizer
+
+    from dami_pref.toy import TOY_INSTRUCT
+
+    tokenizer = AutoTokenizer.from_pretrained(TOY_INSTRUCT)
+    chat = client.chat.completions.create(model="dami-pref@0",
+                                          messages=[{"role": "user", "content": "12+7+19"}])
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "12+7+19"}],
+                                             tokenize=False, add_generation_prompt=True)
+    raw = client.completions.create(model="dami-pref@0", prompt=rendered)  # wrapped once only
+    assert raw.usage.prompt_tokens == chat.usage.prompt_tokens
+    assert raw.choices[0].text.strip() == chat.choices[0].message.content
+    both = client.completions.create(model="dami-pref@0", prompt=[rendered, rendered],
+                                     echo=True, max_tokens=8)
+    assert [c.index for c in both.choices] == [0, 1]
+    assert all(c.text.startswith(rendered) for c in both.choices)
+
+
+def test_stop_ends_the_answer_on_this_engine(client):
+    full = client.completions.create(model="dami-pref@1", prompt="17+3+12+9", max_tokens=60)
+    text = full.choices[0].text
+    stop = text[len(text) // 3: len(text) // 3 + 2]
+    cut = client.completions.create(model="dami-pref@1", prompt="17+3+12+9", max_tokens=60,
+                                    stop=[stop])
+    assert cut.choices[0].text == text[:text.index(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+    assert cut.usage.completion_tokens < full.usage.completion_tokens
+
+
+def test_sampling_is_fresh_without_a_seed_and_repeats_with_one(client):
+    def sample(**seed):
+        return client.completions.create(model="dami-pref@1", prompt="17+3+12+9",
+                                         temperature=1.5, max_tokens=30, **seed).choices[0].text
+
+    assert len({sample() for _ in range(5)}) > 1
+    assert len({sample(seed=7) for _ in range(3)}) == 1
+    two = client.completions.create(model="dami-pref@1", prompt="17+3+12+9", n=2, seed=7,
+                                    temperature=1.5, max_tokens=30)
+    assert two.choices[0].text == sample(seed=7) and len(two.choices) == 2
+
+
+def test_streaming_sends_tokens_as_they_are_decoded(client):
+    """A long answer streamed: many events, the first well before the last."""
+    started = time.perf_counter()
+    arrivals, reasoning, content = [], "", ""
+    stream = client.chat.completions.create(
+        model="dami-pref@1", stream=True, max_tokens=200,
+        messages=[{"role": "user", "content": "+".join(str(7 + i) for i in range(24))}])
+    for chunk in stream:
+        for c in chunk.choices:
+            extra = c.delta.model_extra or {}
+            if c.delta.content or extra.get("reasoning"):
+                arrivals.append(time.perf_counter() - started)
+            reasoning += extra.get("reasoning") or ""
+            content += c.delta.content or ""
+    assert len(arrivals) >= 20, len(arrivals)
+    assert arrivals[0] < 0.4 * arrivals[-1], (arrivals[0], arrivals[-1])
+    whole = client.chat.completions.create(
+        model="dami-pref@1", max_tokens=200,
+        messages=[{"role": "user", "content": "+".join(str(7 + i) for i in range(24))}])
+    assert content == whole.choices[0].message.content
+    assert reasoning == (whole.choices[0].message.model_extra["reasoning"] or "")
+
+
+def test_langchain_and_litellm_clients(server):
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model="dami-pref@0.5", base_url=server + "/v1", api_key="x",
+                     max_tokens=40, max_retries=0)
+    answer = llm.invoke("12+7+19", stop=["="])
+    assert isinstance(answer.content, str) and "=" not in answer.content
+    turns = [SystemMessage("Add the numbers."), HumanMessage("3+4"), AIMessage("7"),
+             HumanMessage("12+7+19")]
+    assert llm.invoke(turns).usage_metadata["input_tokens"] > \
+        llm.invoke("12+7+19").usage_metadata["input_tokens"]
+    streamed = "".join(chunk.content for chunk in llm.stream("12+7+19"))
+    assert streamed == llm.invoke("12+7+19").content
+    assert len(llm.batch(["3+4", "5+6"])) == 2
+    kwargs = dict(model="openai/dami-pref@0.5", api_base=server + "/v1", api_key="x",
+                  max_tokens=40, messages=[{"role": "user", "content": "12+7+19"}])
+    plain = litellm.completion(**kwargs)
+    assert plain.choices[0].message.content
+    stopped = litellm.completion(**kwargs, stop=["="])
+    assert "=" not in stopped.choices[0].message.content
+    pieces = [c.choices[0].delta.content or "" for c in litellm.completion(**kwargs, stream=True)]
+    assert "".join(pieces) == plain.choices[0].message.content

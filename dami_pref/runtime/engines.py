@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ..errors import DamiPrefError
 
 if TYPE_CHECKING:
-    from .generation import DecodingOptions, GenerationRequest, GenerationResult
+    from .generation import DecodingOptions, GenerationRequest, GenerationResult, TokenSink
 
 ENGINES = ("runtime", "vllm")
 LAMBDA_BATCHING = ("mixed", "grouped")
@@ -30,6 +30,7 @@ class Engine(Protocol):
     engine: str  # "runtime" or "vllm"
     steps: bool  # implements SteppingEngine
     mixes_lambdas: bool  # one batch may hold every λ
+    structured_output: bool  # honours DecodingOptions.response_format (vLLM)
     tokenizer: object
     switches: int  # λ switches of the weights so far (0 for an engine that mixes)
 
@@ -40,8 +41,13 @@ class Engine(Protocol):
 
     def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]: ...
 
+    def encode_conversation(self, turns: Sequence[dict]) -> list[int]: ...
+
     def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
         ...
+
+    def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
+                      max_new_tokens: int) -> list[list[int]]: ...
 
     def generate(self, requests: Sequence[GenerationRequest],
                  options: DecodingOptions | None = None,
@@ -53,7 +59,7 @@ class SteppingEngine(Engine, Protocol):
     """An engine a server drives one decoding step at a time (continuous batching)."""
 
     def submit(self, request_id: str, prompt: list[int], seed: int, options: DecodingOptions,
-               lam: float | None = None) -> None: ...
+               lam: float | None = None, sink: TokenSink | None = None) -> None: ...
 
     def step(self) -> list[tuple[str, GenerationResult]]: ...
 
@@ -70,15 +76,22 @@ class AsyncEngine(Protocol):
     engine: str
     serves_async: bool
     mixes_lambdas: bool
+    structured_output: bool
     tokenizer: object
 
     def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]: ...
 
+    def encode_conversation(self, turns: Sequence[dict]) -> list[int]: ...
+
     def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
         ...
 
+    def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
+                      max_new_tokens: int) -> list[list[int]]: ...
+
     async def generate_one(self, request_id: str, prompt: list[int], seed: int,
-                           options: DecodingOptions, lam: float) -> GenerationResult: ...
+                           options: DecodingOptions, lam: float,
+                           sink: TokenSink | None = None) -> GenerationResult: ...
 
 
 def check_engine(engine: str) -> str:

@@ -8,12 +8,13 @@ does not depend on which other requests share its batch, or on the batch size.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from itertools import groupby
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
+from transformers.generation.streamers import BaseStreamer
 
 from ..errors import DamiPrefError
 from ..utils.answers import final_answer, split_thinking
@@ -22,11 +23,17 @@ from ..utils.tokens import check_prompts, end_token_ids, left_pad, token_id
 from .kv_cache import KVCacheOptions
 
 
+TokenSink = Callable[[list[int]], None]  # called from the engine with a request's new token ids
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     question: str
     lam: float
     seed: int = 0  # used when sampling
+    prompt: tuple[int, ...] | None = None  # token ids the caller rendered (a conversation, raw
+    #                                        text); None: the question through the pair's templates
+    sink: TokenSink | None = field(default=None, compare=False)  # new token ids, as decoded
 
 
 @dataclass(frozen=True)
@@ -38,8 +45,17 @@ class DecodingOptions:
     top_p: float = 1.0
     batch_size: int = 64
     kv_cache: KVCacheOptions = KVCacheOptions()
+    stop: tuple[str, ...] = ()  # the completion ends before the first of these (OpenAI's stop)
+    presence_penalty: float = 0.0  # OpenAI's: subtracted from a generated token's logit
+    frequency_penalty: float = 0.0  # OpenAI's: times how often the token was generated
+    response_format: str | None = None  # OpenAI's, as JSON text: structured output (vLLM only)
 
     def __post_init__(self) -> None:
+        if not all(isinstance(s, str) and s for s in self.stop):
+            raise DamiPrefError(f"stop sequences must be non-empty strings, got {self.stop!r}")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if not -2 <= getattr(self, name) <= 2:  # NaN fails too
+                raise DamiPrefError(f"{name} must be in [-2, 2], got {getattr(self, name)}")
         if self.max_new_tokens < 1:
             raise DamiPrefError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
         if self.batch_size < 1:
@@ -95,6 +111,41 @@ class RowSeededSampler(LogitsProcessor):
         return out.scatter(-1, chosen, 0.0)
 
 
+class Penalties(LogitsProcessor):
+    """OpenAI's presence and frequency penalties over each row's generated tokens (the prompt,
+    the first ``width`` columns, does not count)."""
+
+    def __init__(self, width: int, presence: float, frequency: float) -> None:
+        self.width, self.presence, self.frequency = width, presence, frequency
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        counts = torch.zeros_like(scores)
+        generated = input_ids[:, self.width:]
+        counts.scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
+class RowStreamer(BaseStreamer):
+    """Hands each row's new token to its request's sink as ``generate`` decodes it, until the row
+    ends (transformers pads a finished row)."""
+
+    def __init__(self, sinks: Sequence[TokenSink | None], eos: set[int]) -> None:
+        self.sinks, self.eos = list(sinks), eos
+        self.prompt_seen, self.ended = False, [sink is None for sink in sinks]
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate hands over the prompt first
+            self.prompt_seen = True
+            return
+        for row, token in enumerate(value.view(-1).tolist()):
+            if not self.ended[row]:
+                self.sinks[row]([token])
+                self.ended[row] = token in self.eos
+
+    def end(self) -> None:
+        self.ended = [True] * len(self.ended)
+
+
 def _thinking_span_length(tokens: list[int], open_id: int | None, close_id: int | None) -> int:
     if close_id is not None and close_id in tokens:
         close_at = tokens.index(close_id)
@@ -112,9 +163,12 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
 
     tokenizer, model = runtime.tokenizer, runtime.model
     options.kv_cache.check(runtime.device)
+    if options.response_format:
+        raise DamiPrefError("response_format: structured output is not available on the runtime "
+                            "engine; use --engine vllm")
     eos = end_token_ids(model, tokenizer)
     open_id, close_id = token_id(tokenizer, "<think>"), token_id(tokenizer, "</think>")
-    encoded = runtime.encode_prompts([r.question for r in requests])
+    encoded = prompt_ids(runtime, requests)
     check_prompts([r.question for r in requests], encoded, tokenizer,
                   getattr(model.config, "max_position_embeddings", None), options.max_new_tokens)
     lams = [check_lambda(r.lam) for r in requests]
@@ -125,11 +179,11 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
                               runtime.mixes_lambdas):
         t0 = time.perf_counter()
         rows = _generate_batch(runtime, [encoded[i] for i in batch], [lams[i] for i in batch],
-                               [requests[i].seed for i in batch], options)
+                               [requests[i] for i in batch], options)
         seconds = (time.perf_counter() - t0) / len(batch)
         for i, tokens in zip(batch, rows):
             results[i] = decode_result(tokenizer, lams[i], tokens, eos, open_id, close_id,
-                                       options.max_new_tokens, seconds)
+                                       options.max_new_tokens, seconds, options.stop)
             generated_tokens += results[i].n_tokens
         rate = generated_tokens / max(time.perf_counter() - started, 1e-9)
         lam_label = f"{lams[batch[0]]:g}" if len({lams[i] for i in batch}) == 1 else "mixed"
@@ -138,6 +192,13 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
         bar.update(len(batch))
     bar.close()
     return results  # type: ignore[return-value]
+
+
+def prompt_ids(engine, requests: Sequence[GenerationRequest]) -> list[list[int]]:
+    """Each request's prompt token ids: its own, or its question through the pair's templates."""
+    questions = [r.question for r in requests if r.prompt is None]
+    encoded = iter(engine.encode_prompts(questions) if questions else [])
+    return [list(r.prompt) if r.prompt is not None else next(encoded) for r in requests]
 
 
 def lambda_order(lams: Sequence[float], current: float,
@@ -163,17 +224,17 @@ def plan_batches(lams: Sequence[float], current: float, encoded: Sequence[Sequen
     return batches + [tails[at:at + batch_size] for at in range(0, len(tails), batch_size)]
 
 
-def _generate_batch(runtime, prompts: list[list[int]], lams: list[float], seeds: list[int],
-                    options: DecodingOptions) -> list[list[int]]:
+def _generate_batch(runtime, prompts: list[list[int]], lams: list[float],
+                    requests: list[GenerationRequest], options: DecodingOptions) -> list[list[int]]:
     """One static batch: at its λ (switched in place), or mixed around the λ the weights hold."""
     if len(set(lams)) == 1:
         runtime.set_lambda(lams[0])
-        return _decode(runtime, prompts, seeds, options)
+        return _decode(runtime, prompts, requests, options)
     with runtime.mixed_rows(lams):
-        return _decode(runtime, prompts, seeds, options)
+        return _decode(runtime, prompts, requests, options)
 
 
-def _decode(runtime, prompts: list[list[int]], seeds: list[int],
+def _decode(runtime, prompts: list[list[int]], requests: list[GenerationRequest],
             options: DecodingOptions) -> list[list[int]]:
     tokenizer, model = runtime.tokenizer, runtime.model
     pad = tokenizer.pad_token_id
@@ -182,23 +243,56 @@ def _decode(runtime, prompts: list[list[int]], seeds: list[int],
     kwargs = dict(max_new_tokens=options.max_new_tokens, do_sample=False, pad_token_id=pad,
                   num_beams=1, top_k=None, top_p=None, temperature=None,
                   **options.kv_cache.generate_kwargs())
+    processors = []
+    if options.presence_penalty or options.frequency_penalty:
+        processors.append(Penalties(width, options.presence_penalty, options.frequency_penalty))
     if not options.greedy:
-        kwargs["logits_processor"] = LogitsProcessorList(
-            [RowSeededSampler(seeds, options.temperature, options.top_p, runtime.device)])
+        processors.append(RowSeededSampler([r.seed for r in requests], options.temperature,
+                                           options.top_p, runtime.device))
+    if processors:
+        kwargs["logits_processor"] = LogitsProcessorList(processors)
+    if options.stop:  # each row stops at its first stop string (the text is cut before it)
+        kwargs.update(stop_strings=list(options.stop), tokenizer=tokenizer)
+    if any(r.sink is not None for r in requests):
+        kwargs["streamer"] = RowStreamer([r.sink for r in requests],
+                                         end_token_ids(model, tokenizer))
     with torch.no_grad():
         out = model.generate(input_ids=input_ids.to(runtime.device),
                              attention_mask=attention.to(runtime.device), **kwargs)
     return out[:, width:].tolist()
 
 
+def stop_cut(tokenizer, tokens: list[int], text: str,
+             stop: Sequence[str]) -> tuple[int, str] | None:
+    """(tokens kept, text before the stop) at the first stop string, or None: the tokens kept are
+    the fewest whose text holds the stop string (found by bisection, a few decodes)."""
+    found = [(text.find(s), s) for s in stop if s in text]
+    if not found:
+        return None
+    at, first = min(found)
+    low, high = 1, len(tokens)
+    while low < high:
+        mid = (low + high) // 2
+        if first in tokenizer.decode(tokens[:mid], skip_special_tokens=True):
+            high = mid
+        else:
+            low = mid + 1
+    return low, text[:at]
+
+
 def decode_result(tokenizer, lam: float, tokens: list[int], eos: set[int], open_id: int | None,
-                  close_id: int | None, max_new_tokens: int, seconds: float) -> GenerationResult:
-    """One request's generated token ids as a result: cut after the first end token, decoded,
-    thinking span and final answer split off (the same on every engine)."""
+                  close_id: int | None, max_new_tokens: int, seconds: float,
+                  stop: Sequence[str] = ()) -> GenerationResult:
+    """One request's generated token ids as a result: cut after the first end token (or where a
+    stop string ends), decoded, the stop string removed, thinking span and final answer split off
+    (the same on every engine)."""
     end = next((j for j, t in enumerate(tokens) if t in eos), None)
     finished = end is not None
     tokens = tokens[:end + 1] if finished else tokens[:max_new_tokens]
     text = tokenizer.decode(tokens, skip_special_tokens=True)
+    cut = stop_cut(tokenizer, tokens, text, stop)
+    if cut is not None:
+        tokens, text, finished = tokens[:cut[0]], cut[1], True
     split = split_thinking(text)
     answer = final_answer(split.answer_text) if split.span_closed and finished else ""
     return GenerationResult(lam=lam, completion=text, answer=answer, n_tokens=len(tokens),

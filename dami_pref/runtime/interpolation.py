@@ -22,7 +22,8 @@ from ..errors import DamiPrefError
 from ..utils.tensors import check_finite
 from ..utils.devices import resolve_device, resolve_dtype
 from ..utils.grid import check_lambda
-from ..utils.prompts import check_prompt_template, encode_prompts, render_prompt
+from ..utils.prompts import check_prompt_template, encode_conversation, encode_prompts, \
+    render_prompt
 from .checkpoints import check_same_tensors, open_pair
 from .engines import check_lambda_batching
 from .mixing import RowOffsets, check_leaves, mix_leaves
@@ -167,6 +168,7 @@ class InterpolationRuntime:
         self._check_buffers_match(staged)
         self._lam = 0.0
         self.switches = 0
+        self.structured_output = False  # response_format: vLLM only
         self.mixes_lambdas = lambda_batching == "mixed"
         self.rows = RowOffsets()
         if self.mixes_lambdas:
@@ -349,16 +351,24 @@ class InterpolationRuntime:
         """Token ids of each question's prompt (special tokens added exactly once)."""
         return encode_prompts(questions, self.prompt_template, self.tokenizer)
 
+    def encode_conversation(self, turns: Sequence[dict]) -> list[int]:
+        """Token ids of a whole conversation through the chat template (a server's request)."""
+        return encode_conversation(turns, self.prompt_template, self.tokenizer)
+
     def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
         """Refuse questions whose prompt and answer cannot fit the model's context (naming the
         first), warn about unreadable ones: before a command writes anything. Returns the
         prompts' token ids."""
+        return self.check_encoded(questions, self.encode_prompts(questions), max_new_tokens)
+
+    def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
+                      max_new_tokens: int) -> list[list[int]]:
+        """As ``check_questions``, for prompts already tokenized (``labels`` name them)."""
         from ..utils.tokens import check_prompts
 
-        encoded = self.encode_prompts(questions)
-        check_prompts(questions, encoded, self.tokenizer,
+        check_prompts(labels, encoded, self.tokenizer,
                       getattr(self.model.config, "max_position_embeddings", None), max_new_tokens)
-        return encoded
+        return [list(ids) for ids in encoded]
 
     def generate(self, requests, options=None, progress: bool = False):
         """Answer requests (question, λ[, seed]) grouped by λ; see :mod:`dami_pref.generation`."""

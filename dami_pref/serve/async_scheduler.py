@@ -57,7 +57,7 @@ class AsyncScheduler(LambdaScheduler):
     async def _run(self, rid: str, job: Job) -> None:
         """One request through the engine; a client that leaves cancels it there too."""
         engine = asyncio.ensure_future(self.runtime.generate_one(
-            rid, job.prompt_ids(self.runtime), job.seed, job.decoding, job.lam))
+            rid, job.prompt_ids(self.runtime), job.seed, job.decoding, job.lam, sink=job.sink))
         try:
             await asyncio.wait({engine, job.future}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -102,7 +102,7 @@ class ContinuousLambdaScheduler(LambdaScheduler):
             for job in admitted:
                 rid = f"serve-{next(self._ids)}"
                 self.runtime.submit(rid, job.prompt_ids(self.runtime), job.seed, job.decoding,
-                                    job.lam)
+                                    job.lam, sink=job.sink)
                 self.running[rid] = job
             self.metrics.engine_requests.inc(len(admitted))
             if joining:

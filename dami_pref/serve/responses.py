@@ -1,75 +1,115 @@
-"""OpenAI-shaped response bodies (and error bodies) from a generation result."""
+"""OpenAI-shaped response bodies, stream chunks and error bodies, as vLLM's server writes them.
+
+The thinking span goes out as ``reasoning`` (vLLM's current field) and, for clients written
+against older servers, as ``reasoning_content`` too. Completions return the raw text, thinking
+included, as vLLM's completions endpoint does.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from ..utils.answers import split_thinking
+from .streaming import split
 
 
-def error_body(message: str, kind: str, param: str | None = None,
-               code: str | None = None) -> dict:
+@dataclass
+class Answer:
+    """One choice of a response: its generation result and how its λ was chosen."""
+
+    result: object  # GenerationResult
+    choice: dict  # the λ and why (the response's ``dami_pref`` field)
+    prompt_tokens: int
+    opened: bool = False  # the prompt opened the thinking span
+
+
+def error_body(message: str, kind: str, param: str | None = None, code: int | None = None) -> dict:
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-def split(result) -> tuple[str | None, str]:
-    """(reasoning_content, content): the thinking span beside the answer, as vLLM's reasoning
-    parsers give them."""
-    parts = split_thinking(result.completion)
-    if parts.thinking is None:
-        return None, result.completion.strip()
-    return parts.thinking.strip(), parts.answer_text.strip()
-
-
-def usage(prompt_tokens: int, result) -> dict:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": result.n_tokens,
-            "total_tokens": prompt_tokens + result.n_tokens,
-            "completion_tokens_details": {"reasoning_tokens": result.think_tokens}}
+def usage(answers: Sequence[Answer]) -> dict:
+    """Tokens of the whole response: each prompt once, every choice's completion."""
+    prompts = {id(a.choice): a.prompt_tokens for a in answers}
+    prompt_tokens = sum(prompts.values())
+    completion = sum(a.result.n_tokens for a in answers)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+            "completion_tokens_details": {"reasoning_tokens": sum(a.result.think_tokens
+                                                                  for a in answers)}}
 
 
 def finish_reason(result) -> str:
     return "stop" if result.finished else "length"
 
 
-def chat_body(model: str, result, prompt_tokens: int, choice: dict) -> dict:
-    reasoning, content = split(result)
+def dami_field(answers: Sequence[Answer]) -> dict:
+    """How λ was chosen: one record, or one per prompt where a completions request has several."""
+    records = list({id(a.choice): a.choice for a in answers}.values())
+    return records[0] if len(records) == 1 else {"choices": records}
+
+
+def chat_body(model: str, answers: Sequence[Answer]) -> dict:
+    choices = []
+    for index, answer in enumerate(answers):
+        reasoning, content = split(answer.result.completion, answer.opened)
+        choices.append({"index": index, "finish_reason": finish_reason(answer.result),
+                        "logprobs": None,
+                        "message": {"role": "assistant", "content": content,
+                                    "reasoning": reasoning, "reasoning_content": reasoning}})
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
-            "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "finish_reason": finish_reason(result),
-                         "message": {"role": "assistant", "content": content,
-                                     "reasoning_content": reasoning}}],
-            "usage": usage(prompt_tokens, result), "dami_pref": choice}
+            "created": int(time.time()), "model": model, "choices": choices,
+            "usage": usage(answers), "dami_pref": dami_field(answers)}
 
 
-def completion_body(model: str, result, prompt_tokens: int, choice: dict) -> dict:
-    reasoning, content = split(result)
+def completion_body(model: str, answers: Sequence[Answer], echoed: Sequence[str]) -> dict:
+    choices = [{"index": index, "text": echo + answer.result.completion, "logprobs": None,
+                "finish_reason": finish_reason(answer.result)}
+               for index, (answer, echo) in enumerate(zip(answers, echoed))]
     return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
-            "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "text": content, "reasoning_content": reasoning,
-                         "finish_reason": finish_reason(result), "logprobs": None}],
-            "usage": usage(prompt_tokens, result), "dami_pref": choice}
+            "created": int(time.time()), "model": model, "choices": choices,
+            "usage": usage(answers), "dami_pref": dami_field(answers)}
 
 
-def chat_stream(model: str, result, prompt_tokens: int, choice: dict, include_usage: bool):
-    """Server-sent events of a finished answer: role, reasoning, content, finish, [usage]."""
-    reasoning, content = split(result)
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model}
-    deltas = [{"role": "assistant", "content": ""}]
-    if reasoning:
-        deltas.append({"reasoning_content": reasoning})
-    deltas.append({"content": content})
-    for delta in deltas:
-        yield sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-    yield sse({**base, "choices": [{"index": 0, "delta": {},
-                                    "finish_reason": finish_reason(result)}],
-               "dami_pref": choice})
-    if include_usage:
-        yield sse({**base, "choices": [], "usage": usage(prompt_tokens, result)})
-    yield "data: [DONE]\n\n"
+class Chunks:
+    """The server-sent events of one streamed response (chat or completions)."""
+
+    def __init__(self, model: str, chat: bool) -> None:
+        self.chat = chat
+        self.base = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}",
+                     "object": "chat.completion.chunk" if chat else "text_completion",
+                     "created": int(time.time()), "model": model}
+
+    def event(self, index: int, delta: dict | None = None, text: str | None = None,
+              finish: str | None = None, **extra) -> str:
+        if self.chat:
+            choice = {"index": index, "delta": delta or {}, "logprobs": None,
+                      "finish_reason": finish}
+        else:
+            choice = {"index": index, "text": text or "", "logprobs": None,
+                      "finish_reason": finish}
+        return sse({**self.base, "choices": [choice], **extra})
+
+    def text(self, index: int, reasoning: str, content: str) -> list[str]:
+        """The events of new text of one choice (none for nothing new)."""
+        if not self.chat:
+            return [self.event(index, text=content)] if content else []
+        events = []
+        if reasoning:
+            events.append(self.event(index, {"reasoning": reasoning,
+                                             "reasoning_content": reasoning}))
+        if content:
+            events.append(self.event(index, {"content": content}))
+        return events
+
+    def usage(self, answers: Sequence[Answer]) -> str:
+        return sse({**self.base, "choices": [], "usage": usage(answers)})
 
 
 def sse(data: dict) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+DONE = "data: [DONE]\n\n"

@@ -29,7 +29,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..runtime.generation import DecodingOptions, GenerationRequest
+from ..runtime.generation import DecodingOptions, GenerationRequest, TokenSink
 
 
 class QueueFull(Exception):
@@ -49,6 +49,7 @@ class Job:
     future: asyncio.Future
     enqueued: float = field(default_factory=time.monotonic)
     prompt: list[int] | None = None  # its token ids, when the server already has them
+    sink: TokenSink | None = None  # receives its new token ids as they are decoded (streaming)
 
     def prompt_ids(self, engine) -> list[int]:
         return self.prompt if self.prompt is not None else engine.encode_prompts([self.question])[0]
@@ -79,11 +80,11 @@ class LambdaScheduler:
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def submit(self, question: str, lam: float, decoding: DecodingOptions, seed: int = 0,
-               prompt: list[int] | None = None) -> asyncio.Future:
+               prompt: list[int] | None = None, sink: TokenSink | None = None) -> asyncio.Future:
         if self.depth >= self.max_queue:
             raise QueueFull(self.max_queue)
         job = Job(question, lam, decoding, seed, asyncio.get_running_loop().create_future(),
-                  prompt=prompt)
+                  prompt=prompt, sink=sink)
         self.groups.setdefault(job.key(self.runtime.mixes_lambdas), deque()).append(job)
         self.metrics.queue_depth.set(self.depth)
         self._wakeup.set()
@@ -138,7 +139,8 @@ class LambdaScheduler:
                     self.busy = False
 
     def _generate(self, batch: list[Job]):
-        requests = [GenerationRequest(j.question, j.lam, j.seed) for j in batch]
+        requests = [GenerationRequest(j.question, j.lam, j.seed, prompt=tuple(j.prompt_ids(
+            self.runtime)), sink=j.sink) for j in batch]
         self.metrics.engine_requests.inc(len(requests))
         return self.runtime.generate(requests, batch[0].decoding)
 

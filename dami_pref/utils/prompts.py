@@ -44,3 +44,27 @@ def encode_prompts(questions: Sequence[str], template: str, tokenizer,
     texts = [render_prompt(q, template, tokenizer, chat_template) for q in questions]
     add_special = not uses_chat_template(tokenizer, chat_template)
     return tokenizer(texts, add_special_tokens=add_special)["input_ids"]
+
+
+def encode_conversation(turns: Sequence[dict], template: str, tokenizer) -> list[int]:
+    """Token ids of a whole conversation (system, user and assistant turns) through the chat
+    template, as vLLM's server renders it; the prompt template wraps the last user turn, as it
+    wrapped every question the ranker's rollouts asked. A role the template cannot render, or a
+    tokenizer without a chat template, is a DamiPrefError."""
+    if not uses_chat_template(tokenizer):
+        raise DamiPrefError("this pair's tokenizer has no chat template: send the text to "
+                            "/v1/completions instead")
+    turns = [dict(turn) for turn in turns]
+    last = max(i for i, turn in enumerate(turns) if turn["role"] == "user")
+    turns[last]["content"] = template.format(question=turns[last]["content"])
+    try:
+        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    except Exception as err:  # noqa: BLE001 - jinja raises what the template chose to
+        raise DamiPrefError(f"messages: the chat template cannot render them ({err})") from None
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def encode_text(texts: Sequence[str], tokenizer) -> list[list[int]]:
+    """Token ids of raw text (OpenAI's completions ``prompt``): no template of any kind, the
+    tokenizer's own special tokens added as it always does."""
+    return tokenizer(list(texts))["input_ids"]
