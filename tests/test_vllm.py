@@ -305,8 +305,9 @@ def test_serve_on_vllm_answers_as_the_runtime_does(ranker_dir):
     proc, base = start_server(ranker_dir, "--engine", "vllm", "--lambda_batching", "grouped")
     try:
         client = OpenAI(base_url=base + "/v1", api_key="-", max_retries=0, timeout=120)
-        for row in rows:
-            response = client.completions.create(model="dami-pref", prompt=row["question"])
+        for row in rows:  # a chat turn renders as select renders a question
+            response = client.chat.completions.create(
+                model="dami-pref", messages=[{"role": "user", "content": row["question"]}])
             assert response.model_extra["dami_pref"]["lambda"] == pytest.approx(row["lambda"])
             assert response.usage.completion_tokens == row["n_tokens"]
         many = [p.question for p in load_problems(toy_problems_path("test"), limit=32)]
