@@ -44,6 +44,7 @@ class StepArgs:
     rounds: int = 3  # alternations of the engines
     repeats: int = 3  # timed batches per engine per round
     engines: str = "runtime,vllm"
+    compiled: bool = False  # vLLM compiled (as its server runs on a CPU); its plain row at λ = 0
     out: str | None = None
     quick: bool = False
 
@@ -129,7 +130,10 @@ def vllm_rows(pair, args: StepArgs) -> dict[str, list[float]]:
 
     rows: dict[str, list[float]] = {"vllm grouped, one λ (plain)": [], "vllm mixed, mixed λ": [],
                                     "vllm mixed, one λ": []}
-    settings = VLLMSettings(max_num_seqs=args.batch)
+    # compiled: the plain engine stays at λ = 0, the Instruct folder as loaded (a compiled graph
+    # is not meant for weights switched in place); eager: one switch to --one_lambda
+    settings = VLLMSettings(max_num_seqs=args.batch,
+                            enforce_eager=False if args.compiled else None)
     for _ in range(args.rounds):
         for batching in ("grouped", "mixed"):
             engine = load_runtime(*pair, engine="vllm", dtype=args.dtype, lambda_batching=batching,
@@ -137,7 +141,8 @@ def vllm_rows(pair, args: StepArgs) -> dict[str, list[float]]:
             prompts = prompts_of(args, engine.host.model.config.vocab_size)
             one = [args.one_lambda] * args.batch
             if batching == "grouped":
-                rows["vllm grouped, one λ (plain)"] += timed(vllm_rate, engine, prompts, one,
+                plain = [0.0] * args.batch if args.compiled else one
+                rows["vllm grouped, one λ (plain)"] += timed(vllm_rate, engine, prompts, plain,
                                                              args, repeats=args.repeats)
             else:
                 rows["vllm mixed, mixed λ"] += timed(vllm_rate, engine, prompts, spread(args),
