@@ -141,6 +141,9 @@ CASES = [
     ("serve", ["--port", "8000"], "required: --ranker"),
     ("serve", ["--ranker", "MISSING"], "MISSING"),
     ("serve", ["--ranker", "MISSING", "--engine", "tgi"], "engine must be one of"),
+    ("serve", ["--ranker", "MISSING", "--drain_seconds", "-1"], "--drain_seconds must be ≥ 0"),
+    ("serve", ["--ranker", "MISSING", "--drain_seconds", "nan"], "--drain_seconds must be a finite"),
+    ("serve", ["--ranker", "MISSING", "--host", "256.1.1.1"], "--host '256.1.1.1'"),
     # toy
     ("toy", ["--n_train", "0", "--output", "OUT"], "--n_train must be ≥ 1"),
     ("toy", ["--pretrain_lr", "0", "--output", "OUT"], "--pretrain_lr must be > 0"),

@@ -27,7 +27,19 @@ class ServeArgs(RankerGenerationArgs, EngineArgs, DecodingArgs):
     max_wait_seconds: float = field(default=600.0, metadata={
         "help": "a request that waits longer for the engine is answered 503 (> 0)"})
     drain_seconds: float = field(default=600.0, metadata={
-        "help": "on SIGTERM, how long to finish the requests already accepted"})
+        "help": "on SIGTERM, how long to finish the requests already accepted (≥ 0)"})
+
+
+def check_host(host: str, port: int) -> None:
+    """An address this machine can listen on, known before anything loads."""
+    import socket
+
+    from ..errors import DamiPrefError
+
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as err:
+        raise DamiPrefError(f"--host {host!r} is not an address to listen on ({err})") from None
 
 
 def run(args: ServeArgs) -> int:
@@ -57,6 +69,9 @@ def run(args: ServeArgs) -> int:
         raise DamiPrefError("--port must be 1-65535, --max_queue and --max_batch ≥ 1")
     if not args.max_wait_seconds > 0:
         raise DamiPrefError(f"--max_wait_seconds must be > 0, got {args.max_wait_seconds}")
+    if not 0 <= args.drain_seconds < float("inf"):  # NaN fails too
+        raise DamiPrefError(f"--drain_seconds must be ≥ 0 and finite, got {args.drain_seconds}")
+    check_host(args.host, args.port)
     ranker = LambdaRanker.from_pretrained(args.ranker, device=args.device,
                                           dtype=args.ranker_dtype,
                                           trust_remote_code=args.trust_remote_code)
