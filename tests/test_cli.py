@@ -122,6 +122,19 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys, args, m
     assert not (tmp_path / "out").exists()
 
 
+def test_merged_weights_are_as_readable_as_every_other_output(tmp_path):
+    """The safetensors writer makes its files private; the merge's weights get the umask's mode
+    like its JSON files do."""
+    old = os.umask(0o022)
+    try:
+        code = main(["merge", "--lambda", "0.5", "--output", str(tmp_path / "m")])
+    finally:
+        os.umask(old)
+    assert code == 0
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
+    assert modes["model.safetensors"] == 0o644 and modes["config.json"] == 0o644
+
+
 def test_merge_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "m"
     out.mkdir()

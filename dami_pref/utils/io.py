@@ -253,6 +253,7 @@ def clear_folder(folder: Path) -> None:
 def replace_folder(new: Path, out: Path) -> None:
     """Swap the finished folder ``new`` in as ``out``: the old ``out`` is renamed aside before
     ``new`` takes its name, and removed only afterwards."""
+    share_weights(new)
     if out.exists():
         old = temporary_sibling(out, "old")
         shutil.rmtree(old, ignore_errors=True)
@@ -283,3 +284,14 @@ def building_folder(out: str | Path) -> Iterator[Path]:
         raise
     crash_point("folder-built")
     replace_folder(tmp, out)
+
+
+def share_weights(folder: Path) -> None:
+    """Give weight files the mode every other output gets (``0o666`` under the umask): the
+    safetensors writer leaves its files private (0600), so a merge or a ranker shared with
+    another account, or read by a server running as another user, would be unreadable."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.rglob("*.safetensors"):
+        if path.is_file() and not path.is_symlink() and not path.stat().st_mode & 0o077:
+            path.chmod(0o666 & ~mask)
