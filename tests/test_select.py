@@ -224,3 +224,22 @@ def test_cost_knob_falls_back_to_lambda_without_stored_costs(ranker_dir, tmp_pat
     (folder / "dami_pref.json").write_text(json.dumps(config))
     ranker = LambdaRanker.from_pretrained(folder, device="cpu")
     torch.testing.assert_close(ranker.expected_costs().cpu(), torch.tensor(ranker.grid))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_question(tmp_path):
+    """JSONL and text saved with a UTF-8 BOM read as without it: ids kept, JSON not taken as
+    question text."""
+    import io
+
+    from dami_pref.data.questions import read_questions
+
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text('{"id": "a", "question": "1+2"}\n{"id": "b", "question": "3+4"}\n',
+                     encoding="utf-8-sig")
+    assert [(q.id, q.question) for q in read_questions(path=str(jsonl))] == \
+        [("a", "1+2"), ("b", "3+4")]
+    text = tmp_path / "q.txt"
+    text.write_text("1+2\n3+4\n", encoding="utf-8-sig")
+    assert [q.question for q in read_questions(path=str(text))] == ["1+2", "3+4"]
+    assert [q.id for q in read_questions(stdin=io.StringIO("\ufeff{\"id\": \"z\", "
+                                                           "\"question\": \"5\"}"))] == ["z"]

@@ -35,6 +35,7 @@ def _from_rows(rows: Iterable[tuple[int, dict]], where: str, question_field: str
 
 
 def _parse_lines(text: str, where: str, question_field: str, id_field: str) -> list[Question]:
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first question
     lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not lines:
         raise DamiPrefError(f"{where}: no questions (it is empty)")
