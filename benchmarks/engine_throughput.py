@@ -82,18 +82,36 @@ def count(rows: list[list[int]], eos: set[int] | None) -> int:
     return sum(next((j + 1 for j, t in enumerate(r) if t in eos), len(r)) for r in rows)
 
 
-def run_runtime(host, prompts, lams, args: EngineArgs, continuous: bool) -> int:
-    """The interpolation runtime: λ written in place, then transformers generates."""
+def generation_config(host, args: EngineArgs):
+    """(GenerationConfig, end tokens, pad id): stop at the end token on the toy pair, exactly
+    --new_tokens tokens on a random pair."""
     from transformers import GenerationConfig
 
-    from dami_pref.benchmarking import paged_cache_config
-    from dami_pref.utils.tokens import end_token_ids, left_pad
+    from dami_pref.utils.tokens import end_token_ids
 
     eos = None if args.shape else end_token_ids(host.model, host.tokenizer)
     pad = host.tokenizer.pad_token_id
     fixed = dict(min_new_tokens=args.new_tokens) if eos is None else {}
     config = GenerationConfig(max_new_tokens=args.new_tokens, do_sample=False, pad_token_id=pad,
                               eos_token_id=sorted(eos) if eos else None, **fixed)
+    return config, eos, pad
+
+
+def static_batch(host, batch: list[list[int]], config, eos, pad) -> int:
+    """One static batch through transformers' generate; the tokens it generated."""
+    from dami_pref.utils.tokens import left_pad
+
+    ids, mask = left_pad(batch, pad)
+    out = host.model.generate(input_ids=ids.to(host.device), attention_mask=mask.to(host.device),
+                              generation_config=config)
+    return count(out[:, ids.shape[1]:].tolist(), eos)
+
+
+def run_runtime(host, prompts, lams, args: EngineArgs, continuous: bool) -> int:
+    """The interpolation runtime: λ written in place, then transformers generates."""
+    from dami_pref.benchmarking import paged_cache_config
+
+    config, eos, pad = generation_config(host, args)
     tokens = 0
     for lam, idx in by_lambda(lams).items():
         host.set_lambda(lam)
@@ -106,33 +124,18 @@ def run_runtime(host, prompts, lams, args: EngineArgs, continuous: bool) -> int:
                 tokens += count([list(o.generated_tokens) for o in out.values()], eos)
                 continue
             for at in range(0, len(idx), args.batch_size):
-                ids, mask = left_pad([prompts[i] for i in idx[at:at + args.batch_size]], pad)
-                out = host.model.generate(input_ids=ids.to(host.device),
-                                          attention_mask=mask.to(host.device),
-                                          generation_config=config)
-                tokens += count(out[:, ids.shape[1]:].tolist(), eos)
+                tokens += static_batch(host, [prompts[i] for i in idx[at:at + args.batch_size]],
+                                       config, eos, pad)
     return tokens
 
 
 def run_runtime_mixed(host, prompts, lams, args: EngineArgs) -> int:
     """The runtime holding Θ_I and Δ: static batches in arrival order, each row at its λ."""
-    from transformers import GenerationConfig
-
-    from dami_pref.utils.tokens import end_token_ids, left_pad
-
-    eos = None if args.shape else end_token_ids(host.model, host.tokenizer)
-    pad = host.tokenizer.pad_token_id
-    fixed = dict(min_new_tokens=args.new_tokens) if eos is None else {}
-    config = GenerationConfig(max_new_tokens=args.new_tokens, do_sample=False, pad_token_id=pad,
-                              eos_token_id=sorted(eos) if eos else None, **fixed)
+    config, eos, pad = generation_config(host, args)
     tokens = 0
     for at in range(0, len(prompts), args.batch_size):
-        ids, mask = left_pad(prompts[at:at + args.batch_size], pad)
         with torch.no_grad(), host.mixed_rows(lams[at:at + args.batch_size]):
-            out = host.model.generate(input_ids=ids.to(host.device),
-                                      attention_mask=mask.to(host.device),
-                                      generation_config=config)
-        tokens += count(out[:, ids.shape[1]:].tolist(), eos)
+            tokens += static_batch(host, prompts[at:at + args.batch_size], config, eos, pad)
     return tokens
 
 
