@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+from contextlib import nullcontext
 import sys
 import tempfile
 import time
@@ -45,6 +46,7 @@ class StepArgs:
     repeats: int = 3  # timed batches per engine per round
     engines: str = "runtime,vllm"
     compiled: bool = False  # vLLM compiled (as its server runs on a CPU); its plain row at λ = 0
+    profile: bool = False  # also profile one runtime batch of each kind: where a step's time goes
     out: str | None = None
     quick: bool = False
 
@@ -71,17 +73,9 @@ def runtime_rate(runtime, prompts, lams, args: StepArgs) -> float:
     if len(set(lams)) == 1:
         runtime.set_lambda(lams[0])
     started = time.perf_counter()
-    with torch.no_grad(), (runtime.mixed_rows(lams) if len(set(lams)) > 1 else _nothing()):
+    with torch.no_grad(), (runtime.mixed_rows(lams) if len(set(lams)) > 1 else nullcontext()):
         out = runtime.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
     return (out.shape[1] - ids.shape[1]) * len(prompts) / (time.perf_counter() - started)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def vllm_rate(engine, prompts, lams, args: StepArgs) -> float:
@@ -119,6 +113,13 @@ def runtime_rows(pair, args: StepArgs) -> dict[str, list[float]]:
                                                 repeats=args.repeats)
         rows["runtime, mixed λ"] += timed(runtime_rate, runtime, prompts, spread(args), args,
                                           repeats=args.repeats)
+    if args.profile:
+        for label, lams in (("one λ (plain)", [args.one_lambda] * args.batch),
+                            ("mixed λ", spread(args))):
+            with torch.profiler.profile() as profile:
+                runtime_rate(runtime, prompts, lams, args)
+            print(f"runtime, {label}: the operators that took the most time\n" +
+                  profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=6))
     return rows
 
 
