@@ -67,6 +67,11 @@ CASES = [
     ("rollout", ["--problems", "BROKEN", "--output", "OUT"], "line 2: not valid JSON"),
     ("rollout", ["--problems", "NONUTF8", "--output", "OUT"], "UTF-8"),
     ("rollout", ["--problems", "LONG", "--output", "OUT"], "exceeds the model's context of 512"),
+    ("rollout", ["--problems", "HUGE", "--output", "OUT"],
+     "huge.jsonl: problem 'huge' is 4,000,001 characters, more than"),  # not tokenized whole
+    ("sweep", ["--problems", "HUGE", "--output", "OUT"], "is 4,000,001 characters, more than"),
+    ("eval", ["--test_problems", "HUGE", "--methods", "thinking", "--output", "OUT"],
+     "test problem 'huge' is 4,000,001 characters"),
     ("rollout", ["--grid", "0:1:0", "--output", "OUT"], "grid"),
     ("rollout", ["--instruct", "NOMODEL", "--output", "OUT"], "model folder not found"),
     ("rollout", ["--output", "ROLLOUTS", "--grid", "0,1", "--limit", "2"], "other settings"),
@@ -162,6 +167,8 @@ def world(tmp_path_factory, toy_pairs) -> dict[str, str]:
     write_jsonl([{"id": "a", "question": "1+1"}], root / "nofield.jsonl")
     write_jsonl([{"id": "long", "question": "+".join(["1"] * 300), "answer": "300"}],
                 root / "long.jsonl")
+    write_jsonl([{"id": "huge", "question": "1+" * 2_000_000 + "1", "answer": "1"}],
+                root / "huge.jsonl")
     (root / "a_file").write_text("not a folder")
     (root / "bad.yaml").write_text("max_new_tokens: lots\n")
     shutil.copytree(TOY_THINKING, root / "no_tokenizer")  # weights fine, tokenizer gone
@@ -179,7 +186,7 @@ def world(tmp_path_factory, toy_pairs) -> dict[str, str]:
         (root / name / marker).write_text("{}")
     return {"EMPTY": root / "empty.jsonl", "BROKEN": root / "broken.jsonl",
             "NONUTF8": root / "nonutf8.jsonl", "NOFIELD": root / "nofield.jsonl",
-            "LONG": root / "long.jsonl",
+            "LONG": root / "long.jsonl", "HUGE": root / "huge.jsonl",
             "MISSING": root / "missing", "NOTHINKING": root / "no_tokenizer", "NOMODEL": root / "no_model", "FILE": root / "a_file",
             "BADYAML": root / "bad.yaml", "SWEEPDONE": root / "sweep_done",
             "EVALDONE": root / "eval_done", "THINROLLOUTS": thin, "ROLLOUTS": toy_pairs.parent / "rollouts",

@@ -131,19 +131,38 @@ def test_killed_training_resumes_from_its_checkpoint(toy_pairs, tmp_path):
         assert all(((got[k] - want[k]).abs() <= 1e-5).all() for k in got), name
 
 
-def test_a_swap_killed_between_its_renames_restores_the_old_folder(tmp_path):
-    """``merge --overwrite`` killed after the old folder was renamed aside and before the new
-    one took its name: the next run puts the old folder back first, then replaces it whole."""
+def test_a_swap_killed_midway_never_leaves_the_destination_missing(tmp_path):
+    """``merge --overwrite`` killed in the middle of its swap: the destination names a whole
+    folder (here, where the file system exchanges names in one step, the new one) and the next
+    run of any command on it removes the old one left aside."""
     out = tmp_path / "merged"
     finish(command("merge", "--lambda", "0.3", "--out", str(out)))
-    before = load_safetensors_dir(out)
     killed_at(command("merge", "--lambda", "0.7", "--out", str(out), "--overwrite"),
               "between-renames")
-    assert not out.exists() and len(temporaries(out)) == 2  # the old one, aside; the new one
+    assert json.loads((out / "dami_pref_merge.json").read_text())["lambda"] == 0.7
+    assert len(temporaries(out)) == 1  # the old folder, under a temporary name
     refused = subprocess.run(command("merge", "--lambda", "0.7", "--out", str(out)),
                              capture_output=True, text=True, timeout=600, env=env())
-    assert refused.returncode == 2 and "--overwrite" in refused.stderr  # old folder is back
-    restored = load_safetensors_dir(out)
-    assert all((restored[k] == before[k]).all() for k in before) and not temporaries(out)
-    finish(command("merge", "--lambda", "0.7", "--out", str(out), "--overwrite"))
-    assert json.loads((out / "dami_pref_merge.json").read_text())["lambda"] == 0.7
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    assert not temporaries(out) and load_safetensors_dir(out)
+
+
+def test_without_an_exchange_a_swap_killed_between_renames_is_undone(tmp_path, monkeypatch):
+    """Where names cannot be exchanged (another platform or file system), the old folder is
+    renamed aside first; a kill before the new one takes the name is undone by the next run."""
+    from dami_pref.utils import io
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    aside = out.with_name(f".out.dami-tmp-old-{dead}")
+    out.rename(aside)  # the state a kill between the two renames leaves
+    assert io.recover_destination(out) and (out / "old.txt").read_text() == "old"
+    monkeypatch.setattr(io, "exchange", lambda first, second: False)
+    new = io.temporary_sibling(out)
+    new.mkdir()
+    (new / "new.txt").write_text("new")
+    io.replace_folder(new, out)
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"] and not temporaries(out)

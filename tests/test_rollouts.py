@@ -95,6 +95,22 @@ def test_killed_rollout_resumes_to_the_same_table(tmp_path, reference):
     assert comparable(out) == comparable(reference)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("write", [1, 2])
+def test_a_rollout_killed_at_its_first_writes_resumes(tmp_path, reference, write):
+    """Killed writing the manifest (only the toolkit's temporary is in the folder) or the
+    problems table: the same command resumes, and no temporary stays in the finished folder."""
+    out = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, ROLLOUT, "--output", str(out), *SMALL],
+                          capture_output=True, timeout=600,
+                          env={**env(), "DAMI_PREF_CRASH_AT": f"file-written:{write}"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert any(is_temporary(p) for p in out.iterdir())
+    rollout(out)
+    assert not [p for p in out.rglob(".*") if is_temporary(p)]
+    assert comparable(out) == comparable(reference)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -67,6 +67,23 @@ def test_long_questions_keep_their_end(ranker):
     assert lam in ranker.grid
 
 
+def test_a_huge_question_is_scored_on_its_end_and_refused_for_answers(ranker_dir, ranker,
+                                                                      tmp_path):
+    """4 MB of question: the ranker reads its end (the same scores as its last 2,000
+    characters, never tokenizing the rest); answering it is refused, naming file and id."""
+    tail = "+".join(["1"] * 1000) + "+2"
+    huge = "9+" * 2_000_000 + tail
+    with pytest.warns(UserWarning, match="cut to their last tokens"):
+        scores = ranker.score([huge, "7+" + tail])
+    assert torch.allclose(scores[0], scores[1], atol=1e-5)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"id": "big", "question": huge}) + "\n")
+    proc = run_in_process("select", "--ranker", str(ranker_dir), "--device", "cpu", "--input",
+                          str(questions), "--generate")
+    assert proc.returncode == 2 and f"{questions}: question 'big' is 4,002,001 characters" in \
+        proc.stderr, proc.stderr
+
+
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return run_in_process(*args, stdin=stdin)
 

@@ -242,6 +242,50 @@ def test_sigterm_drains_the_requests_in_flight(ranker_dir):
 
 
 @pytest.mark.slow
+def test_a_drain_that_ends_answers_503_json_never_500(ranker_dir):
+    """SIGTERM with a 1 s drain and ten long requests served one at a time: each client gets
+    its answer or an OpenAI-style 503 with Retry-After (a stream: an error event, then [DONE]),
+    and the log holds no traceback."""
+    proc, base = start_server(ranker_dir, "--max_batch", "1", "--drain_seconds", "1")
+    body = {"model": "dami-pref@1", "prompt": "17+3+12+9+15", "max_tokens": 220}
+
+    def ask(i):
+        if i == 0:
+            return 200, {}, {"events": stream_events(base + "/v1/completions",
+                                                     {**body, "stream": True})}
+        return post(base + "/v1/completions", body, 300)
+
+    with ThreadPoolExecutor(10) as pool:
+        futures = [pool.submit(ask, i) for i in range(10)]
+        wait_for_queue(base, 4)
+        proc.send_signal(signal.SIGTERM)
+        answers = [f.result(timeout=300) for f in futures]
+    assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    log = proc.stderr.read().decode()
+    assert "Traceback" not in log and "CancelledError" not in log, log[-2000:]
+    statuses = [status for status, _, _ in answers]
+    assert set(statuses) <= {200, 503} and 503 in statuses, statuses
+    for status, headers, answer in answers[1:]:
+        if status == 503:
+            assert answer["error"]["type"] == "server_overloaded" and \
+                {k.lower(): v for k, v in headers.items()}["retry-after"]
+    events = answers[0][2]["events"]
+    assert events[-1].get("error", {}).get("code") == 503 or \
+        events[-1]["choices"][0]["finish_reason"], events[-1]
+
+
+def wait_for_queue(base: str, depth: int, timeout: float = 120) -> None:
+    """Until at least ``depth`` requests wait in the server's queue."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with urllib.request.urlopen(base + "/health") as response:
+            if json.loads(response.read())["queue_depth"] >= depth:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the queue never held {depth} requests")
+
+
+@pytest.mark.slow
 def test_a_full_queue_is_429_with_retry_after(ranker_dir):
     import openai
     from openai import OpenAI
@@ -377,20 +421,45 @@ def test_the_whole_conversation_reaches_the_model(client, ranker_dir):
     assert ranker.model_extra["dami_pref"]["lambda"] == alone.model_extra["dami_pref"]["lambda"]
 
 
-ANSWERED = {  # shapes common clients send, each answered 200
+ANSWERED = {  # chat shapes common clients send, each answered 200
     "content parts": {"messages": [{"role": "user", "content": [{"type": "text",
                                                                  "text": "3+4"}]}]},
-    "stop string": {"stop": "="}, "stop list": {"stop": ["=", "\n\n"]},
+    "content parts, several": {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "3+4"}, {"type": "text", "text": "+5"}]}]},
+    "system and history": {"messages": [
+        {"role": "system", "content": "Add the numbers."}, {"role": "user", "content": "3+4"},
+        {"role": "assistant", "content": "7", "reasoning_content": "3+4=7"},
+        {"role": "user", "content": "12+7+19"}]},
+    "developer message": {"messages": [{"role": "developer", "content": "Add."},
+                                       {"role": "user", "content": "3+4"}]},
+    "named user": {"messages": [{"role": "user", "name": "ann", "content": "3+4"}]},
+    "stop string": {"stop": "="}, "stop list": {"stop": ["=", "\n\n"]}, "stop null": {"stop": None},
     "n=2 sampled": {"n": 2, "temperature": 1.0},
+    "seeded sampling": {"temperature": 0.8, "seed": -7},
+    "top_p": {"temperature": 0.7, "top_p": 0.9}, "greedy": {"temperature": 0},
     "penalties": {"presence_penalty": 0.5, "frequency_penalty": 0.5},
+    "logprobs": {"logprobs": True}, "top_logprobs": {"logprobs": True, "top_logprobs": 3},
+    "logit_bias": {"logit_bias": {"12": -100, "13": 5}},
     "ignored fields": {"metadata": {"k": "v"}, "store": False, "user": "u",
                        "service_tier": "auto", "parallel_tool_calls": False},
     "tools, tool_choice none": {"tools": [{"type": "function", "function": {
         "name": "f", "parameters": {"type": "object", "properties": {}}}}],
         "tool_choice": "none"},
     "response_format text": {"response_format": {"type": "text"}},
-    "max_completion_tokens": {"max_completion_tokens": 8},
+    "max_completion_tokens": {"max_completion_tokens": 8}, "max_tokens null": {"max_tokens": None},
+    "stream": {"stream": True},
     "stream_options": {"stream": True, "stream_options": {"include_usage": True}},
+    "stream n=2": {"stream": True, "n": 2, "temperature": 1.0},
+    "stream stop": {"stream": True, "stop": "="},
+    "stream logprobs": {"stream": True, "logprobs": True, "top_logprobs": 1},
+}
+
+COMPLETIONS = {  # completions shapes, each answered 200
+    "prompt": {}, "prompt list": {"prompt": ["3+4", "12+7+19"]}, "echo": {"echo": True},
+    "logprobs": {"logprobs": 2}, "stop": {"stop": ["="]}, "n=2 sampled": {"n": 2, "temperature": 1},
+    "best_of = n": {"best_of": 1}, "seeded sampling": {"temperature": 0.9, "seed": 3},
+    "penalties": {"presence_penalty": 1.0}, "user": {"user": "u"},
+    "logit_bias": {"logit_bias": {"12": -100}}, "stream": {"stream": True},
 }
 
 REFUSED = {  # shapes refused with a 400 naming the field (raw JSON text after the messages)
@@ -405,39 +474,152 @@ REFUSED = {  # shapes refused with a 400 naming the field (raw JSON text after t
     '"seed": 1180591620717411303424': "seed", '"temperatur": 0.5': "temperatur",
     '"response_format": {"type": "json_object"}': "response_format",
     '"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto"': "tools",
+    '"top_logprobs": 3': "top_logprobs", '"logprobs": true, "top_logprobs": 21': "top_logprobs",
+    '"logit_bias": {"abc": 1}': "logit_bias", '"logit_bias": {"99999999": 1}': "logit_bias",
+    '"top_p": 0': "top_p", '"n": 0': "n", '"stop": [""]': "stop",
+}
+
+COMPLETIONS_REFUSED = {  # raw JSON text after the prompt
+    '"suffix": "x"': "suffix", '"echo": true, "logprobs": 1': "logprobs",
+    '"best_of": 2': "best_of", '"logprobs": 6': "logprobs", '"prompt": ""': "prompt",
 }
 
 
-def test_every_common_request_shape_is_answered_or_refused_clearly(server):
-    for name, extra in ANSWERED.items():
-        body = {"model": "dami-pref", "max_tokens": 24,
-                "messages": [{"role": "user", "content": "12+7+19"}], **extra}
-        if extra.get("stream"):
-            request = urllib.request.Request(server + "/v1/chat/completions",
-                                             data=json.dumps(body).encode(),
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=120) as response:
-                assert response.status == 200 and b"[DONE]" in response.read(), name
-            continue
-        status, _, answer = post(server + "/v1/chat/completions", body, 120)
-        assert status == 200, (name, answer)
-        assert len(answer["choices"]) == extra.get("n", 1), name
+def stream_events(url: str, body: dict) -> list[dict]:
+    """The data events of a streamed answer, [DONE] excluded."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        lines = response.read().decode().splitlines()
+    assert lines[-2:] == ["data: [DONE]", ""] or lines[-1] == "data: [DONE]", lines[-3:]
+    return [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+
+
+def check_answer(name: str, extra: dict, chat: bool, answer: dict) -> None:
+    """One 200 answer is right for its shape: choices, stop strings, log-probabilities."""
+    prompts = extra.get("prompt") if isinstance(extra.get("prompt"), list) else [0]
+    assert len(answer["choices"]) == extra.get("n", 1) * len(prompts), name
+    for choice in answer["choices"]:
+        text = choice["message"]["content"] if chat else choice["text"]
         for stop in ([extra["stop"]] if isinstance(extra.get("stop"), str)
-                     else extra.get("stop", [])):
-            assert all(stop not in c["message"]["content"] for c in answer["choices"]), name
-    for fragment, named in REFUSED.items():
-        text = fragment if fragment.startswith('"messages"') else \
-            '"messages": [{"role": "user", "content": "1+2"}], ' + fragment
-        status, answer = raw_post(server, "/v1/chat/completions",
-                                  '{"model": "dami-pref", ' + text + "}")
-        assert status == 400, (fragment, answer)
-        assert named in answer["error"]["message"] and answer["error"]["type"] == \
-            "invalid_request_error", (fragment, answer)
+                     else extra.get("stop") or []):
+            assert stop not in text, name
+        wanted = extra.get("logprobs")
+        if not wanted:
+            assert choice["logprobs"] is None, name
+            continue
+        entries = choice["logprobs"]["content"] if chat else \
+            list(zip(choice["logprobs"]["tokens"], choice["logprobs"]["top_logprobs"]))
+        assert entries, name
+        tops = [e["top_logprobs"] for e in entries] if chat else [e[1] for e in entries]
+        if chat:
+            assert all(len(top) == (extra.get("top_logprobs") or 0) for top in tops), name
+        else:  # the legacy layout: the chosen token and the `logprobs` most likely ones
+            assert all(token in top and len(top) in (wanted, wanted + 1)
+                       for token, top in entries), name
+
+
+def ask_shape(base: str, chat: bool, extra: dict, model: str = "dami-pref") -> tuple[int, dict]:
+    """A shape's status and answer; a stream's events put together as one answer."""
+    path = "/v1/chat/completions" if chat else "/v1/completions"
+    body = {"model": model, "max_tokens": 24, **(
+        {"messages": [{"role": "user", "content": "12+7+19"}]} if chat else
+        {"prompt": "12+7+19"}), **extra}
+    if not extra.get("stream"):
+        status, _, answer = post(base + path, body, 120)
+        return status, answer
+    choices: dict[int, dict] = {}
+    for event in stream_events(base + path, body):
+        for part in event["choices"]:
+            choice = choices.setdefault(part["index"], {"text": "", "logprobs": None,
+                                                        "message": {"content": ""}})
+            piece = (part["delta"].get("content") or "") if chat else part["text"]
+            choice["text"] += piece
+            choice["message"]["content"] += piece
+            if part["logprobs"] is not None:
+                choice["logprobs"] = part["logprobs"]
+    return 200, {"choices": [choices[i] for i in sorted(choices)]}
+
+
+def test_every_common_request_shape_is_answered_or_refused_clearly(server):
+    for chat, shapes in ((True, ANSWERED), (False, COMPLETIONS)):
+        for name, extra in shapes.items():
+            status, answer = ask_shape(server, chat, extra)
+            assert status == 200, (name, answer)
+            check_answer(name, extra, chat, answer)
+    for path, prefix, refused in (
+            ("/v1/chat/completions", '"messages": [{"role": "user", "content": "1+2"}], ', REFUSED),
+            ("/v1/completions", '"prompt": "1+2", ', COMPLETIONS_REFUSED)):
+        for fragment, named in refused.items():
+            text = fragment if fragment.startswith(('"messages"', '"prompt"')) else \
+                prefix + fragment
+            status, answer = raw_post(server, path, '{"model": "dami-pref", ' + text + "}")
+            assert status == 400, (fragment, answer)
+            assert named in answer["error"]["message"] and answer["error"]["type"] == \
+                "invalid_request_error", (fragment, answer)
     status, answer = raw_post(server, "/v1/chat/completions", json.dumps(
         {"messages": [{"role": "user", "content": "1"}], "temperature": True, "top_p": 0,
          "colour": "red"}))
     assert status == 400 and all(f in answer["error"]["message"]
                                  for f in ("temperature", "top_p", "colour"))
+
+
+def test_huge_bodies_and_texts_are_refused_before_tokenizing(server):
+    """A body over --max_body_bytes is a 413 JSON error; a text that cannot fit the context is a
+    400 naming it, found by its length (never tokenized whole)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(server)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+    connection.putrequest("POST", "/v1/completions")  # 18 MB announced, none of it sent
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(18 * 2 ** 20))
+    connection.endheaders()
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    assert response.status == 413 and "--max_body_bytes" in answer["error"]["message"], answer
+    connection.close()
+    long = "1+" * 500_000
+    status, answer = raw_post(server, "/v1/chat/completions", json.dumps(
+        {"messages": [{"role": "system", "content": "Add."}, {"role": "user", "content": long}]}))
+    assert status == 400 and "messages is 1,000,004 characters" in answer["error"]["message"]
+    status, answer = raw_post(server, "/v1/completions", json.dumps(
+        {"model": "dami-pref@0", "prompt": ["3+4", long]}))
+    assert status == 400 and "prompt[1] is 1,000,000 characters" in answer["error"]["message"]
+    assert metric(server, "dami_pref_requests_total") > 0
+
+
+def test_logprobs_and_logit_bias_are_honoured(client):
+    """Greedy: each token is its step's most likely, log-probabilities are ≤ 0 and sorted, the
+    tokens spell the answer; a stream carries the same; a banned first token is never chosen."""
+    ask = dict(model="dami-pref@0", messages=[{"role": "user", "content": "12+7+19"}],
+               logprobs=True, top_logprobs=3)
+    answer = client.chat.completions.create(**ask)
+    entries = answer.choices[0].logprobs.content
+    assert len(entries) == answer.usage.completion_tokens
+    for entry in entries:
+        ranked = [top.logprob for top in entry.top_logprobs]
+        assert entry.top_logprobs[0].token == entry.token and entry.logprob == ranked[0]
+        assert ranked == sorted(ranked, reverse=True) and all(lp <= 0 for lp in ranked)
+        assert bytes(entry.bytes) == entry.token.encode()
+    assert "".join(e.token for e in entries).startswith(answer.choices[0].message.content)
+    streamed = [e for chunk in client.chat.completions.create(**ask, stream=True)
+                for c in chunk.choices if c.logprobs for e in c.logprobs.content]
+    assert [(e.token, e.logprob) for e in streamed] == [(e.token, e.logprob) for e in entries]
+    completion = client.completions.create(model="dami-pref@0", prompt="12+7+19", logprobs=2,
+                                           max_tokens=8)
+    legacy = completion.choices[0].logprobs
+    assert len(legacy.tokens) == len(legacy.token_logprobs) == completion.usage.completion_tokens
+    assert legacy.text_offset == [sum(map(len, legacy.tokens[:i])) for i in range(len(legacy.tokens))]
+    from transformers import AutoTokenizer
+
+    from dami_pref.toy import TOY_INSTRUCT
+
+    [token] = AutoTokenizer.from_pretrained(TOY_INSTRUCT).encode(entries[0].token,
+                                                                 add_special_tokens=False)
+    biased = client.chat.completions.create(**ask, logit_bias={str(token): -100})
+    assert biased.choices[0].logprobs.content[0].token != entries[0].token
 
 
 def test_completions_read_raw_text_and_take_lists_and_echo(client):

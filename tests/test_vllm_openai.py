@@ -39,21 +39,39 @@ def vllm_reference(folder, port: int) -> tuple[subprocess.Popen, str]:
     raise AssertionError("vLLM's server did not start")
 
 
+STRUCTURED = {"response_format json_object": {"response_format": {"type": "json_object"}},
+              "response_format json_schema": {"response_format": {
+                  "type": "json_schema", "json_schema": {"name": "sum", "schema": {
+                      "type": "object", "properties": {"sum": {"type": "integer"}}}}}}}
+
+
 def shape_statuses(base: str, model: str) -> dict[str, int]:
-    from test_serve import ANSWERED, post
+    """Every chat and completions shape of the matrix: its status (answers checked as in the
+    runtime's matrix)."""
+    from test_serve import ANSWERED, COMPLETIONS, ask_shape, check_answer
 
     statuses = {}
-    shapes = {**ANSWERED, "response_format json_object": {"response_format": {
-        "type": "json_object"}}, "response_format json_schema": {"response_format": {
-            "type": "json_schema", "json_schema": {"name": "sum", "schema": {
-                "type": "object", "properties": {"sum": {"type": "integer"}}}}}}}
-    for name, extra in shapes.items():
-        if extra.get("stream"):
-            continue
-        body = {"model": model, "max_tokens": 24,
-                "messages": [{"role": "user", "content": "12+7+19"}], **extra}
-        statuses[name] = post(base + "/v1/chat/completions", body, 300)[0]
+    for chat, shapes in ((True, {**ANSWERED, **STRUCTURED}), (False, COMPLETIONS)):
+        for name, extra in shapes.items():
+            status, answer = ask_shape(base, chat, extra, model)
+            if status == 200:
+                check_answer(name, extra, chat, answer)
+            statuses[("chat " if chat else "completions ") + name] = status
     return statuses
+
+
+def greedy_logprobs(base: str, model: str) -> list[tuple[str, float, list[str]]]:
+    """A raw prompt's greedy tokens, each with its log-probability and the top 3 (completions:
+    no chat template, so both servers read the same ids)."""
+    from test_serve import post
+
+    body = {"model": model, "max_tokens": 40, "logprobs": 3, "prompt": "17+3+12+9",
+            "temperature": 0}  # vLLM's server samples as generation_config.json says
+    status, _, answer = post(base + "/v1/completions", body, 300)
+    assert status == 200, answer
+    legacy = answer["choices"][0]["logprobs"]
+    return [(token, logprob, sorted(top)) for token, logprob, top in
+            zip(legacy["tokens"], legacy["token_logprobs"], legacy["top_logprobs"])]
 
 
 def test_every_shape_vllms_server_answers_is_answered_on_the_vllm_engine(tmp_path):
@@ -68,12 +86,14 @@ def test_every_shape_vllms_server_answers_is_answered_on_the_vllm_engine(tmp_pat
     proc, base = vllm_reference(merged, free_port())
     try:
         reference = shape_statuses(base, str(merged))
+        reference_logprobs = greedy_logprobs(base, str(merged))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
     proc, base = start_server(session_ranker_dir(tmp_path), "--engine", "vllm")
     try:
         ours = shape_statuses(base, "dami-pref@0.5")
+        our_logprobs = greedy_logprobs(base, "dami-pref@0.5")
         client = OpenAI(base_url=base + "/v1", api_key="-", max_retries=0, timeout=300)
         full = client.completions.create(model="dami-pref@1", prompt="17+3+12+9", max_tokens=60)
         text = full.choices[0].text
@@ -93,5 +113,8 @@ def test_every_shape_vllms_server_answers_is_answered_on_the_vllm_engine(tmp_pat
         proc.wait(timeout=120)
     assert all(status == 200 for status in reference.values()), json.dumps(reference)
     assert ours == reference, json.dumps(ours)
+    assert [(t, top) for t, _, top in our_logprobs] == [(t, top) for t, _, top in
+                                                        reference_logprobs]
+    assert max(abs(a[1] - b[1]) for a, b in zip(our_logprobs, reference_logprobs)) < 1e-3
     assert cut.choices[0].text == text[:text.index(stop)] and cut.choices[0].finish_reason == "stop"
     assert len(arrivals) >= 20 and arrivals[0] < 0.4 * arrivals[-1], arrivals[:3] + arrivals[-1:]

@@ -159,7 +159,9 @@ def evaluate(args: EvalArgs) -> dict:
     runtime = args.runtime()
     decoding = args.decoding()
     runtime.check_questions([p.question for p in (*test, *validation)],
-                            decoding.max_new_tokens)  # before any rollout folder exists
+                            decoding.max_new_tokens,  # before any rollout folder exists
+                            labels=[f"{split} problem {p.id!r}" for split, part in
+                                    (("test", test), ("validation", validation)) for p in part])
     pair = pair_identity_of(args, runtime.instruct_path, runtime.thinking_path)
     settings.models = {
         side: describe_model(given, path, pair[side])

@@ -76,7 +76,9 @@ def run(args: RolloutArgs) -> int:
     if args.device in ("auto", None) or state.num_processes > 1:
         args.device = str(state.device)
     runtime = args.runtime()  # a pair that fails to load leaves no folder behind
-    runtime.check_questions([p.question for p in problems], decoding.max_new_tokens)
+    runtime.check_questions([p.question for p in problems], decoding.max_new_tokens,
+                            labels=[f"{args.problems or 'the toy problems'}: problem {p.id!r}"
+                                    for p in problems])
     state.wait_for_everyone()
     counts = drive_rollouts(runtime, problems, plan, decoding, args.seed, store, manifest, resume,
                             rank=state.process_index, world=state.num_processes,

@@ -57,6 +57,11 @@ def run(args: SelectArgs) -> int:
                                           trust_remote_code=args.trust_remote_code)
     follow_ranker(args, ranker)  # the pair, prompt settings and budget its rollouts used
     decoding = args.decoding() if args.generate else None
+    runtime = args.runtime() if args.generate else None
+    if runtime is not None:  # a question too long to answer is refused before any work
+        source = "--question" if args.question else args.input or "standard input"
+        runtime.check_questions([q.question for q in questions], decoding.max_new_tokens,
+                                labels=[f"{source}: question {q.id!r}" for q in questions])
     scores = ranker.score([q.question for q in questions], batch_size=args.batch_size)
     if args.grid:
         scores = restrict_to(ranker, scores, args.grid)
@@ -68,7 +73,6 @@ def run(args: SelectArgs) -> int:
     if args.generate:
         from ..runtime.generation import GenerationRequest
 
-        runtime = args.runtime()
         results = runtime.generate([GenerationRequest(r["question"], r["lambda"]) for r in rows],
                                    decoding, progress=sys.stderr.isatty())
         for row, result in zip(rows, results):

@@ -27,7 +27,10 @@ class ServeArgs(RankerGenerationArgs, EngineArgs, DecodingArgs):
     max_wait_seconds: float = field(default=600.0, metadata={
         "help": "a request that waits longer for the engine is answered 503 (> 0)"})
     drain_seconds: float = field(default=600.0, metadata={
-        "help": "on SIGTERM, how long to finish the requests already accepted (≥ 0)"})
+        "help": "on SIGTERM, how long to finish the requests already accepted; the rest are "
+                "answered 503 (≥ 0)"})
+    max_body_bytes: int = field(default=16 * 2 ** 20, metadata={
+        "help": "a request body larger than this is answered 413 before it is read (≥ 1)"})
 
 
 def check_host(host: str, port: int) -> None:
@@ -53,10 +56,8 @@ def run(args: ServeArgs) -> int:
         raise DamiPrefError(f"dami-pref serve needs fastapi, uvicorn and prometheus-client "
                             f"({missing[0]} is missing): pip install 'dami-pref[serve]' (or "
                             "pip install -e \".[serve]\" in a checkout)")
-    import uvicorn
-
     from ..ranker.inference import LambdaRanker
-    from ..serve.app import ServeSettings, create_app
+    from ..serve.app import ServeSettings, create_app, run_server
 
     if not args.ranker:
         raise DamiPrefError("--ranker is required (a ranker folder or Hub id)")
@@ -65,8 +66,10 @@ def run(args: ServeArgs) -> int:
     check_engine(args.engine)
     if args.engine == "vllm":
         args.vllm_settings()  # its options are checked before the ranker loads
-    if not 1 <= args.port <= 65535 or args.max_queue < 1 or args.max_batch < 1:
-        raise DamiPrefError("--port must be 1-65535, --max_queue and --max_batch ≥ 1")
+    if not 1 <= args.port <= 65535 or args.max_queue < 1 or args.max_batch < 1 or \
+            args.max_body_bytes < 1:
+        raise DamiPrefError("--port must be 1-65535, --max_queue, --max_batch and "
+                            "--max_body_bytes ≥ 1")
     if not args.max_wait_seconds > 0:
         raise DamiPrefError(f"--max_wait_seconds must be > 0, got {args.max_wait_seconds}")
     if not 0 <= args.drain_seconds < float("inf"):  # NaN fails too
@@ -78,10 +81,10 @@ def run(args: ServeArgs) -> int:
     follow_ranker(args, ranker)  # the pair, prompt settings and budget its rollouts used
     settings = ServeSettings(decoding=args.decoding(), max_queue=args.max_queue,
                              max_batch=args.max_batch, max_wait_seconds=args.max_wait_seconds,
-                             drain_seconds=args.drain_seconds)
+                             drain_seconds=args.drain_seconds,
+                             max_body_bytes=args.max_body_bytes)
     app = create_app(args.runtime(serving=True), ranker, settings)
     print(f"dami-pref serve: http://{args.host}:{args.port}/v1 (models: dami-pref, "
           f"dami-pref@λ for λ in {ranker.grid})", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                timeout_graceful_shutdown=int(args.drain_seconds))
+    run_server(app, args.host, args.port, args.drain_seconds)
     return 0

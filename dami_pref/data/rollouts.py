@@ -27,7 +27,8 @@ from ..errors import DamiPrefError
 from ..runtime.checkpoints import checkpoint_fingerprint
 from ..runtime.generation import DecodingOptions, GenerationRequest
 from ..utils.faults import crash_point
-from ..utils.io import atomic_write_json, clear_folder, remove_stale_temporaries, write_parquet
+from ..utils.io import atomic_write_json, clear_folder, is_stale_temporary, \
+    remove_stale_temporaries, write_parquet
 from .grading import grade_result
 from .problems import Problem
 
@@ -141,8 +142,9 @@ class RolloutStore:
     def check_compatible(self, manifest: dict, overwrite: bool) -> bool:
         """True when the folder already holds (part of) this very run; errors on another run."""
         existing = self.read_manifest()
-        if existing is None:
-            if self.folder.exists() and any(self.folder.iterdir()) and not overwrite:
+        if existing is None:  # a run killed at its first write left only its own temporaries
+            if self.folder.exists() and not overwrite and any(
+                    not is_stale_temporary(p) for p in self.folder.iterdir()):
                 raise DamiPrefError(f"{self.folder} is not empty and holds no {MANIFEST}; "
                                     "choose an empty --output or pass --overwrite")
             return False
@@ -162,9 +164,10 @@ class RolloutStore:
         """Main process only: write the manifest and problems table (clearing an old run)."""
         if not resume and self.folder.exists():
             clear_folder(self.folder)
-        self.units_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(self.units_dir)  # a killed run's half-written unit
-        atomic_write_json(self.folder / MANIFEST, manifest)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.folder)  # a killed run's half-written files
+        atomic_write_json(self.folder / MANIFEST, manifest)  # first: the folder is now this run's
+        self.units_dir.mkdir(exist_ok=True)
         table = pa.table({
             "problem_id": [p.id for p in problems], "question": [p.question for p in problems],
             "answer": [p.answer for p in problems],

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from ..utils.prompts import render_prompt, uses_chat_template
+from ..utils.tokens import longest_token_chars
 
 
 class QuestionEncoder:
@@ -30,7 +31,11 @@ class QuestionEncoder:
         return not uses_chat_template(self.tokenizer, self.chat_template)
 
     def texts(self, questions: Sequence[str]) -> list[str]:
-        return [render_prompt(q, self.prompt_template, self.tokenizer, self.chat_template)
+        """The prompts the ranker reads. A question longer than the ranker can read keeps only
+        its end (more characters than ``max_length`` + 1 tokens can hold: the same tokens
+        survive the cut from the left), so a huge question costs no more to tokenize."""
+        keep = (self.max_length + 1) * longest_token_chars(self.tokenizer)
+        return [render_prompt(q[-keep:], self.prompt_template, self.tokenizer, self.chat_template)
                 for q in questions]
 
     def lengths(self, questions: Sequence[str]) -> list[int]:

@@ -33,6 +33,7 @@ class Engine(Protocol):
     structured_output: bool  # honours DecodingOptions.response_format (vLLM)
     tokenizer: object
     switches: int  # λ switches of the weights so far (0 for an engine that mixes)
+    context: int | None  # positions the model reads, prompt and answer together
 
     @property
     def lam(self) -> float: ...
@@ -43,8 +44,8 @@ class Engine(Protocol):
 
     def encode_conversation(self, turns: Sequence[dict]) -> list[int]: ...
 
-    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
-        ...
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int,
+                        labels: Sequence[str] | None = None) -> list[list[int]]: ...
 
     def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
                       max_new_tokens: int) -> list[list[int]]: ...
@@ -78,13 +79,14 @@ class AsyncEngine(Protocol):
     mixes_lambdas: bool
     structured_output: bool
     tokenizer: object
+    context: int | None
 
     def encode_prompts(self, questions: Sequence[str]) -> list[list[int]]: ...
 
     def encode_conversation(self, turns: Sequence[dict]) -> list[int]: ...
 
-    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
-        ...
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int,
+                        labels: Sequence[str] | None = None) -> list[list[int]]: ...
 
     def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
                       max_new_tokens: int) -> list[list[int]]: ...

@@ -19,8 +19,10 @@ from transformers.generation.streamers import BaseStreamer
 from ..errors import DamiPrefError
 from ..utils.answers import final_answer, split_thinking
 from ..utils.grid import check_lambda
-from ..utils.tokens import check_prompts, end_token_ids, left_pad, token_id
+from ..utils.tokens import check_prompts, end_token_ids, left_pad, question_labels, \
+    refuse_overlong, token_id
 from .kv_cache import KVCacheOptions
+from .logprobs import MAX_TOP, LogprobRecorder, TokenLogprob
 
 
 TokenSink = Callable[[list[int]], None]  # called from the engine with a request's new token ids
@@ -49,8 +51,12 @@ class DecodingOptions:
     presence_penalty: float = 0.0  # OpenAI's: subtracted from a generated token's logit
     frequency_penalty: float = 0.0  # OpenAI's: times how often the token was generated
     response_format: str | None = None  # OpenAI's, as JSON text: structured output (vLLM only)
+    logprobs: int | None = None  # each token's log-probability and this many alternatives
+    logit_bias: tuple[tuple[int, float], ...] = ()  # OpenAI's: (token id, added to its logit)
 
     def __post_init__(self) -> None:
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_TOP:
+            raise DamiPrefError(f"logprobs must be in [0, {MAX_TOP}], got {self.logprobs}")
         if not all(isinstance(s, str) and s for s in self.stop):
             raise DamiPrefError(f"stop sequences must be non-empty strings, got {self.stop!r}")
         for name in ("presence_penalty", "frequency_penalty"):
@@ -79,6 +85,7 @@ class GenerationResult:
     think_tokens: int  # tokens of the thinking span, its tags included
     finished: bool  # False when generation hit max_new_tokens
     seconds: float  # this request's share of its batch's wall time
+    logprobs: tuple[TokenLogprob, ...] | None = None  # per token, when DecodingOptions asks
 
 
 class RowSeededSampler(LogitsProcessor):
@@ -125,6 +132,19 @@ class Penalties(LogitsProcessor):
         return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
 
 
+class LogitBias(LogitsProcessor):
+    """OpenAI's ``logit_bias``: a fixed amount added to chosen tokens' logits at every step."""
+
+    def __init__(self, bias: Sequence[tuple[int, float]]) -> None:
+        self.ids = torch.tensor([token for token, _ in bias])
+        self.amounts = torch.tensor([amount for _, amount in bias])
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.clone()
+        scores[:, self.ids.to(scores.device)] += self.amounts.to(scores.device, scores.dtype)
+        return scores
+
+
 class RowStreamer(BaseStreamer):
     """Hands each row's new token to its request's sink as ``generate`` decodes it, until the row
     ends (transformers pads a finished row)."""
@@ -168,6 +188,10 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
                             "engine; use --engine vllm")
     eos = end_token_ids(model, tokenizer)
     open_id, close_id = token_id(tokenizer, "<think>"), token_id(tokenizer, "</think>")
+    context = getattr(model.config, "max_position_embeddings", None)
+    questions = [r.question for r in requests if r.prompt is None]
+    refuse_overlong(question_labels(questions), questions, tokenizer, context,
+                    options.max_new_tokens)  # before tokenizing a huge question whole
     encoded = prompt_ids(runtime, requests)
     check_prompts([r.question for r in requests], encoded, tokenizer,
                   getattr(model.config, "max_position_embeddings", None), options.max_new_tokens)
@@ -178,12 +202,14 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
     for batch in plan_batches(lams, runtime.lam, encoded, options.batch_size,
                               runtime.mixes_lambdas):
         t0 = time.perf_counter()
-        rows = _generate_batch(runtime, [encoded[i] for i in batch], [lams[i] for i in batch],
-                               [requests[i] for i in batch], options)
+        rows, logprobs = _generate_batch(runtime, [encoded[i] for i in batch],
+                                         [lams[i] for i in batch], [requests[i] for i in batch],
+                                         options)
         seconds = (time.perf_counter() - t0) / len(batch)
-        for i, tokens in zip(batch, rows):
+        for row, (i, tokens) in enumerate(zip(batch, rows)):
             results[i] = decode_result(tokenizer, lams[i], tokens, eos, open_id, close_id,
-                                       options.max_new_tokens, seconds, options.stop)
+                                       options.max_new_tokens, seconds, options.stop,
+                                       logprobs[row] if logprobs else None)
             generated_tokens += results[i].n_tokens
         rate = generated_tokens / max(time.perf_counter() - started, 1e-9)
         lam_label = f"{lams[batch[0]]:g}" if len({lams[i] for i in batch}) == 1 else "mixed"
@@ -224,8 +250,11 @@ def plan_batches(lams: Sequence[float], current: float, encoded: Sequence[Sequen
     return batches + [tails[at:at + batch_size] for at in range(0, len(tails), batch_size)]
 
 
+Decoded = tuple[list[list[int]], list[list[TokenLogprob]] | None]  # tokens, log-probabilities
+
+
 def _generate_batch(runtime, prompts: list[list[int]], lams: list[float],
-                    requests: list[GenerationRequest], options: DecodingOptions) -> list[list[int]]:
+                    requests: list[GenerationRequest], options: DecodingOptions) -> Decoded:
     """One static batch: at its λ (switched in place), or mixed around the λ the weights hold."""
     if len(set(lams)) == 1:
         runtime.set_lambda(lams[0])
@@ -235,7 +264,7 @@ def _generate_batch(runtime, prompts: list[list[int]], lams: list[float],
 
 
 def _decode(runtime, prompts: list[list[int]], requests: list[GenerationRequest],
-            options: DecodingOptions) -> list[list[int]]:
+            options: DecodingOptions) -> Decoded:
     tokenizer, model = runtime.tokenizer, runtime.model
     pad = tokenizer.pad_token_id
     input_ids, attention = left_pad(prompts, pad)
@@ -243,7 +272,10 @@ def _decode(runtime, prompts: list[list[int]], requests: list[GenerationRequest]
     kwargs = dict(max_new_tokens=options.max_new_tokens, do_sample=False, pad_token_id=pad,
                   num_beams=1, top_k=None, top_p=None, temperature=None,
                   **options.kv_cache.generate_kwargs())
-    processors = []
+    recorder = None if options.logprobs is None else LogprobRecorder(options.logprobs)
+    processors = [] if recorder is None else [recorder]  # first: it records the model's own logits
+    if options.logit_bias:
+        processors.append(LogitBias(options.logit_bias))
     if options.presence_penalty or options.frequency_penalty:
         processors.append(Penalties(width, options.presence_penalty, options.frequency_penalty))
     if not options.greedy:
@@ -259,7 +291,7 @@ def _decode(runtime, prompts: list[list[int]], requests: list[GenerationRequest]
     with torch.no_grad():
         out = model.generate(input_ids=input_ids.to(runtime.device),
                              attention_mask=attention.to(runtime.device), **kwargs)
-    return out[:, width:].tolist()
+    return out[:, width:].tolist(), recorder.finish(out[:, -1]) if recorder is not None else None
 
 
 def stop_cut(tokenizer, tokens: list[int], text: str,
@@ -282,7 +314,8 @@ def stop_cut(tokenizer, tokens: list[int], text: str,
 
 def decode_result(tokenizer, lam: float, tokens: list[int], eos: set[int], open_id: int | None,
                   close_id: int | None, max_new_tokens: int, seconds: float,
-                  stop: Sequence[str] = ()) -> GenerationResult:
+                  stop: Sequence[str] = (),
+                  logprobs: Sequence[TokenLogprob] | None = None) -> GenerationResult:
     """One request's generated token ids as a result: cut after the first end token (or where a
     stop string ends), decoded, the stop string removed, thinking span and final answer split off
     (the same on every engine)."""
@@ -297,4 +330,5 @@ def decode_result(tokenizer, lam: float, tokens: list[int], eos: set[int], open_
     answer = final_answer(split.answer_text) if split.span_closed and finished else ""
     return GenerationResult(lam=lam, completion=text, answer=answer, n_tokens=len(tokens),
                             think_tokens=_thinking_span_length(tokens, open_id, close_id),
-                            finished=finished, seconds=seconds)
+                            finished=finished, seconds=seconds,
+                            logprobs=None if logprobs is None else tuple(logprobs[:len(tokens)]))

@@ -355,19 +355,29 @@ class InterpolationRuntime:
         """Token ids of a whole conversation through the chat template (a server's request)."""
         return encode_conversation(turns, self.prompt_template, self.tokenizer)
 
-    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int,
+                        labels: Sequence[str] | None = None) -> list[list[int]]:
         """Refuse questions whose prompt and answer cannot fit the model's context (naming the
         first), warn about unreadable ones: before a command writes anything. Returns the
-        prompts' token ids."""
+        prompts' token ids. A text too long for the context is refused before it is tokenized
+        whole (``labels`` name each question in that error)."""
+        from ..utils.tokens import question_labels, refuse_overlong
+
+        refuse_overlong(question_labels(questions, labels), questions, self.tokenizer,
+                        self.context, max_new_tokens)
         return self.check_encoded(questions, self.encode_prompts(questions), max_new_tokens)
+
+    @property
+    def context(self) -> int | None:
+        """Positions the model reads (prompt and answer together)."""
+        return getattr(self.model.config, "max_position_embeddings", None)
 
     def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
                       max_new_tokens: int) -> list[list[int]]:
         """As ``check_questions``, for prompts already tokenized (``labels`` name them)."""
         from ..utils.tokens import check_prompts
 
-        check_prompts(labels, encoded, self.tokenizer,
-                      getattr(self.model.config, "max_position_embeddings", None), max_new_tokens)
+        check_prompts(labels, encoded, self.tokenizer, self.context, max_new_tokens)
         return [list(ids) for ids in encoded]
 
     def generate(self, requests, options=None, progress: bool = False):

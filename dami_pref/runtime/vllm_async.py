@@ -17,10 +17,12 @@ from ..errors import DamiPrefError
 from ..utils.devices import resolve_dtype
 from ..utils.prompts import check_prompt_template, encode_conversation, encode_prompts, \
     render_prompt
-from ..utils.tokens import check_prompts, end_token_ids, token_id
+from ..utils.tokens import check_prompts, end_token_ids, question_labels, refuse_overlong, \
+    token_id
 from .checkpoints import open_pair
 from .generation import DecodingOptions, GenerationResult, TokenSink, decode_result
 from .kv_cache import KVCacheOptions
+from .logprobs import from_vllm
 from .vllm_engine import (_OPEN_ENGINES, VLLMSettings, _reason, engine_kwargs, import_vllm,
                           sampling_params, tokens_prompt, vllm_kv_cache_dtype)
 
@@ -121,15 +123,21 @@ class AsyncVLLMRuntime:
     def render_prompt(self, question: str) -> str:
         return self.host.render_prompt(question)
 
-    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int,
+                        labels: Sequence[str] | None = None) -> list[list[int]]:
+        refuse_overlong(question_labels(questions, labels), questions, self.tokenizer,
+                        self.context, max_new_tokens)
         return self.check_encoded(questions, self.encode_prompts(questions), max_new_tokens)
+
+    @property
+    def context(self) -> int | None:
+        limits = [n for n in (self.host.config.get("max_position_embeddings"),
+                              self.settings.max_model_len) if n]
+        return min(limits) if limits else None
 
     def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
                       max_new_tokens: int) -> list[list[int]]:
-        limits = [n for n in (self.host.config.get("max_position_embeddings"),
-                              self.settings.max_model_len) if n]
-        check_prompts(labels, encoded, self.tokenizer, min(limits) if limits else None,
-                      max_new_tokens)
+        check_prompts(labels, encoded, self.tokenizer, self.context, max_new_tokens)
         return [list(ids) for ids in encoded]
 
     async def generate_one(self, request_id: str, prompt: list[int], seed: int,
@@ -142,14 +150,16 @@ class AsyncVLLMRuntime:
 
         from vllm.sampling_params import RequestOutputKind
 
-        started, tokens = time.perf_counter(), []
+        started, tokens, logprobs = time.perf_counter(), [], []
         kind = RequestOutputKind.FINAL_ONLY if sink is None else RequestOutputKind.DELTA
         params = sampling_params(options, seed, lam, self._eos, mixes=True, output_kind=kind)
         async for output in self.llm.generate(tokens_prompt(prompt, lam, mixes=True), params,
                                               request_id):
             new = list(output.outputs[0].token_ids)
             tokens += new
+            logprobs += from_vllm(new, output.outputs[0].logprobs, options.logprobs or 0) or []
             if sink is not None and new:
                 sink(new)
         return decode_result(self.tokenizer, lam, tokens, self._eos, *self._think,
-                             options.max_new_tokens, time.perf_counter() - started, options.stop)
+                             options.max_new_tokens, time.perf_counter() - started, options.stop,
+                             logprobs if options.logprobs is not None else None)

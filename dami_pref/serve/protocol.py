@@ -64,6 +64,21 @@ class _Request(BaseModel):
     cost_weight: Number | None = None  # β of argmax r − β·ĉ; default: the validation-chosen β
     lambda_: Number | None = Field(default=None, alias="lambda", ge=0, le=1)
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, bias):
+        """Token ids as decimal strings; amounts clamped to [−100, 100] (OpenAI's range), as
+        vLLM's server does."""
+        if bias is None:
+            return None
+        wrong = [key for key in bias if not key.isdecimal()]
+        if wrong:
+            raise ValueError(f"keys must be token ids, got {wrong[:3]}")
+        return {key: min(100.0, max(-100.0, amount)) for key, amount in bias.items()}
+
+    def bias(self) -> tuple[tuple[int, float], ...]:
+        return tuple((int(key), amount) for key, amount in (self.logit_bias or {}).items())
+
     @field_validator("stop")
     @classmethod
     def _stops(cls, stop):
@@ -131,6 +146,10 @@ class ChatCompletionRequest(_Request):
         """The last user message: what the ranker reads (it was trained on single questions)."""
         return [m.text() for m in self.messages if m.role == "user" and m.text()][-1]
 
+    def logprobs_wanted(self) -> int | None:
+        """How many alternatives per token the answer's ``logprobs`` list; None: no logprobs."""
+        return (self.top_logprobs or 0) if self.logprobs else None
+
     def refused(self) -> list[str]:
         problems = []
         if self.tools and self.tool_choice not in (None, "none"):
@@ -157,6 +176,9 @@ class CompletionRequest(_Request):
         for i, text in enumerate(prompts):
             encodable(text, f"prompt[{i}]")
         return prompt
+
+    def logprobs_wanted(self) -> int | None:
+        return self.logprobs
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)

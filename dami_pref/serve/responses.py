@@ -51,12 +51,53 @@ def dami_field(answers: Sequence[Answer]) -> dict:
     return records[0] if len(records) == 1 else {"choices": records}
 
 
-def chat_body(model: str, answers: Sequence[Answer]) -> dict:
+FLOOR = -9999.0  # a log-probability of −inf, as vLLM's server writes it (JSON has no −inf)
+
+
+class TokenText:
+    """Token ids as the text OpenAI's ``logprobs`` name them by (each token decoded alone)."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.known = tokenizer, {}
+
+    def __call__(self, token: int) -> str:
+        if token not in self.known:
+            self.known[token] = self.tokenizer.decode([token])
+        return self.known[token]
+
+
+def chat_logprobs(records, text: TokenText) -> dict | None:
+    """A chat choice's ``logprobs``: every generated token, with its ``top_logprobs``."""
+    if records is None:
+        return None
+
+    def entry(token: int, logprob: float) -> dict:
+        piece = text(token)
+        return {"token": piece, "logprob": max(logprob, FLOOR),
+                "bytes": list(piece.encode("utf-8", errors="replace"))}
+
+    return {"content": [{**entry(r.token, r.logprob),
+                         "top_logprobs": [entry(t, lp) for t, lp in r.top]} for r in records]}
+
+
+def completion_logprobs(records, text: TokenText, offset: int = 0) -> dict | None:
+    """A completion choice's ``logprobs``, in the legacy completions layout."""
+    if records is None:
+        return None
+    tokens = [text(r.token) for r in records]
+    offsets = [offset + sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    return {"tokens": tokens, "token_logprobs": [max(r.logprob, FLOOR) for r in records],
+            "top_logprobs": [{text(t): max(lp, FLOOR) for t, lp in ((r.token, r.logprob), *r.top)}
+                             for r in records],  # the chosen token and the top ones, as OpenAI
+            "text_offset": offsets}
+
+
+def chat_body(model: str, answers: Sequence[Answer], text: TokenText) -> dict:
     choices = []
     for index, answer in enumerate(answers):
         reasoning, content = split(answer.result.completion, answer.opened)
         choices.append({"index": index, "finish_reason": finish_reason(answer.result),
-                        "logprobs": None,
+                        "logprobs": chat_logprobs(answer.result.logprobs, text),
                         "message": {"role": "assistant", "content": content,
                                     "reasoning": reasoning, "reasoning_content": reasoning}})
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
@@ -64,8 +105,10 @@ def chat_body(model: str, answers: Sequence[Answer]) -> dict:
             "usage": usage(answers), "dami_pref": dami_field(answers)}
 
 
-def completion_body(model: str, answers: Sequence[Answer], echoed: Sequence[str]) -> dict:
-    choices = [{"index": index, "text": echo + answer.result.completion, "logprobs": None,
+def completion_body(model: str, answers: Sequence[Answer], echoed: Sequence[str],
+                    text: TokenText) -> dict:
+    choices = [{"index": index, "text": echo + answer.result.completion,
+                "logprobs": completion_logprobs(answer.result.logprobs, text, len(echo)),
                 "finish_reason": finish_reason(answer.result)}
                for index, (answer, echo) in enumerate(zip(answers, echoed))]
     return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
@@ -83,12 +126,12 @@ class Chunks:
                      "created": int(time.time()), "model": model}
 
     def event(self, index: int, delta: dict | None = None, text: str | None = None,
-              finish: str | None = None, **extra) -> str:
+              finish: str | None = None, logprobs: dict | None = None, **extra) -> str:
         if self.chat:
-            choice = {"index": index, "delta": delta or {}, "logprobs": None,
+            choice = {"index": index, "delta": delta or {}, "logprobs": logprobs,
                       "finish_reason": finish}
         else:
-            choice = {"index": index, "text": text or "", "logprobs": None,
+            choice = {"index": index, "text": text or "", "logprobs": logprobs,
                       "finish_reason": finish}
         return sse({**self.base, "choices": [choice], **extra})
 

@@ -40,6 +40,10 @@ class WaitExpired(Exception):
     """A request waited longer than ``max_wait`` seconds for the engine."""
 
 
+class ShuttingDown(Exception):
+    """The server stopped (SIGTERM) and its drain ended before this request's answer."""
+
+
 @dataclass
 class Job:
     question: str
@@ -70,6 +74,7 @@ class LambdaScheduler:
         self.busy = False
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self.unanswered: set[asyncio.Future] = set()  # every accepted request not yet answered
 
     @property
     def depth(self) -> int:
@@ -86,6 +91,8 @@ class LambdaScheduler:
         job = Job(question, lam, decoding, seed, asyncio.get_running_loop().create_future(),
                   prompt=prompt, sink=sink)
         self.groups.setdefault(job.key(self.runtime.mixes_lambdas), deque()).append(job)
+        self.unanswered.add(job.future)
+        job.future.add_done_callback(self.unanswered.discard)
         self.metrics.queue_depth.set(self.depth)
         self._wakeup.set()
         return job.future
@@ -145,10 +152,15 @@ class LambdaScheduler:
         return self.runtime.generate(requests, batch[0].decoding)
 
     async def drain(self, timeout: float = 600.0) -> None:
-        """Wait until nothing waits and nothing runs (for a graceful stop)."""
+        """A graceful stop: wait until every accepted request is answered, for at most
+        ``timeout`` seconds; then answer the rest ``ShuttingDown`` (their clients get a 503
+        with ``Retry-After``, never a dropped connection)."""
         deadline = time.monotonic() + timeout
-        while (self.depth or self.busy) and time.monotonic() < deadline:
+        while (self.depth or self.busy or self.unanswered) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        for future in list(self.unanswered):
+            if not future.done():
+                future.set_exception(ShuttingDown())
 
     async def stop(self) -> None:
         if self._task is not None:

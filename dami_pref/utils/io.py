@@ -250,11 +250,40 @@ def clear_folder(folder: Path) -> None:
         shutil.rmtree(folder)
 
 
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux's ``renameat2`` with ``RENAME_EXCHANGE``), so a reader
+    of either never finds it missing; False where the platform or file system cannot."""
+    import ctypes
+    import errno
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)  # glibc ≥ 2.28
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    at_cwd, rename_exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
 def replace_folder(new: Path, out: Path) -> None:
-    """Swap the finished folder ``new`` in as ``out``: the old ``out`` is renamed aside before
-    ``new`` takes its name, and removed only afterwards."""
+    """Swap the finished folder ``new`` in as ``out``. Where the file system can exchange two
+    names in one step, ``out`` is never missing: it names the old folder, then the new one.
+    Elsewhere the old ``out`` is renamed aside before ``new`` takes its name (a reader in that
+    instant finds ``out`` missing; a kill there is undone by the next run of any command on
+    ``out``), and removed only afterwards."""
     share_weights(new)
-    if out.exists():
+    if out.exists() and not out.is_symlink() and exchange(new, out):
+        crash_point("between-renames")  # ``out`` is the new folder; the old one is aside
+        shutil.rmtree(new, ignore_errors=True)
+    elif out.exists():
         old = temporary_sibling(out, "old")
         shutil.rmtree(old, ignore_errors=True)
         out.rename(old)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
+
 import torch
 
 from ..errors import DamiPrefError
@@ -63,3 +66,57 @@ def check_prompts(questions, encoded: list[list[int]], tokenizer, context: int |
 
 def shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+_LONGEST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+PROBE = 8  # characters per token of the prefix tokenized to prove a text too long
+
+
+def longest_token_chars(tokenizer) -> int:
+    """The most characters of text one token can stand for: its vocabulary entry's length (a
+    byte-level piece spells each byte with one character, a sentencepiece piece each character
+    with one), so a text of ``n`` characters is at least ``n / longest`` tokens."""
+    try:
+        return _LONGEST[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    longest = max((len(piece) for piece in tokenizer.get_vocab()), default=1)
+    try:
+        _LONGEST[tokenizer] = longest
+    except TypeError:  # a tokenizer that cannot be weakly referenced: computed each time
+        pass
+    return longest
+
+
+def refuse_overlong(labels: Sequence[str], texts: Sequence[str], tokenizer, context: int | None,
+                    max_new_tokens: int) -> None:
+    """Refuse, before tokenizing it whole, a text that cannot fit the context with its answer:
+    at once when it has more characters than ``room`` tokens can hold, else when a prefix of
+    ``PROBE`` characters per token of room is already more tokens than the room (so a huge
+    input costs a bounded amount of tokenizing, never memory in proportion to its size)."""
+    if not context:
+        return
+    room = max(context - max_new_tokens, 0)
+    bound = room * longest_token_chars(tokenizer)
+    for label, text in zip(labels, texts):
+        if len(text) > bound:
+            raise DamiPrefError(
+                f"{label} is {len(text):,} characters, more than the {bound:,} that "
+                f"{room:,} prompt tokens can hold (the model's context of {context:,} positions "
+                f"less max_new_tokens {max_new_tokens:,}): shorten it or lower --max_new_tokens")
+        if len(text) > PROBE * room:
+            counted = len(tokenizer(text[:PROBE * room], add_special_tokens=False)["input_ids"])
+            if counted > room + 1:
+                raise DamiPrefError(
+                    f"{label} is more than {room:,} prompt tokens (its first {PROBE * room:,} "
+                    f"characters alone are {counted:,}), more than the model's context of "
+                    f"{context:,} positions less max_new_tokens {max_new_tokens:,} can hold: "
+                    "shorten it or lower --max_new_tokens")
+
+
+def question_labels(questions: Sequence[str], labels: Sequence[str] | None = None) -> list[str]:
+    """What an error calls each question: the caller's labels (a file and row), else its
+    position and its start."""
+    if labels is not None:
+        return list(labels)
+    return [f"question {i + 1} ({shorten(q)!r})" for i, q in enumerate(questions)]
