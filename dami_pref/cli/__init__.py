@@ -64,11 +64,6 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     module_name, class_name, text = COMMANDS[name]
     prog = prog or f"dami-pref {name}"
     argv = list(sys.argv[1:] if argv is None else argv)
-    from .help_cache import answer
-
-    cached = answer(name, argv, prog)  # train's --help without importing TrainingArguments
-    if cached is not None:
-        return cached
     module = importlib.import_module(f".{module_name}", __package__)
     import warnings
 
@@ -76,8 +71,7 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     warnings.filterwarnings("ignore", category=FutureWarning)
     args = None  # known once parsed; a disk error names its output
     try:
-        args = parse_args(getattr(module, class_name), argv, prog=prog, description=text,
-                          command=name)
+        args = parse_args(getattr(module, class_name), argv, prog=prog, description=text)
         quiet_libraries()
         status = int(module.run(args) or 0)
         finish(wait=True)

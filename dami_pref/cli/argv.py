@@ -1,4 +1,4 @@
-"""Command-line tokens made ready for argparse, shared by the parser and the help cache."""
+"""Command-line tokens made ready for argparse."""
 
 from __future__ import annotations
 

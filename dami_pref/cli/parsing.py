@@ -139,7 +139,7 @@ def _one_line_error(message: str):
 
 
 def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = None,
-               description: str | None = None, command: str | None = None):
+               description: str | None = None):
     """Parse ``argv`` (default: sys.argv[1:]) into one dataclass, or a tuple for several."""
     from trl import TrlParser
 
@@ -152,10 +152,6 @@ def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = No
     main_options_first(parser, classes)
     add_output_aliases(parser)
     parser.error = _one_line_error  # argparse would print the whole usage before it
-    if command is not None:
-        from .help_cache import remember
-
-        remember(command, parser)
     if config_path is not None:
         parser.set_defaults_with_config(**load_yaml_config(config_path, classes))
     try:

@@ -1,7 +1,5 @@
 """The rules a ranker training option's value must follow, in a leaf module that imports
-nothing heavy: the configuration classes apply them when they are built, and ``train``'s
-command line applies them before it imports ``TrainingArguments`` (seconds of CPU), so a bad
-value is answered at once.
+nothing heavy: the configuration classes apply them when they are built.
 
 Every rule concerns one option, so a value given on the command line can be judged alone.
 """
