@@ -38,6 +38,21 @@ class ServeSettings:
     max_body_bytes: int = 16 * 2 ** 20
 
 
+class Drain:
+    """SIGTERM: finish what was accepted, for at most ``seconds``, then answer the rest 503.
+    A server awaits it as soon as it stops accepting (its open connections wait on it); the
+    lifespan's end awaits the same drain, which runs once."""
+
+    def __init__(self, scheduler: LambdaScheduler, seconds: float) -> None:
+        self.scheduler, self.seconds = scheduler, seconds
+        self.task: asyncio.Future | None = None
+
+    async def __call__(self) -> None:
+        if self.task is None:
+            self.task = asyncio.ensure_future(self.scheduler.drain(self.seconds))
+        await self.task
+
+
 def scheduler_for(engine) -> type[LambdaScheduler]:
     """The scheduler an engine's capabilities call for (the one place that reads them): vLLM's
     own (AsyncLLM) batching behind admission control, continuous batching step by step, or static
@@ -55,15 +70,7 @@ def create_app(runtime, ranker, settings: ServeSettings | None = None) -> FastAP
     scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
     scorer = BatchedScorer(ranker, scoring)
 
-    drained: list[asyncio.Task] = []
-
-    async def drain() -> None:
-        """SIGTERM: finish what was accepted, for at most ``drain_seconds``, then answer the
-        rest 503. A server calls it as soon as it stops accepting (its open connections wait
-        on it); the lifespan's end waits on the same drain."""
-        if not drained:
-            drained.append(asyncio.ensure_future(scheduler.drain(settings.drain_seconds)))
-        await drained[0]
+    drain = Drain(scheduler, settings.drain_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
