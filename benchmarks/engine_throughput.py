@@ -221,7 +221,7 @@ def prefix_cache_figures(engine, args: EngineArgs) -> dict:
     from vllm.inputs import TokensPrompt
 
     vocab = min(engine.host.model.config.vocab_size, 100)
-    length = min(512, engine._context() or 512) - 16
+    length = min(512, engine.context or 512) - 16
     rng = random.Random(1)
     prompts = [TokensPrompt(prompt_token_ids=[rng.randrange(10, vocab) for _ in range(length)])
                for _ in range(args.long_prompts)]  # no block shared between prompts
