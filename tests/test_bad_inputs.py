@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from dami_pref.cli import main
 from dami_pref.toy import TOY_THINKING
 from dami_pref.utils.io import write_jsonl
+from helpers import killed_runs_temporary
 
 TRAIN = ["--max_steps", "1"]
 
@@ -274,20 +274,6 @@ def test_validation_fraction_zero_writes_an_empty_validation_split(world, tmp_pa
     loaded = datasets.load_from_disk(str(out / "dataset"))
     assert loaded["validation"].num_rows == 0 and loaded["train"].num_rows > 0
     assert json.loads((out / "pairs.json").read_text())["validation_fraction"] == 0
-
-
-def dead_pid() -> int:
-    """The PID of a process that has ended (what a killed run's temporaries carry)."""
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    return int(proc.stdout)
-
-
-def killed_runs_temporary(out: Path, tag: str = "") -> Path:
-    from dami_pref.utils.io import temporary_sibling
-
-    mine = temporary_sibling(out, tag)
-    return mine.with_name(mine.name.replace(str(os.getpid()), str(dead_pid())))
 
 
 def test_a_killed_swap_is_restored_by_the_next_run(tmp_path):

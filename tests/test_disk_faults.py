@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import quick_args, reset_accelerate_state
+from helpers import quick_args, reset_accelerate_state
 from dami_pref.toy import toy_problems_path
 from dami_pref.utils.disk import disk_failure
 from dami_pref.utils.io import is_temporary

@@ -125,7 +125,7 @@ def test_every_python_block_runs(where, needs, code, workspace, tmp_path):
     if needs != "server":
         run_block(code, workspace)
         return
-    from test_serve import start_server
+    from helpers import start_server
 
     proc, base = start_server(workspace / "outputs" / "toy" / "ranker")
     try:

@@ -13,7 +13,7 @@ import copy
 import pytest
 import torch
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 QUESTIONS = ["12+7+19", "3+4", "what is 1+1?"]
 

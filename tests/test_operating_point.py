@@ -55,7 +55,7 @@ def test_other_targets_and_an_unmet_target():
 @pytest.mark.parametrize("objective", ["acc", "pref"])
 def test_training_records_the_operating_point_and_select_uses_it(toy_pairs, session_ranker,
                                                                  tmp_path, objective):
-    from conftest import quick_args, reset_accelerate_state, run_in_process
+    from helpers import quick_args, reset_accelerate_state, run_in_process
 
     from dami_pref import LambdaRanker
     from dami_pref.ranker.training import train

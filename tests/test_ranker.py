@@ -6,7 +6,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import quick_args, reset_accelerate_state
+from helpers import quick_args, reset_accelerate_state, run_on_free_port
 from dami_pref.errors import DamiPrefError
 from dami_pref.ranker.losses import correctness_bce, pairwise_bce, pred_mse, route_bce
 from dami_pref.ranker.training import train
@@ -198,7 +197,7 @@ def test_resume_skips_an_interrupted_save_and_takes_the_newest_complete(toy_pair
     broken = out.with_name("stopped-checkpoints") / "checkpoint-8"
     (broken / "trainer_state.json").unlink()
     (broken / "optimizer.pt").write_bytes(b"")
-    from test_bad_inputs import killed_runs_temporary
+    from helpers import killed_runs_temporary
 
     staging = killed_runs_temporary(broken.with_name("checkpoint-9"))  # a save killed mid-way
     (staging / "checkpoint-9").mkdir(parents=True)
@@ -238,21 +237,18 @@ def test_baseline_objectives_train(toy_pairs, tmp_path, objective):
 
 
 # -- processes --------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(config: str, processes: int, pairs: Path, out: Path, *extra: str):
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(ROOT / "configs" / "accelerate" / config), "--num_processes", str(processes),
-           "--main_process_port", str(free_port()), PREF, "--pairs", str(pairs), "--output_dir",
-           str(out), "--max_steps", "6", "--eval_steps", "3", "--learning_rate", "5e-3",
-           "--max_length", "64", "--disable_tqdm", "true", "--report_to", "none",
-           "--logging_steps", "1", *extra]
+    def cmd(port: int) -> list[str]:
+        return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                str(ROOT / "configs" / "accelerate" / config), "--num_processes", str(processes),
+                "--main_process_port", str(port), PREF, "--pairs", str(pairs), "--output_dir",
+                str(out), "--max_steps", "6", "--eval_steps", "3", "--learning_rate", "5e-3",
+                "--max_length", "64", "--disable_tqdm", "true", "--report_to", "none",
+                "--logging_steps", "1", *extra]
+
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    proc = run_on_free_port(lambda port: subprocess.run(cmd(port), capture_output=True,
+                                                        text=True, timeout=900, env=env))
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc, json.loads((out / "dami_pref.json").read_text())["training"]
 
@@ -449,13 +445,17 @@ def test_deepspeed_resume_loads_weights_only(toy_pairs, tmp_path):
 def test_deepspeed_json_under_torchrun(toy_pairs, tmp_path, config, processes):
     """``--deepspeed ds.json``, TRL's other way to ask for DeepSpeed, under torchrun on CPU."""
     out = tmp_path / "dj"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-           "--master_port", str(free_port()), PREF, "--pairs", str(toy_pairs), "--output_dir",
-           str(out), "--max_steps", "4", "--eval_steps", "2", "--max_length", "64",
-           "--disable_tqdm", "true", "--report_to", "none", "--per_device_train_batch_size", "8",
-           "--deepspeed", str(ROOT / "configs" / "deepspeed" / config)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    def cmd(port: int) -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                str(processes), "--master_port", str(port), PREF, "--pairs", str(toy_pairs),
+                "--output_dir", str(out), "--max_steps", "4", "--eval_steps", "2",
+                "--max_length", "64", "--disable_tqdm", "true", "--report_to", "none",
+                "--per_device_train_batch_size", "8",
+                "--deepspeed", str(ROOT / "configs" / "deepspeed" / config)]
+
+    proc = run_on_free_port(lambda port: subprocess.run(
+        cmd(port), capture_output=True, text=True, timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}))
     assert proc.returncode == 0, proc.stderr[-4000:]
     training = json.loads((out / "dami_pref.json").read_text())["training"]
     assert training["distributed_type"] == "DEEPSPEED" and training["processes"] == processes

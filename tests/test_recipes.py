@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -18,16 +17,11 @@ import pytest
 import yaml
 
 from dami_pref.toy import TOY_BASE, TOY_INSTRUCT, TOY_THINKING, toy_problems_path
+from helpers import run_on_free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_qwen3_4b_recipe_runs_on_the_toy_pair(tmp_path):
@@ -38,7 +32,6 @@ def test_qwen3_4b_recipe_runs_on_the_toy_pair(tmp_path):
     pair = f"--instruct {TOY_INSTRUCT} --thinking {TOY_THINKING} --dtype float32 --device cpu " \
            "--prompt_template {question} --engine runtime"
     env = {**os.environ, "OUT": str(tmp_path / "out"), "EVAL_SETS": "gsm8k",
-           "ACCELERATE_ARGS": f"--cpu --num_processes 1 --main_process_port {free_port()}",
            "ROLLOUT_ARGS": f"{pair} --problems {toy_problems_path('train')} --preset default "
                            "--limit 24 --samples 2 --max_new_tokens 80 --batch_size 48 "
                            "--shard_size 12",
@@ -52,8 +45,10 @@ def test_qwen3_4b_recipe_runs_on_the_toy_pair(tmp_path):
                         "--preset default --limit 12 --validation_limit 12 --live_limit 4 "
                         "--max_new_tokens 80 --batch_size 48 --conf_think_skip <think></think> "
                         "--no-progress"}
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "run_qwen3_4b.sh")], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=900)
+    proc = run_on_free_port(lambda port: subprocess.run(  # the script resumes where it stopped
+        ["bash", str(ROOT / "scripts" / "run_qwen3_4b.sh")], cwd=ROOT, capture_output=True,
+        text=True, timeout=900, env={**env, "ACCELERATE_ARGS":
+                                     f"--cpu --num_processes 1 --main_process_port {port}"}))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     out = tmp_path / "out"
     manifest = json.loads((out / "rollouts_gsm8k" / "manifest.json").read_text())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dami_pref.utils.io import is_temporary, write_jsonl
+from helpers import run_on_free_port
 from dami_pref.toy import toy_problems_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def rollout(out: Path, *extra: str, check: bool = True) -> subprocess.CompletedP
 
 def run_here(capsys, command: str, *argv: str) -> tuple[int, str, str]:
     """A command run in this process (no interpreter start): status, stdout, stderr."""
-    from conftest import run_in_process
+    from helpers import run_in_process
 
     proc = run_in_process(command, *argv)
     return proc.returncode, proc.stdout, proc.stderr
@@ -111,19 +111,19 @@ def test_a_rollout_killed_at_its_first_writes_resumes(tmp_path, reference, write
     assert comparable(out) == comparable(reference)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def launch_two(*args: str) -> subprocess.CompletedProcess:
+    """``accelerate launch`` with two CPU processes on a free rendezvous port."""
+    return run_on_free_port(lambda port: subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+         str(ROOT / "configs" / "accelerate" / "cpu.yaml"), "--num_processes", "2",
+         "--main_process_port", str(port), *args],
+        capture_output=True, text=True, timeout=600, env=env()))
 
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path, reference):
     out = tmp_path / "two"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(ROOT / "configs" / "accelerate" / "cpu.yaml"), "--num_processes", "2",
-           "--main_process_port", str(free_port()), ROLLOUT, "--output", str(out), *SMALL]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env())
+    proc = launch_two(ROLLOUT, "--output", str(out), *SMALL)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(process 2/2)" not in proc.stdout  # only the main process reports
     assert comparable(out) == comparable(reference)
@@ -268,10 +268,6 @@ def test_sampled_rollouts_do_not_depend_on_batches_or_processes(tmp_path):
     assert any(len(c) > 1 for c in completions.values())  # it really sampled
     rollout(tmp_path / "small_batches", *sampled, "--batch_size", "3")
     assert comparable(tmp_path / "small_batches") == rows
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(ROOT / "configs" / "accelerate" / "cpu.yaml"), "--num_processes", "2",
-           "--main_process_port", str(free_port()), ROLLOUT, "--output", str(tmp_path / "two"),
-           *SMALL, *sampled]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env())
+    proc = launch_two(ROLLOUT, "--output", str(tmp_path / "two"), *SMALL, *sampled)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert comparable(tmp_path / "two") == rows

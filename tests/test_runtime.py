@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import load_safetensors_dir, make_pair
+from helpers import load_safetensors_dir, make_pair
 from dami_pref.errors import DamiPrefError, PairMismatchError
 from dami_pref.runtime import InterpolationRuntime
 from dami_pref.utils.grid import LambdaError

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_in_process
+from helpers import run_in_process
 from dami_pref.cli import main
 from dami_pref.errors import DamiPrefError
 from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
@@ -111,7 +111,7 @@ def test_select_file_in_order_and_generate_matches_runtime(ranker_dir, ranker, t
 def test_select_generates_as_the_rankers_rollouts_did(ranker_dir, ranker):
     """The ranker records its pair and how the rollouts generated; ``select --generate``
     without --max_new_tokens or --prompt_template uses them."""
-    from conftest import ROLLOUT_BUDGET
+    from helpers import ROLLOUT_BUDGET
 
     from dami_pref.runtime import InterpolationRuntime
     from dami_pref.runtime.generation import DecodingOptions, GenerationRequest

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,37 +14,9 @@ from pathlib import Path
 
 import pytest
 
-
-QUESTIONS = ["3+4", "12+7+19", "5+18+2+11+9", "17+3+12+9"]
-MAX_TOKENS = 80
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(ranker: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "dami_pref.cli", "serve", "--ranker",
-                             str(ranker), "--port", str(port), "--device", "cpu",
-                             "--max_new_tokens", str(MAX_TOKENS), *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode()[-3000:])
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=1) as response:
-                if response.status == 200:
-                    return proc, base
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("the server did not start")
+from helpers import (ANSWERED, COMPLETIONS, COMPLETIONS_REFUSED, MAX_TOKENS, QUESTIONS, REFUSED,
+                     ask_shape, check_answer, metric, post, raw_post, start_server,
+                     stream_events, wait_for_queue)
 
 
 @pytest.fixture(scope="module")
@@ -226,12 +197,7 @@ def test_sigterm_drains_the_requests_in_flight(ranker_dir):
 
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(ask, p) for p in prompts]
-        deadline = time.time() + 120
-        while time.time() < deadline:  # accepted: one in the engine, several waiting
-            with urllib.request.urlopen(base + "/health") as response:
-                if json.loads(response.read())["queue_depth"] >= 4:
-                    break
-            time.sleep(0.05)
+        wait_for_queue(base, 4)  # accepted: one in the engine, several waiting
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         responses = [f.result(timeout=300) for f in futures]
@@ -274,17 +240,6 @@ def test_a_drain_that_ends_answers_503_json_never_500(ranker_dir):
         events[-1]["choices"][0]["finish_reason"], events[-1]
 
 
-def wait_for_queue(base: str, depth: int, timeout: float = 120) -> None:
-    """Until at least ``depth`` requests wait in the server's queue."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with urllib.request.urlopen(base + "/health") as response:
-            if json.loads(response.read())["queue_depth"] >= depth:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"the queue never held {depth} requests")
-
-
 @pytest.mark.slow
 def test_a_full_queue_is_429_with_retry_after(ranker_dir):
     import openai
@@ -313,28 +268,6 @@ def test_a_full_queue_is_429_with_retry_after(ranker_dir):
                and e.body["type"] == "rate_limit_exceeded" for e in refused)
 
 
-def metric(base: str, name: str) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == name)
-
-
-def post(url: str, body: dict, timeout: float) -> tuple[int, dict, dict]:
-    """Status, headers and JSON body of a POST (urllib: an error status is an answer too)."""
-    import urllib.error
-
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), json.loads(err.read())
-
-
 @pytest.mark.slow
 def test_a_client_that_leaves_never_reaches_the_engine(ranker_dir):
     """The disconnect is an event: a client that gives up while queued behind three one-request
@@ -347,7 +280,7 @@ def test_a_client_that_leaves_never_reaches_the_engine(ranker_dir):
         long = dict(model="dami-pref@1", max_tokens=MAX_TOKENS, prompt="5+18+2+11+9+17+3")
         with ThreadPoolExecutor(3) as pool:
             busy = [pool.submit(client.completions.create, **long) for _ in range(3)]
-            time.sleep(0.1)  # the three are queued first, so the fourth waits behind them
+            wait_for_queue(base, 2)  # one in the engine, two waiting: the fourth waits too
             with pytest.raises(TimeoutError):  # the client gives up and closes the connection
                 post(base + "/v1/completions", long, timeout=0.05)
             assert all(f.result().choices[0].text is not None for f in busy)
@@ -380,19 +313,6 @@ def test_a_request_that_waits_too_long_is_503_with_retry_after(ranker_dir):
 
 # -- a drop-in OpenAI endpoint: the conversation, every field clients send, streaming ----------
 
-def raw_post(base: str, path: str, text: str) -> tuple[int, dict]:
-    """POST a body as raw text (NaN, 1e999 and lone surrogates are not JSON the openai client
-    writes)."""
-    import urllib.error
-
-    request = urllib.request.Request(base + path, data=text.encode("utf-8", "surrogatepass"),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
 
 def test_the_whole_conversation_reaches_the_model(client, ranker_dir):
     from transformers import AutoTokenizer
@@ -419,126 +339,6 @@ def test_the_whole_conversation_reaches_the_model(client, ranker_dir):
     alone = client.chat.completions.create(model="dami-pref",
                                            messages=[{"role": "user", "content": "12+7+19"}])
     assert ranker.model_extra["dami_pref"]["lambda"] == alone.model_extra["dami_pref"]["lambda"]
-
-
-ANSWERED = {  # chat shapes common clients send, each answered 200
-    "content parts": {"messages": [{"role": "user", "content": [{"type": "text",
-                                                                 "text": "3+4"}]}]},
-    "content parts, several": {"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "3+4"}, {"type": "text", "text": "+5"}]}]},
-    "system and history": {"messages": [
-        {"role": "system", "content": "Add the numbers."}, {"role": "user", "content": "3+4"},
-        {"role": "assistant", "content": "7", "reasoning_content": "3+4=7"},
-        {"role": "user", "content": "12+7+19"}]},
-    "developer message": {"messages": [{"role": "developer", "content": "Add."},
-                                       {"role": "user", "content": "3+4"}]},
-    "named user": {"messages": [{"role": "user", "name": "ann", "content": "3+4"}]},
-    "stop string": {"stop": "="}, "stop list": {"stop": ["=", "\n\n"]}, "stop null": {"stop": None},
-    "n=2 sampled": {"n": 2, "temperature": 1.0},
-    "seeded sampling": {"temperature": 0.8, "seed": -7},
-    "top_p": {"temperature": 0.7, "top_p": 0.9}, "greedy": {"temperature": 0},
-    "penalties": {"presence_penalty": 0.5, "frequency_penalty": 0.5},
-    "logprobs": {"logprobs": True}, "top_logprobs": {"logprobs": True, "top_logprobs": 3},
-    "logit_bias": {"logit_bias": {"12": -100, "13": 5}},
-    "ignored fields": {"metadata": {"k": "v"}, "store": False, "user": "u",
-                       "service_tier": "auto", "parallel_tool_calls": False},
-    "tools, tool_choice none": {"tools": [{"type": "function", "function": {
-        "name": "f", "parameters": {"type": "object", "properties": {}}}}],
-        "tool_choice": "none"},
-    "response_format text": {"response_format": {"type": "text"}},
-    "max_completion_tokens": {"max_completion_tokens": 8}, "max_tokens null": {"max_tokens": None},
-    "stream": {"stream": True},
-    "stream_options": {"stream": True, "stream_options": {"include_usage": True}},
-    "stream n=2": {"stream": True, "n": 2, "temperature": 1.0},
-    "stream stop": {"stream": True, "stop": "="},
-    "stream logprobs": {"stream": True, "logprobs": True, "top_logprobs": 1},
-}
-
-COMPLETIONS = {  # completions shapes, each answered 200
-    "prompt": {}, "prompt list": {"prompt": ["3+4", "12+7+19"]}, "echo": {"echo": True},
-    "logprobs": {"logprobs": 2}, "stop": {"stop": ["="]}, "n=2 sampled": {"n": 2, "temperature": 1},
-    "best_of = n": {"best_of": 1}, "seeded sampling": {"temperature": 0.9, "seed": 3},
-    "penalties": {"presence_penalty": 1.0}, "user": {"user": "u"},
-    "logit_bias": {"logit_bias": {"12": -100}}, "stream": {"stream": True},
-}
-
-REFUSED = {  # shapes refused with a 400 naming the field (raw JSON text after the messages)
-    '"messages": [{"role": "robot", "content": "1+2"}]': "role",
-    '"messages": [{"role": "user"}]': "no user message",
-    '"messages": [{"role": "system", "content": "hi"}]': "no user message",
-    '"messages": [{"role": "user", "content": ""}]': "no user message",
-    '"messages": [{"role": "user", "content": "1+2 \\ud800"}]': "messages[0].content",
-    '"cost_weight": NaN': "cost_weight", '"cost_weight": 1e999': "cost_weight",
-    '"cost_weight": -1e999': "cost_weight", '"temperature": 1e999': "temperature",
-    '"temperature": 5': "temperature", '"max_tokens": true': "max_tokens",
-    '"seed": 1180591620717411303424': "seed", '"temperatur": 0.5': "temperatur",
-    '"response_format": {"type": "json_object"}': "response_format",
-    '"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto"': "tools",
-    '"top_logprobs": 3': "top_logprobs", '"logprobs": true, "top_logprobs": 21': "top_logprobs",
-    '"logit_bias": {"abc": 1}': "logit_bias", '"logit_bias": {"99999999": 1}': "logit_bias",
-    '"top_p": 0': "top_p", '"n": 0': "n", '"stop": [""]': "stop",
-}
-
-COMPLETIONS_REFUSED = {  # raw JSON text after the prompt
-    '"suffix": "x"': "suffix", '"echo": true, "logprobs": 1': "logprobs",
-    '"best_of": 2': "best_of", '"logprobs": 6': "logprobs", '"prompt": ""': "prompt",
-}
-
-
-def stream_events(url: str, body: dict) -> list[dict]:
-    """The data events of a streamed answer, [DONE] excluded."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        lines = response.read().decode().splitlines()
-    assert lines[-2:] == ["data: [DONE]", ""] or lines[-1] == "data: [DONE]", lines[-3:]
-    return [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
-
-
-def check_answer(name: str, extra: dict, chat: bool, answer: dict) -> None:
-    """One 200 answer is right for its shape: choices, stop strings, log-probabilities."""
-    prompts = extra.get("prompt") if isinstance(extra.get("prompt"), list) else [0]
-    assert len(answer["choices"]) == extra.get("n", 1) * len(prompts), name
-    for choice in answer["choices"]:
-        text = choice["message"]["content"] if chat else choice["text"]
-        for stop in ([extra["stop"]] if isinstance(extra.get("stop"), str)
-                     else extra.get("stop") or []):
-            assert stop not in text, name
-        wanted = extra.get("logprobs")
-        if not wanted:
-            assert choice["logprobs"] is None, name
-            continue
-        entries = choice["logprobs"]["content"] if chat else \
-            list(zip(choice["logprobs"]["tokens"], choice["logprobs"]["top_logprobs"]))
-        assert entries, name
-        tops = [e["top_logprobs"] for e in entries] if chat else [e[1] for e in entries]
-        if chat:
-            assert all(len(top) == (extra.get("top_logprobs") or 0) for top in tops), name
-        else:  # the legacy layout: the chosen token and the `logprobs` most likely ones
-            assert all(token in top and len(top) in (wanted, wanted + 1)
-                       for token, top in entries), name
-
-
-def ask_shape(base: str, chat: bool, extra: dict, model: str = "dami-pref") -> tuple[int, dict]:
-    """A shape's status and answer; a stream's events put together as one answer."""
-    path = "/v1/chat/completions" if chat else "/v1/completions"
-    body = {"model": model, "max_tokens": 24, **(
-        {"messages": [{"role": "user", "content": "12+7+19"}]} if chat else
-        {"prompt": "12+7+19"}), **extra}
-    if not extra.get("stream"):
-        status, _, answer = post(base + path, body, 120)
-        return status, answer
-    choices: dict[int, dict] = {}
-    for event in stream_events(base + path, body):
-        for part in event["choices"]:
-            choice = choices.setdefault(part["index"], {"text": "", "logprobs": None,
-                                                        "message": {"content": ""}})
-            piece = (part["delta"].get("content") or "") if chat else part["text"]
-            choice["text"] += piece
-            choice["message"]["content"] += piece
-            if part["logprobs"] is not None:
-                choice["logprobs"] = part["logprobs"]
-    return 200, {"choices": [choices[i] for i in sorted(choices)]}
 
 
 def test_every_common_request_shape_is_answered_or_refused_clearly(server):

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -210,18 +209,11 @@ def test_killed_rollout_resumes_to_the_uninterrupted_table(engine, tmp_path):
             "--shard_size", "10", "--max_new_tokens", "160", "--device", "cpu",
             "--progress", "false", "--output", str(tmp_path / "killed")]
     units = tmp_path / "killed" / "units"
-    proc = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=env())
-    deadline = time.time() + 300
-    while proc.poll() is None and time.time() < deadline:
-        if units.is_dir() and len(list(units.rglob("*.parquet"))) >= 2:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    killed = subprocess.run(cli(*args), capture_output=True, timeout=600,  # at its 3rd unit
+                            env={**env(), "DAMI_PREF_CRASH_AT": "unit-written:3"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     done = len(list(units.rglob("*.parquet")))
-    assert 2 <= done < 12
+    assert done == 3
     resumed = subprocess.run(cli(*args), capture_output=True, text=True, env=env(), timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"skipped {done} finished unit(s)" in resumed.stdout
@@ -244,7 +236,7 @@ def test_killed_rollout_resumes_to_the_uninterrupted_table(engine, tmp_path):
 
 @pytest.fixture(scope="module")
 def ranker_dir(tmp_path_factory) -> Path:
-    from conftest import build_toy_pairs, quick_args, reset_accelerate_state
+    from helpers import build_toy_pairs, quick_args, reset_accelerate_state
     from dami_pref.ranker.training import train
 
     root = tmp_path_factory.mktemp("vllm_ranker")
@@ -291,7 +283,7 @@ def test_serve_on_vllm_answers_as_the_runtime_does(ranker_dir):
     from concurrent.futures import ThreadPoolExecutor
 
     from openai import OpenAI
-    from test_serve import MAX_TOKENS, QUESTIONS, metric, post, start_server
+    from helpers import MAX_TOKENS, QUESTIONS, metric, post, start_server
 
     from dami_pref.data.problems import load_problems
     from dami_pref.toy import toy_problems_path

@@ -222,12 +222,12 @@ def test_serve_on_vllm_mixes_every_lambda_in_the_engine_process(tmp_path, questi
     from concurrent.futures import ThreadPoolExecutor
 
     from openai import OpenAI
-    from test_serve import metric, start_server
+    from helpers import metric, start_server, train_ranker_here
 
     from dami_pref.runtime import InterpolationRuntime
     from dami_pref.runtime.generation import DecodingOptions, GenerationRequest
 
-    ranker = session_ranker_dir(tmp_path)
+    ranker = train_ranker_here(tmp_path)
     proc, base = start_server(ranker, "--engine", "vllm")
     asked = [(q, LAMS[i % len(LAMS)]) for i, q in enumerate(questions[:32])]
     try:
@@ -249,13 +249,3 @@ def test_serve_on_vllm_mixes_every_lambda_in_the_engine_process(tmp_path, questi
     assert proc.returncode in (0, -signal.SIGTERM)
 
 
-def session_ranker_dir(tmp_path):
-    from conftest import build_toy_pairs, quick_args, reset_accelerate_state
-
-    from dami_pref.ranker.training import train
-
-    pairs = build_toy_pairs(tmp_path / "pairs")
-    reset_accelerate_state()
-    train(*quick_args(pairs, tmp_path / "ranker", objective="acc", max_steps=4, eval_steps=100))
-    reset_accelerate_state()
-    return tmp_path / "ranker"

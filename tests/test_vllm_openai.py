@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -19,20 +20,37 @@ from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 
-def vllm_reference(folder, port: int) -> tuple[subprocess.Popen, str]:
-    """vLLM's own OpenAI server over a merged folder, as a user would start it."""
+def vllm_reference(folder, log: Path) -> tuple[subprocess.Popen, str]:
+    """vLLM's own OpenAI server over a merged folder, as a user would start it, on a free port
+    (another one if that port was taken before the server bound it)."""
+    from helpers import PORT_ATTEMPTS, free_port
+
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-                             "--model", str(folder), "--dtype", "float32", "--port", str(port),
-                             "--max-num-seqs", "8", "--disable-log-stats"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    base = f"http://127.0.0.1:{port}"
+    for _ in range(PORT_ATTEMPTS):
+        port = free_port()
+        with open(log, "w") as sink:  # a file, not a pipe: vLLM logs more than a pipe holds
+            proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+                                     "--model", str(folder), "--dtype", "float32", "--port",
+                                     str(port), "--max-num-seqs", "8", "--disable-log-stats"],
+                                    stdout=subprocess.DEVNULL, stderr=sink, env=env)
+        base = f"http://127.0.0.1:{port}"
+        if started(proc, base, log):
+            return proc, base
+    raise AssertionError("no free port for vLLM's server")
+
+
+def started(proc: subprocess.Popen, base: str, log: Path) -> bool:
+    from helpers import PORT_TAKEN
+
     deadline = time.time() + 600
     while time.time() < deadline:
-        assert proc.poll() is None, "vLLM's server exited"
+        if proc.poll() is not None:
+            if PORT_TAKEN in log.read_text().lower():
+                return False
+            raise AssertionError(f"vLLM's server exited: {log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(base + "/health", timeout=1):
-                return proc, base
+                return True
         except OSError:
             time.sleep(1)
     proc.kill()
@@ -48,7 +66,7 @@ STRUCTURED = {"response_format json_object": {"response_format": {"type": "json_
 def shape_statuses(base: str, model: str) -> dict[str, int]:
     """Every chat and completions shape of the matrix: its status (answers checked as in the
     runtime's matrix)."""
-    from test_serve import ANSWERED, COMPLETIONS, ask_shape, check_answer
+    from helpers import ANSWERED, COMPLETIONS, ask_shape, check_answer
 
     statuses = {}
     for chat, shapes in ((True, {**ANSWERED, **STRUCTURED}), (False, COMPLETIONS)):
@@ -63,7 +81,7 @@ def shape_statuses(base: str, model: str) -> dict[str, int]:
 def greedy_logprobs(base: str, model: str) -> list[tuple[str, float, list[str]]]:
     """A raw prompt's greedy tokens, each with its log-probability and the top 3 (completions:
     no chat template, so both servers read the same ids)."""
-    from test_serve import post
+    from helpers import post
 
     body = {"model": model, "max_tokens": 40, "logprobs": 3, "prompt": "17+3+12+9",
             "temperature": 0}  # vLLM's server samples as generation_config.json says
@@ -76,21 +94,20 @@ def greedy_logprobs(base: str, model: str) -> list[tuple[str, float, list[str]]]
 
 def test_every_shape_vllms_server_answers_is_answered_on_the_vllm_engine(tmp_path):
     from openai import OpenAI
-    from test_serve import free_port, start_server
-    from test_vllm_mixed import session_ranker_dir
+    from helpers import start_server, train_ranker_here
 
     merged = tmp_path / "merge"
     subprocess.run([sys.executable, "-m", "dami_pref.cli", "merge", "--instruct", TOY_INSTRUCT,
                     "--thinking", TOY_THINKING, "--lambda", "0.5", "--output", str(merged)],
                    check=True, capture_output=True)
-    proc, base = vllm_reference(merged, free_port())
+    proc, base = vllm_reference(merged, tmp_path / "vllm.log")
     try:
         reference = shape_statuses(base, str(merged))
         reference_logprobs = greedy_logprobs(base, str(merged))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
-    proc, base = start_server(session_ranker_dir(tmp_path), "--engine", "vllm")
+    proc, base = start_server(train_ranker_here(tmp_path), "--engine", "vllm")
     try:
         ours = shape_statuses(base, "dami-pref@0.5")
         our_logprobs = greedy_logprobs(base, "dami-pref@0.5")
