@@ -202,7 +202,7 @@ def merged_folder(args: LoadArgs, root: Path) -> Path:
     pair = [x for name in ("instruct", "thinking") if getattr(args, name)
             for x in (f"--{name}", getattr(args, name))]
     subprocess.run([sys.executable, "-m", "dami_pref.cli", "merge", "--lambda", str(lam),
-                    "--out", str(folder), *pair], check=True, stdout=subprocess.DEVNULL)
+                    "--output", str(folder), *pair], check=True, stdout=subprocess.DEVNULL)
     return folder
 
 

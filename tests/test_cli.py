@@ -70,7 +70,7 @@ def test_merge_bf16_matches_runtime_and_endpoints_exact(tmp_path, tiny_pair_bf16
 
     from dami_pref.runtime.merge import merge_pair
     from dami_pref.runtime import InterpolationRuntime
-    from conftest import load_safetensors_dir
+    from helpers import load_safetensors_dir
 
     instruct, thinking = tiny_pair_bf16
     runtime = InterpolationRuntime(instruct, thinking, device="cpu")
@@ -91,7 +91,7 @@ def test_merge_dtype_option_is_recorded(tmp_path, tiny_pair):
     out = merge_pair(0.5, tmp_path / "m", *tiny_pair, dtype="bfloat16")
     config = json.loads((out / "config.json").read_text())
     assert config["dtype"] == "bfloat16"
-    from conftest import load_safetensors_dir
+    from helpers import load_safetensors_dir
 
     assert all(t.dtype == torch.bfloat16 for t in load_safetensors_dir(out).values())
 
@@ -172,7 +172,7 @@ def test_sweep_in_delta_memory_mode(tmp_path):
 
 
 def test_mismatched_pair_is_a_clear_error_on_the_command_line(tmp_path, capsys):
-    from conftest import make_pair
+    from helpers import make_pair
 
     instruct, thinking = make_pair(tmp_path, thinking_overrides={"intermediate_size": 48})
     out = tmp_path / "out"
@@ -234,16 +234,13 @@ def command_parser(command: str):
     """The parser a command builds, with the toolkit's formatter and ordering."""
     import importlib
 
-    from trl import TrlParser
-
     from dami_pref.cli import COMMANDS
-    from dami_pref.cli.parsing import HelpFormatter, main_options_first
+    from dami_pref.cli.parsing import build_parser
 
     module_name, class_name, _ = COMMANDS[command]
     classes = getattr(importlib.import_module(f"dami_pref.cli.{module_name}"), class_name)
-    classes = classes if isinstance(classes, tuple) else (classes,)
-    parser = TrlParser(classes, prog=f"dami-pref {command}", formatter_class=HelpFormatter)
-    main_options_first(parser, classes)
+    parser, _ = build_parser(classes if isinstance(classes, tuple) else (classes,),
+                             prog=f"dami-pref {command}")
     return parser
 
 
@@ -289,4 +286,6 @@ def test_output_flags_are_spelled_alike_in_every_command(tmp_path):
     assert config.output_dir == str(tmp_path / "r") and config.overwrite_output_dir
     args = parse_args(rollout.RolloutArgs, ["--output_dir", "x", "--overwrite_output_dir"])
     assert args.output == "x" and args.overwrite
-    assert parse_args(MergeArgs, ["--lambda", "0.5", "--output", "m"]).out == "m"
+    assert parse_args(MergeArgs, ["--lambda", "0.5", "--output", "m"]).output == "m"
+    assert parse_args(MergeArgs, ["--lambda", "0.5", "--out", "m"]).output == "m"
+    assert parse_args(MergeArgs, ["--lambda", "0.5", "--output_dir", "m"]).output == "m"

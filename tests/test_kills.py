@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_safetensors_dir
+from helpers import load_safetensors_dir
 from dami_pref.utils.io import is_temporary
 
 pytestmark = pytest.mark.slow
@@ -166,3 +166,28 @@ def test_without_an_exchange_a_swap_killed_between_renames_is_undone(tmp_path, m
     (new / "new.txt").write_text("new")
     io.replace_folder(new, out)
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"] and not temporaries(out)
+
+
+def test_a_killed_sweep_resumes_to_the_same_sweep_json(tmp_path):
+    """``sweep`` runs on the rollout machinery: killed after its second λ's unit, the same
+    command finishes from the units on disk and writes the sweep.json an uninterrupted run
+    writes."""
+    def sweep(out: Path) -> list[str]:
+        return command("sweep", "--grid", "0,0.5,1", "--limit", "12", "--max_new_tokens", "40",
+                       "--device", "cpu", "--progress", "false", "--output", str(out))
+
+    reference, out = tmp_path / "reference", tmp_path / "killed"
+    finish(sweep(reference))
+    killed_at(sweep(out), "unit-written:2")
+    units = sorted(p.name for p in (out / "rollouts" / "units").rglob("*.parquet"))
+    assert len(units) == 2 and not (out / "sweep.json").exists()
+    before = {p: p.stat().st_mtime_ns for p in (out / "rollouts" / "units").rglob("*.parquet")}
+    finish(sweep(out))
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in before.items())  # kept, not redone
+
+    def report(folder: Path) -> dict:
+        data = json.loads((folder / "sweep.json").read_text())
+        data["config"].pop("output")
+        return data
+
+    assert report(out) == report(reference)

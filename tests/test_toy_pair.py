@@ -35,7 +35,7 @@ def test_tokenizer_round_trip_and_thinking_tags():
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # sweeps a whole split at every λ: minutes alone, more on a busy machine
 @pytest.mark.parametrize("split", ["validation", "test"])
-def test_committed_pair_has_every_required_property(split):
+def test_committed_pair_has_every_required_property(split, tmp_path):
     """A greedy sweep of the committed pair on its whole validation and test sets, at the
     configs' budget, meets every property README lists (the same check as ``dami-pref toy``),
     and the best static λ on validation is the one the toy's constants name."""
@@ -51,9 +51,10 @@ def test_committed_pair_has_every_required_property(split):
         assert yaml.safe_load((ROOT / "configs/toy" / f"{config}.yaml").read_text())[
             "max_new_tokens"] == TOY_BUDGET
     problems = load_problems(toy_problems_path(split))
-    outcomes = run_sweep(InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu"), problems, parse_grid("0:1:0.1"),
+    outcomes = run_sweep(InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu"),
+                         problems, parse_grid("0:1:0.1"),
                          DecodingOptions(max_new_tokens=TOY_BUDGET, batch_size=128),
-                         progress=False)
+                         tmp_path / "rollouts", pair={"toy": "committed"}, progress=False)
     report = sweep_report(outcomes, config={})
     rows = check_properties(report, {p.id: p.question for p in problems})
     assert len(rows) == 8 and all(ok for _, _, ok in rows), "\n" + format_properties(rows)

@@ -128,7 +128,7 @@ def disk_error(err: BaseException, args) -> str | None:
         return None
     groups = args if isinstance(args, tuple) else (args,)  # train takes TRL-style groups
     where = failed_path(err) or next((str(getattr(group, name)) for group in groups
-                                      for name in ("output", "out", "output_dir")
+                                      for name in ("output", "output_dir")
                                       if getattr(group, name, None)), "the output")
     return (f"{where}: writing failed: {what}. Nothing half-written was kept and earlier "
             "outputs are unchanged; free some space (or fix the disk) and run again")

@@ -5,13 +5,10 @@ from __future__ import annotations
 import re
 
 
-def attach_negative_values(parser, argv: list[str]) -> list[str]:
-    """``--grid -0.1,1`` as ``--grid=-0.1,1``: argparse takes a value that starts with "-" and
-    is not a plain number for an option, and answers "expected one argument"; this way the
-    value reaches its own check, which names it."""
-    takes_value = {flag for action in parser._actions if action.nargs is None and
-                   action.option_strings and action.const is None
-                   for flag in action.option_strings}
+def attach_negative_values(takes_value: set[str], argv: list[str]) -> list[str]:
+    """``--grid -0.1,1`` as ``--grid=-0.1,1`` for the flags that take one value: argparse takes
+    a value that starts with "-" and is not a plain number for an option, and answers "expected
+    one argument"; this way the value reaches its own check, which names it."""
     out, i = [], 0
     while i < len(argv):
         token = argv[i]

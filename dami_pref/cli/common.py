@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..utils.options import at_least, between
+
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -120,18 +122,21 @@ class EngineArgs(PairArgs):
 
 @dataclass
 class DecodingArgs:
-    max_new_tokens: int = field(default=256, metadata={"help": "generation limit per answer"})
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
-    batch_size: int = field(default=64, metadata={"help": "questions per generate() call"})
+    max_new_tokens: int = field(default=256, metadata={**at_least(1),
+        "help": "generation limit per answer"})
+    temperature: float = field(default=0.0, metadata={**at_least(0), "help": "0 = greedy decoding"})
+    top_p: float = field(default=1.0, metadata={**between(0, 1, False, True),
+        "help": "nucleus sampling mass"})
+    batch_size: int = field(default=64, metadata={**at_least(1),
+        "help": "questions per generate() call"})
     kv_cache: str = field(default="dynamic", metadata={
         "help": "KV cache: dynamic, quantized-4, quantized-2 (transformers' QuantizedCache) or "
                 "offloaded (OffloadedCache, CUDA only)"})
     kv_cache_backend: str = field(default="hqq", metadata={
         "help": "quantized cache backend: hqq or quanto"})
-    kv_cache_residual_length: int = field(default=128, metadata={
+    kv_cache_residual_length: int = field(default=128, metadata={**at_least(0),
         "help": "newest tokens a quantized cache keeps in full precision"})
-    kv_cache_group_size: int = field(default=64, metadata={
+    kv_cache_group_size: int = field(default=64, metadata={**at_least(1),
         "help": "quantization group size of a quantized cache"})
 
     def kv_cache_options(self) -> KVCacheOptions:
@@ -159,7 +164,8 @@ class ProblemArgs:
     id_field: str | None = field(default=None, metadata={"help": "column holding the id"})
     question_field: str | None = field(default=None, metadata={"help": "column of the question"})
     answer_field: str | None = field(default=None, metadata={"help": "column of the gold answer"})
-    limit: int | None = field(default=None, metadata={"help": "use at most this many problems"})
+    limit: int | None = field(default=None, metadata={**at_least(1),
+        "help": "use at most this many problems"})
     subsample_seed: int | None = field(default=None, metadata={
         "help": "with --limit: draw a seeded random subset instead of the first rows"})
 
@@ -200,7 +206,7 @@ class RankerGenerationArgs:
     chat_template_from: str | None = field(default=None, metadata={
         "help": "whose chat template renders prompts: instruct or thinking (default: as the "
                 "ranker's rollouts did, else instruct)"})
-    max_new_tokens: int | None = field(default=None, metadata={
+    max_new_tokens: int | None = field(default=None, metadata={**at_least(1),
         "help": "generation limit per answer (default: the ranker's rollout budget, else 256)"})
     ranker_dtype: str = field(default="auto", metadata={
         "help": "the ranker's dtype: auto (as stored), float32, bfloat16 or float16"})

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
+from ..utils.options import at_least
 from ..errors import DamiPrefError
 from .common import DecodingArgs, EngineArgs, pair_identity_of
 
@@ -35,8 +36,9 @@ class EvalArgs(EngineArgs, DecodingArgs):
     validation_preset: str | None = field(default=None, metadata={
         "help": "column preset of the validation set, when it comes from another dataset "
                 "(default: the test set's preset and fields)"})
-    limit: int | None = field(default=None, metadata={"help": "test problems to use"})
-    validation_limit: int | None = field(default=None, metadata={
+    limit: int | None = field(default=None, metadata={**at_least(1),
+        "help": "test problems to use"})
+    validation_limit: int | None = field(default=None, metadata={**at_least(1),
         "help": "validation problems to use (default: all)"})
     test_rollouts: str | None = field(default=None, metadata={
         "help": "finished rollout folder of the test problems, used as it is (default: made "
@@ -61,15 +63,15 @@ class EvalArgs(EngineArgs, DecodingArgs):
         "help": "a ranker trained with --objective route (DAMI-Routing baseline: Instruct "
                 "or Thinking)"})
     modes: str = field(default="offline,live", metadata={"help": "offline, live, or both"})
-    live_limit: int | None = field(default=None, metadata={
+    live_limit: int | None = field(default=None, metadata={**at_least(1),
         "help": "test questions generated in live mode (default: all)"})
-    live_batch_size: int | None = field(default=None, metadata={
+    live_batch_size: int | None = field(default=None, metadata={**at_least(1),
         "help": "batch size of live generation (default: --batch_size); 1 serves questions one "
                 "by one, where a question's tokens set its latency"})
     cost_weights: str = field(default="auto", metadata={
         "help": "β values of the DAMI-Pref cost-knob table (negative: more thinking); auto: "
                 "suited to each ranker's objective, with its validation-chosen β"})
-    conf_answer_tokens: int = field(default=8, metadata={
+    conf_answer_tokens: int = field(default=8, metadata={**at_least(1),
         "help": "DAMI-Conf: tokens of the direct answer whose confidence is measured"})
     conf_think_skip: str = field(default="<think></think>", metadata={
         "help": "DAMI-Conf: the text that closes an empty thinking span before the direct answer"})

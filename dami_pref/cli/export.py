@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 @dataclass
 class ExportArgs:
     ranker: str = field(metadata={"help": "trained ranker folder"})
-    out: str = field(metadata={"help": "folder to write"})
+    output: str = field(metadata={"aliases": ["--out"], "help": "folder to write"})
     repo_id: str | None = field(default=None, metadata={"help": "USER/NAME on the Hub"})
     push: bool = field(default=False, metadata={"help": "upload to --repo_id after writing"})
     private: bool = field(default=False, metadata={"help": "create the repository as private"})
@@ -21,13 +21,13 @@ class ExportArgs:
                 "without it a local backbone is copied into the export as base/"})
     dataset_id: str | None = field(default=None, metadata={
         "help": "the Hub id of the pairs dataset, for the card's datasets field"})
-    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --out"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --output"})
 
 
 def run(args: ExportArgs) -> int:
     from ..ranker.export import export_ranker
 
-    out = export_ranker(args.ranker, args.out, repo_id=args.repo_id, push=args.push,
+    out = export_ranker(args.ranker, args.output, repo_id=args.repo_id, push=args.push,
                         private=args.private, license=args.license,
                         evaluation=args.evaluation, overwrite=args.overwrite,
                         base_model_id=args.base_model_id, dataset_id=args.dataset_id)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..utils.options import between
 from .common import PairArgs
 
 
 @dataclass
 class LmcArgs(PairArgs):
-    warn_below: float = field(default=0.95, metadata={"help": "warn below this cosine"})
+    warn_below: float = field(default=0.95, metadata={**between(-1, 1),
+        "help": "warn below this cosine"})
 
 
 def run(args: LmcArgs) -> int:

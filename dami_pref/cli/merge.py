@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 @dataclass
 class MergeArgs:
     lam: float = field(metadata={"aliases": ["--lambda"], "help": "λ in [0, 1] (0 = Instruct)"})
-    out: str = field(metadata={"help": "folder to write (built under a temporary name)"})
+    output: str = field(metadata={"aliases": ["--out"],
+                                  "help": "folder to write (built under a temporary name)"})
     instruct: str | None = field(default=None, metadata={
         "help": "Instruct checkpoint: folder or Hub id (default: the bundled toy pair)"})
     thinking: str | None = field(default=None, metadata={
@@ -16,7 +17,7 @@ class MergeArgs:
     dtype: str = field(default="auto", metadata={
         "help": "storage dtype: auto (as the checkpoints), float32, bfloat16 or float16; "
                 "blends are computed in float32"})
-    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --out"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --output"})
     trust_remote_code: bool = field(default=False, metadata={"help": "see transformers"})
 
 
@@ -24,7 +25,7 @@ def run(args: MergeArgs) -> int:
     from ..runtime.merge import merge_pair
     from .common import bundled
 
-    out = merge_pair(args.lam, args.out, args.instruct or bundled("instruct"),
+    out = merge_pair(args.lam, args.output, args.instruct or bundled("instruct"),
                      args.thinking or bundled("thinking"), dtype=args.dtype,
                      overwrite=args.overwrite, trust_remote_code=args.trust_remote_code)
     print(f"wrote the model at λ={args.lam:g} to {out}")

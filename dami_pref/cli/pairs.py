@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..utils.options import at_least, between
+
 from dataclasses import dataclass, field
 
 
@@ -9,11 +11,11 @@ from dataclasses import dataclass, field
 class PairsArgs:
     rollouts: str = field(default="outputs/rollouts", metadata={"help": "rollout folder"})
     output: str = field(default="outputs/pairs", metadata={"help": "pairs folder to write"})
-    acc_tolerance: float = field(default=0.0, metadata={
+    acc_tolerance: float = field(default=0.0, metadata={**between(0, 1),
         "help": "accuracy gaps up to this count as ties (0 = any gap decides)"})
-    cost_tolerance: float = field(default=0.05, metadata={
+    cost_tolerance: float = field(default=0.05, metadata={**at_least(0),
         "help": "at equal accuracy, cost gaps up to this fraction of the dearer cost are ties"})
-    validation_fraction: float = field(default=0.1, metadata={
+    validation_fraction: float = field(default=0.1, metadata={**between(0, 1, True, False),
         "help": "share of problems (not pairs) held out for validation"})
     seed: int = field(default=0, metadata={"help": "seeds the train/validation split"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --output"})

@@ -21,60 +21,7 @@ import yaml
 
 from ..errors import DamiPrefError, OptionError, first_line
 from .argv import attach_negative_values
-
-INF = float("inf")
-# Allowed ranges of the numeric options, by name across every command: (low, high, low
-# included, high included). Checked after parsing, and shown in --help.
-RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    **{name: (1, INF, True, True) for name in (
-        "max_new_tokens", "batch_size", "kv_cache_group_size", "limit", "validation_limit",
-        "live_limit", "live_batch_size", "samples", "shard_size", "conf_answer_tokens", "threads",
-        "n_train", "n_validation", "n_test", "hidden_size", "num_layers",
-        "intermediate_size", "pretrain_steps", "fine_tune_batch_size", "check_max_new_tokens")},
-    **{name: (0, INF, True, True) for name in (
-        "temperature", "kv_cache_residual_length", "cost_tolerance", "instruct_steps",
-        "thinking_steps", "k_decay")},
-    **{name: (0, INF, False, True) for name in (
-        "sample_temperature", "pretrain_lr", "instruct_lr", "thinking_lr")},
-    **{name: (0, 1, True, True) for name in (
-        "acc_tolerance", "worked_share_min", "worked_share_max", "size_weight",
-        "verify_share", "thinking_verify_share")},
-    **{name: (0, 1, True, False) for name in ("validation_fraction",)},
-    "top_p": (0, 1, False, True),
-    "warn_below": (-1, 1, True, True),
-}
-
-
-def range_text(low: float, high: float, low_in: bool, high_in: bool) -> str:
-    if high == INF:
-        return f"≥ {low:g}" if low_in else f"> {low:g}"
-    return f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
-
-
-def check_ranges(parsed) -> None:
-    """Every numeric option within its range and finite; an OptionError naming the flag."""
-    for f in dataclasses.fields(parsed):
-        value = getattr(parsed, f.name, None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        flag = (f.metadata.get("aliases") or [f"--{f.name}"])[0]  # the flag users type
-        if value != value or value in (INF, -INF):
-            raise OptionError(f"{flag} must be a finite number, got {value}")
-        if f.name not in RANGES:
-            continue
-        low, high, low_in, high_in = RANGES[f.name]
-        inside = (value >= low if low_in else value > low) and \
-            (value <= high if high_in else value < high)
-        if not inside:
-            raise OptionError(f"{flag} must be {range_text(*RANGES[f.name])}, got {value:g}")
-
-
-def _show_ranges(parser) -> None:
-    for action in parser._actions:
-        name = action.dest
-        if name in RANGES and action.help not in (None, argparse.SUPPRESS) \
-                and "range:" not in action.help:
-            action.help = f"{action.help} (range: {range_text(*RANGES[name])})"
+from ..utils.options import back_to, check_options, parser_dataclass, value_flags
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -103,37 +50,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def main_options_first(parser, classes) -> None:
-    """Help and usage list the required options, then the command's own, then the shared
-    groups (for ``train``: the ranker's before the ~150 of ``TrainingArguments``)."""
-    own = [name for cls in classes for name in vars(cls).get("__annotations__", {})]
-    rank = {name: i for i, name in enumerate(own)}
-
-    def key(action) -> tuple[int, int]:
-        if action.dest == "help":
-            return (0, 0)
-        return (1 if action.required else 2, rank.get(action.dest, len(rank)))
-
-    parser._actions.sort(key=key)
-    for group in parser._action_groups:
-        group._group_actions.sort(key=key)
-
-
-# Every command takes --output and --overwrite; train's TRL names, and merge's --out, stay.
-OUTPUT_ALIASES = {"output": ("--output_dir",), "out": ("--output", "--output_dir"),
-                  "output_dir": ("--output",), "overwrite": ("--overwrite_output_dir",),
-                  "overwrite_output_dir": ("--overwrite",)}
-
-
-def add_output_aliases(parser) -> None:
-    """One spelling of the output flags across commands, the other kept as an alias."""
-    for action in list(parser._actions):
-        for alias in OUTPUT_ALIASES.get(action.dest, ()):
-            if alias not in parser._option_string_actions:
-                action.option_strings.append(alias)
-                parser._option_string_actions[alias] = action
-
-
 def _one_line_error(message: str):
     raise OptionError(message)
 
@@ -141,30 +57,43 @@ def _one_line_error(message: str):
 def parse_args(classes, argv: Sequence[str] | None = None, prog: str | None = None,
                description: str | None = None):
     """Parse ``argv`` (default: sys.argv[1:]) into one dataclass, or a tuple for several."""
-    from trl import TrlParser
-
     several = isinstance(classes, tuple)
     classes = classes if several else (classes,)
     config_path, rest = _pop_config(list(sys.argv[1:] if argv is None else argv))
-    parser = TrlParser(classes, prog=prog, description=description,
-                       formatter_class=HelpFormatter)
-    _show_ranges(parser)
-    main_options_first(parser, classes)
-    add_output_aliases(parser)
-    parser.error = _one_line_error  # argparse would print the whole usage before it
+    parser, shadow = build_parser(classes, prog, description)
     if config_path is not None:
         parser.set_defaults_with_config(**load_yaml_config(config_path, classes))
     try:
-        parsed = parser.parse_args_into_dataclasses(args=attach_negative_values(parser, rest))
+        [parsed] = parser.parse_args_into_dataclasses(
+            args=attach_negative_values(value_flags([shadow]), rest))
     except ValueError as err:
         if "not used by the HfArgumentParser" in str(err):
             raise DamiPrefError(f"unknown argument(s): {str(err).split(': ', 1)[1]}; "
                                 f"see {prog or 'the script'} --help") from None
         raise DamiPrefError(first_line(err, 1000)) from None
-    for item in parsed:
-        if dataclasses.is_dataclass(item) and not _is_training_arguments(item):
-            check_ranges(item)
-    return tuple(parsed) if several else parsed[0]
+    try:  # the classes' own checks run here (TrainingArguments' among them)
+        items = [back_to(cls, parsed) for cls in classes]
+    except DamiPrefError:
+        raise
+    except ValueError as err:
+        raise DamiPrefError(first_line(err, 1000)) from None
+    for item in items:
+        if not _is_training_arguments(item):  # TrainingArguments check themselves (post_init)
+            check_options(item)
+    return tuple(items) if several else items[0]
+
+
+def build_parser(classes: tuple[type, ...], prog: str | None = None,
+                 description: str | None = None):
+    """TRL's parser over the commands' options (see :func:`options.parser_dataclass`), with the
+    toolkit's help formatter and one-line errors; and the dataclass it parses into."""
+    from trl import TrlParser
+
+    shadow = parser_dataclass(classes)
+    parser = TrlParser((shadow,), prog=prog, description=description,
+                       formatter_class=HelpFormatter)
+    parser.error = _one_line_error  # argparse would print the whole usage before it
+    return parser, shadow
 
 
 def _is_training_arguments(item) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, field
 
+from ..utils.options import at_least
 from ..errors import DamiPrefError
 from .common import DecodingArgs, EngineArgs, ProblemArgs, pair_identity_of
 
@@ -18,15 +19,15 @@ class RolloutArgs(EngineArgs, DecodingArgs, ProblemArgs):
     output: str = field(default="outputs/rollouts", metadata={"help": "rollout folder"})
     grid: str = field(default="0:1:0.1", metadata={
         "help": "candidate λ values: start:stop:step (stop included) or a comma list"})
-    samples: int = field(default=1, metadata={
+    samples: int = field(default=1, metadata={**at_least(1),
         "help": "samples per (problem, λ); 1 decodes greedily, more sample with "
                 "--sample_temperature/--top_p"})
-    sample_temperature: float = field(default=0.7, metadata={
+    sample_temperature: float = field(default=0.7, metadata={**at_least(0, included=False),
         "help": "temperature used when --samples > 1"})
     # rollouts take their temperature from --samples: not shown, and refused when given
-    temperature: float = field(default=0.0, metadata={"help": argparse.SUPPRESS})
+    temperature: float = field(default=0.0, metadata={**at_least(0), "help": argparse.SUPPRESS})
     seed: int = field(default=0, metadata={"help": "seeds every sample (same seed at every λ)"})
-    shard_size: int = field(default=64, metadata={
+    shard_size: int = field(default=64, metadata={**at_least(1),
         "help": "problems per unit of work (the granularity of resuming and of sharding)"})
     overwrite: bool = field(default=False, metadata={
         "help": "replace a folder that holds rollouts made with other settings"})
@@ -54,8 +55,7 @@ def run(args: RolloutArgs) -> int:
     from accelerate import PartialState
 
     from ..data.frontier import format_frontier, table_frontier
-    from ..data.rollouts import (RolloutPlan, RolloutStore, drive_rollouts, load_rollouts,
-                                 make_manifest)
+    from ..data.rollouts import drive_rollouts, load_rollouts, open_rollouts
     from ..runtime.checkpoints import resolve_model_dir
     from ..utils.grid import parse_grid
     from ..utils.io import check_location
@@ -69,10 +69,9 @@ def run(args: RolloutArgs) -> int:
     args.instruct, args.thinking = args.pair()  # the manifest records them by name
     pair = pair_identity_of(args, resolve_model_dir(args.instruct),
                             resolve_model_dir(args.thinking))
-    plan = RolloutPlan(tuple(grid), args.samples, args.shard_size, len(problems))
-    manifest = make_manifest(plan, decoding, args.seed, pair, problems, source=asdict(args))
-    store = RolloutStore(args.output)
-    resume = store.check_compatible(manifest, args.overwrite)  # every process: same verdict
+    plan, manifest, store, resume = open_rollouts(  # every process: the same verdict
+        problems, grid, decoding, args.output, pair=pair, seed=args.seed, samples=args.samples,
+        shard_size=args.shard_size, source=asdict(args), overwrite=args.overwrite)
     if args.device in ("auto", None) or state.num_processes > 1:
         args.device = str(state.device)
     runtime = args.runtime()  # a pair that fails to load leaves no folder behind

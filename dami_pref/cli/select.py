@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..utils.options import one_of
 from .common import DecodingArgs, EngineArgs, RankerGenerationArgs, follow_ranker
 
 
@@ -32,6 +33,7 @@ class SelectArgs(RankerGenerationArgs, EngineArgs, DecodingArgs):
         "help": "override the ranker's backbone (e.g. a local copy)"})
     output: str | None = field(default=None, metadata={"help": "write JSON lines here"})
     format: str = field(default="auto", metadata={
+        **one_of("auto", "jsonl", "table"),
         "help": "auto (a table on a terminal, JSON lines otherwise), jsonl or table"})
     generate: bool = field(default=False, metadata={
         "help": "also answer each question at its λ (with --engine runtime or vllm)"})
@@ -45,8 +47,6 @@ def run(args: SelectArgs) -> int:
 
     if not args.ranker:
         raise DamiPrefError("--ranker is required (a ranker folder or Hub id)")
-    if args.format not in ("auto", "jsonl", "table"):
-        raise DamiPrefError(f"--format must be auto, jsonl or table, got {args.format!r}")
     if args.output:
         check_output_file(args.output)  # before any scoring
     stdin = sys.stdin if not (args.question or args.input) else None

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..utils.options import at_least, between
 from .common import DecodingArgs, EngineArgs, RankerGenerationArgs, follow_ranker
 
 
@@ -19,18 +20,20 @@ class ServeArgs(RankerGenerationArgs, EngineArgs, DecodingArgs):
     mixed_by_default: ClassVar[tuple[str, ...]] = ("runtime", "vllm")  # requests arrive apart
     ranker: str = field(default="", metadata={"help": "ranker folder or Hub id", "required": True})
     host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
-    port: int = field(default=8000, metadata={"help": "port to listen on (range: 1-65535)"})
+    port: int = field(default=8000, metadata={**between(1, 65535), "help": "port to listen on"})
     max_queue: int = field(default=256, metadata={
-        "help": "requests that may wait; one more gets HTTP 429 (≥ 1)"})
+        **at_least(1), "help": "requests that may wait; one more gets HTTP 429"})
     max_batch: int = field(default=32, metadata={
-        "help": "requests decoded at once (of one λ where the engine groups λ) (≥ 1)"})
+        **at_least(1), "help": "requests decoded at once (of one λ where the engine groups λ)"})
     max_wait_seconds: float = field(default=600.0, metadata={
-        "help": "a request that waits longer for the engine is answered 503 (> 0)"})
+        **at_least(0, included=False),
+        "help": "a request that waits longer for the engine is answered 503"})
     drain_seconds: float = field(default=600.0, metadata={
-        "help": "on SIGTERM, how long to finish the requests already accepted; the rest are "
-                "answered 503 (≥ 0)"})
+        **at_least(0), "help": "on SIGTERM, how long to finish the requests already accepted; "
+                               "the rest are answered 503"})
     max_body_bytes: int = field(default=16 * 2 ** 20, metadata={
-        "help": "a request body larger than this is answered 413 before it is read (≥ 1)"})
+        **at_least(1), "help": "a request body larger than this is answered 413 before it is "
+                               "read"})
 
 
 def check_host(host: str, port: int) -> None:
@@ -66,14 +69,6 @@ def run(args: ServeArgs) -> int:
     check_engine(args.engine)
     if args.engine == "vllm":
         args.vllm_settings()  # its options are checked before the ranker loads
-    if not 1 <= args.port <= 65535 or args.max_queue < 1 or args.max_batch < 1 or \
-            args.max_body_bytes < 1:
-        raise DamiPrefError("--port must be 1-65535, --max_queue, --max_batch and "
-                            "--max_body_bytes ≥ 1")
-    if not args.max_wait_seconds > 0:
-        raise DamiPrefError(f"--max_wait_seconds must be > 0, got {args.max_wait_seconds}")
-    if not 0 <= args.drain_seconds < float("inf"):  # NaN fails too
-        raise DamiPrefError(f"--drain_seconds must be ≥ 0 and finite, got {args.drain_seconds}")
     check_host(args.host, args.port)
     ranker = LambdaRanker.from_pretrained(args.ranker, device=args.device,
                                           dtype=args.ranker_dtype,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .common import DecodingArgs, EngineArgs, ProblemArgs
+from .common import DecodingArgs, EngineArgs, ProblemArgs, pair_identity_of
 
 
 @dataclass
@@ -13,7 +13,8 @@ class SweepArgs(EngineArgs, DecodingArgs, ProblemArgs):
     grid: str = field(default="0:1:0.1", metadata={
         "help": "λ values: start:stop:step (stop included) or a comma list"})
     output: str = field(default="outputs/sweep", metadata={
-        "help": "folder for sweep.json, sweep.md and pareto.png"})
+        "help": "folder for sweep.json, sweep.md, pareto.png and the rollouts they read "
+                "(rollouts/: a killed sweep resumes from them)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
     overwrite: bool = field(default=False, metadata={"help": "replace an earlier sweep.json"})
 
@@ -32,7 +33,12 @@ def run(args: SweepArgs) -> int:
     decoding = args.decoding()
     output = Path(args.output)
     runtime = args.runtime()
-    outcomes = run_sweep(runtime, problems, grid, decoding, progress=args.progress)
+    runtime.check_questions([p.question for p in problems], decoding.max_new_tokens,
+                            labels=[f"{args.problems or 'the toy problems'}: problem {p.id!r}"
+                                    for p in problems])  # before the rollout folder exists
+    pair = pair_identity_of(args, runtime.instruct_path, runtime.thinking_path)
+    outcomes = run_sweep(runtime, problems, grid, decoding, output / "rollouts", pair=pair,
+                         overwrite=args.overwrite, progress=args.progress, source=asdict(args))
     report = sweep_report(outcomes, config=asdict(args))
     table, by_difficulty, oracle = format_table(report), format_difficulty_table(report), \
         oracle_line(report)

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..utils.options import at_least
 from ..toy import TOY_BUDGET, TOY_DIR
 from ..toy.recipe import ToyRecipe
 
@@ -17,7 +18,7 @@ class ToyArgs(ToyRecipe):
     check: bool = field(default=True, metadata={"help": "sweep the new pair and check it"})
     check_split: str = field(default="test", metadata={
         "help": "problem set the check sweeps: test, or validation while designing"})
-    check_max_new_tokens: int = field(default=TOY_BUDGET, metadata={
+    check_max_new_tokens: int = field(default=TOY_BUDGET, metadata={**at_least(1),
         "help": "generation budget of the check (the toy configs' max_new_tokens)"})
 
 

@@ -28,6 +28,7 @@ from .problems import Problem
 
 __all__ = ["THINK_OPEN", "THINK_CLOSE", "SplitCompletion", "split_thinking", "last_boxed",
            "final_answer", "gold_answer", "answers_match", "grade", "is_parsable", "Outcome",
+           "is_malformed", "outcome_of_rollout",
            "grade_result"]
 
 
@@ -154,8 +155,20 @@ class Outcome:
 
 def grade_result(problem: Problem, result: Generated) -> Outcome:
     """Grade a generation against its problem: unfinished or unparsable answers are wrong."""
-    text = answer_text(result.completion)
     correct = grade(result.completion, problem.answer, result.finished)
-    malformed = not result.finished or text is None or not is_parsable(text)
     return Outcome(problem.id, problem.difficulty, correct, result.n_tokens,
-                   result.think_tokens, result.finished, malformed, result.answer)
+                   result.think_tokens, result.finished,
+                   is_malformed(result.completion, result.finished), result.answer)
+
+
+def is_malformed(completion: str, finished: bool) -> bool:
+    """An answer cut off, or without a final answer that parses."""
+    text = answer_text(completion)
+    return not finished or text is None or not is_parsable(text)
+
+
+def outcome_of_rollout(problem: Problem, row: dict) -> Outcome:
+    """A rollout table's row (graded when it was written) as the outcome of its problem."""
+    return Outcome(problem.id, problem.difficulty, row["correct"], row["n_tokens"],
+                   row["think_tokens"], row["finished"],
+                   is_malformed(row["completion"], row["finished"]), row["answer"])

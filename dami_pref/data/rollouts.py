@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from ..errors import DamiPrefError
 from ..runtime.checkpoints import checkpoint_fingerprint
 from ..runtime.generation import DecodingOptions, GenerationRequest
+from ..utils.digest import short_digest
 from ..utils.faults import crash_point
 from ..utils.io import atomic_write_json, clear_folder, is_stale_temporary, \
     remove_stale_temporaries, write_parquet
@@ -84,19 +85,13 @@ def sample_seed(seed: int, problem_id: str, sample: int) -> int:
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def _digest(data: bytes | str) -> str:
-    if isinstance(data, str):
-        data = data.encode()
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
 def problems_text(problems: Sequence[Problem]) -> str:
     return "\n".join(f"{p.id}\t{p.question}\t{p.answer}" for p in problems)
 
 
 def problems_fingerprint(problems: Sequence[Problem]) -> str:
     """A short id of a problem set (16 hex digits), as manifests record it."""
-    return _digest(problems_text(problems))
+    return short_digest(problems_text(problems))
 
 
 def problems_sha256(problems: Sequence[Problem]) -> str:
@@ -104,19 +99,32 @@ def problems_sha256(problems: Sequence[Problem]) -> str:
     return hashlib.sha256(problems_text(problems).encode()).hexdigest()
 
 
+def answers_identity(pair: dict, decoding: DecodingOptions) -> dict:
+    """What decides a rollout's answers, whatever the problems: the models and the decoding.
+    A folder given to ``eval`` must match it; the manifest's fingerprint includes it."""
+    return {"pair": pair, "max_new_tokens": decoding.max_new_tokens,
+            "temperature": decoding.temperature, "top_p": decoding.top_p,
+            "kv_cache": asdict(decoding.kv_cache)}
+
+
 def make_manifest(plan: RolloutPlan, decoding: DecodingOptions, seed: int, pair: dict,
                   problems: Sequence[Problem], source: dict) -> dict:
     """Everything that decides the rollout table; its hash is the folder's fingerprint."""
     determines = {
-        "format_version": FORMAT_VERSION, "pair": pair, "grid": list(plan.grid),
+        "format_version": FORMAT_VERSION, "grid": list(plan.grid),
         "samples": plan.samples, "shard_size": plan.shard_size,
         "n_problems": plan.n_problems, "problems": problems_fingerprint(problems),
-        "seed": seed, "max_new_tokens": decoding.max_new_tokens,
-        "temperature": decoding.temperature, "top_p": decoding.top_p,
-        "kv_cache": asdict(decoding.kv_cache),
+        "seed": seed, **answers_identity(pair, decoding),
     }
-    return {"fingerprint": _digest(json.dumps(determines, sort_keys=True)), **determines,
+    return {"fingerprint": short_digest(json.dumps(determines, sort_keys=True)), **determines,
             "source": source, "n_units": len(plan.units()), "complete": False}
+
+
+def determining_keys(manifest: dict) -> list[str]:
+    """The manifest's keys its fingerprint hashes (the pair first, as an error names it)."""
+    keys = [k for k in manifest if k not in ("fingerprint", "source", "n_units", "complete",
+                                              "rows", "units_done")]
+    return sorted(keys, key=lambda k: k != "pair")
 
 
 class RolloutStore:
@@ -152,9 +160,7 @@ class RolloutStore:
             return True
         if overwrite:
             return False
-        differ = [k for k in ("pair", "grid", "samples", "shard_size", "n_problems", "problems",
-                              "seed", "max_new_tokens", "temperature", "top_p", "kv_cache",
-                              "format_version") if existing.get(k) != manifest.get(k)]
+        differ = [k for k in determining_keys(manifest) if existing.get(k) != manifest.get(k)]
         raise DamiPrefError(
             f"{self.folder} holds rollouts made with other settings (different: "
             f"{', '.join(differ) or 'fingerprint'}); pass --overwrite to replace them, or choose "
@@ -329,15 +335,29 @@ def drive_rollouts(runtime, problems: Sequence[Problem], plan: RolloutPlan,
     return counts
 
 
-def ensure_rollouts(runtime, problems: Sequence[Problem], grid: Sequence[float],
-                    decoding: DecodingOptions, folder: str | Path, *, pair: dict,
-                    seed: int = 0, samples: int = 1, shard_size: int = 64,
-                    progress: bool = True, source: dict | None = None) -> Path:
-    """One process: roll out what ``folder`` lacks (resuming), then finish the table."""
+def open_rollouts(problems: Sequence[Problem], grid: Sequence[float], decoding: DecodingOptions,
+                  folder: str | Path, *, pair: dict, seed: int = 0, samples: int = 1,
+                  shard_size: int = 64, source: dict | None = None, overwrite: bool = False
+                  ) -> tuple[RolloutPlan, dict, RolloutStore, bool]:
+    """The rollout preamble every caller shares: the plan, the manifest, the folder, and whether
+    the folder holds this very run to resume (another run's folder is refused, unless
+    ``overwrite``). Nothing is written yet."""
     plan = RolloutPlan(tuple(grid), samples, shard_size, len(problems))
     manifest = make_manifest(plan, decoding, seed, pair, problems, source or {})
     store = RolloutStore(folder)
-    resume = store.check_compatible(manifest, overwrite=False)
+    return plan, manifest, store, store.check_compatible(manifest, overwrite)
+
+
+def ensure_rollouts(runtime, problems: Sequence[Problem], grid: Sequence[float],
+                    decoding: DecodingOptions, folder: str | Path, *, pair: dict,
+                    seed: int = 0, samples: int = 1, shard_size: int = 64,
+                    progress: bool = True, source: dict | None = None,
+                    overwrite: bool = False) -> Path:
+    """One process: roll out what ``folder`` lacks (resuming), then finish the table;
+    ``overwrite`` replaces a folder of other settings instead of refusing it."""
+    plan, manifest, store, resume = open_rollouts(
+        problems, grid, decoding, folder, pair=pair, seed=seed, samples=samples,
+        shard_size=shard_size, source=source, overwrite=overwrite)
     if not (resume and (store.folder / TABLE_FILE).is_file()
             and (store.read_manifest() or {}).get("complete")):
         drive_rollouts(runtime, problems, plan, decoding, seed, store, manifest, resume,

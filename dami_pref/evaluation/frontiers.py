@@ -20,7 +20,7 @@ def cost_knob(choice: Choice | None, test: CandidateTable,
               betas: Sequence[float] = ()) -> list[dict]:
     """A ranker's accuracy and tokens at every β of the cost knob, from the same scores; the
     β it uses by default (chosen on validation) is among them, marked ``chosen``."""
-    from ..ranker.selection import select_index
+    from ..ranker.selection import indices_per_beta
 
     if choice is None:
         return []
@@ -28,12 +28,9 @@ def cost_knob(choice: Choice | None, test: CandidateTable,
     chosen = float(choice.details.get("cost_weight", 0.0))
     objective = choice.details.get("objective", "pref")
     values = sorted({float(b) for b in (betas or DEFAULT_BETAS.get(objective, (0,)))} | {chosen})
-    frontier = []
-    for beta in values:
-        idx = select_index(choice.details["scores"], beta * costs if beta else None)
-        frontier.append({"beta": beta, "chosen": beta == chosen,
-                         **test.score([test.grid[i] for i in idx.tolist()])})
-    return frontier
+    return [{"beta": beta, "chosen": beta == chosen,
+             **test.score([test.grid[i] for i in idx.tolist()])}
+            for beta, idx in indices_per_beta(choice.details["scores"], costs, values)]
 
 
 def knob_curve(choice: Choice, test: CandidateTable) -> list[tuple[float, float]]:
@@ -49,14 +46,13 @@ def frontier_vs_static(choice: Choice, test: CandidateTable) -> list[dict]:
     the per-question difference in accuracy with its 95 % bootstrap interval. The ranker is
     at or above the static frontier there when the interval's upper end is ≥ 0."""
     from ..ranker.operating_point import candidate_betas
-    from ..ranker.selection import select_index
+    from ..ranker.selection import indices_per_beta
 
     costs = choice.details["expected_costs"].cpu()
     rows = np.arange(len(test))
-    points = []
-    for beta in candidate_betas():
-        idx = select_index(choice.details["scores"], beta * costs if beta else None).numpy()
-        points.append((beta, test.acc[rows, idx], float(test.cost[rows, idx].mean())))
+    points = [(beta, test.acc[rows, idx.numpy()], float(test.cost[rows, idx.numpy()].mean()))
+              for beta, idx in indices_per_beta(choice.details["scores"], costs,
+                                                candidate_betas())]
     out = []
     for j, lam in enumerate(test.grid):
         static_acc, static_tokens = test.acc[:, j], float(test.cost[:, j].mean())

@@ -54,9 +54,13 @@ class EvalSettings:
     started: str | None = None
 
     def check(self) -> None:
-        """Everything that can be refused before any rollout runs."""
+        """Everything that can be refused before any rollout runs; once per settings (the
+        command checks before any model loads, ``evaluate`` only settings handed to it
+        unchecked)."""
         from .methods import check_ranker
 
+        if getattr(self, "_checked", False):
+            return
         if not self.modes or set(self.modes) - {"offline", "live"}:
             raise DamiPrefError(f"--modes must name offline and/or live, got "
                                 f"{sorted(self.modes)}")
@@ -73,6 +77,7 @@ class EvalSettings:
             if not Path(path).is_dir():
                 raise DamiPrefError(f"{name}_ranker not found: {path}")
             check_ranker(name, path, self.grid)
+        self._checked = True
 
     def used_rankers(self) -> dict[str, str]:
         return {n: p for n, p in self.rankers.items() if p and n in self.methods}
@@ -138,17 +143,13 @@ def rollout_tables(settings: EvalSettings, runtime, test_problems: Sequence[Prob
 def check_given_rollouts(folder: Path, pair: dict, decoding: DecodingOptions) -> None:
     """A rollout folder the user names must come from this pair with these decoding settings,
     or its accuracies describe another model (a clear error naming both sides)."""
-    from dataclasses import asdict
-
-    from ..data.rollouts import MANIFEST
+    from ..data.rollouts import MANIFEST, answers_identity
 
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise DamiPrefError(f"{folder}: not a finished rollout folder ({err})") from None
-    here = {"pair": pair, "max_new_tokens": decoding.max_new_tokens,
-            "temperature": decoding.temperature, "top_p": decoding.top_p,
-            "kv_cache": asdict(decoding.kv_cache)}
+    here = answers_identity(pair, decoding)
     differ = [key for key in here if manifest.get(key) != here[key]]
     if differ:
         key = differ[0]

@@ -8,23 +8,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 from ..data.frontier import by_difficulty, format_frontier, summarize
-from ..data.grading import Outcome, grade_result
+from ..data.grading import Outcome, outcome_of_rollout
 from ..data.problems import Problem
-from ..runtime.generation import DecodingOptions, GenerationRequest
+from ..data.rollouts import ensure_rollouts, load_rollouts
+from ..runtime.generation import DecodingOptions
 from ..utils.ordering import Candidate, oracle
 
 
 def run_sweep(runtime, problems: Sequence[Problem], grid: Sequence[float],
-              options: DecodingOptions, progress: bool = True) -> dict[float, list[Outcome]]:
-    """Answer every problem at every λ (one switch per λ); outcomes per λ in problem order."""
-    requests = [GenerationRequest(p.question, lam) for lam in grid for p in problems]
-    results = runtime.generate(requests, options, progress=progress)
+              options: DecodingOptions, folder: str | Path, *, pair: dict,
+              overwrite: bool = False, progress: bool = True,
+              source: dict | None = None) -> dict[float, list[Outcome]]:
+    """Answer every problem at every λ on the rollout machinery, into the rollout folder
+    ``folder`` (unit by unit, so a killed sweep resumes where it stopped, and a finished one is
+    read back); outcomes per λ in problem order."""
+    ensure_rollouts(runtime, problems, grid, options, folder, pair=pair, overwrite=overwrite,
+                    progress=progress, source=source)
+    return sweep_outcomes(folder, problems)
+
+
+def sweep_outcomes(folder: str | Path, problems: Sequence[Problem]) -> dict[float, list[Outcome]]:
+    """Per λ, in problem order, the outcomes of a finished rollout folder (its first sample)."""
+    _, _, table = load_rollouts(folder)
+    by_id = {p.id: p for p in problems}
+    order = {p.id: i for i, p in enumerate(problems)}
+    rows = sorted((r for r in table.to_pylist() if r["sample"] == 0),
+                  key=lambda r: (r["lambda"], order[r["problem_id"]]))
     outcomes: dict[float, list[Outcome]] = {}
-    for index, (request, result) in enumerate(zip(requests, results)):
-        problem = problems[index % len(problems)]
-        outcomes.setdefault(request.lam, []).append(grade_result(problem, result))
+    for row in rows:
+        outcomes.setdefault(row["lambda"], []).append(
+            outcome_of_rollout(by_id[row["problem_id"]], row))
     return outcomes
 
 

@@ -100,7 +100,7 @@ def check_export_options(ranker: Path, out: Path, repo_id: str | None, push: boo
         if value and (value.count("/") != 1 or value.startswith((".", "/", "~"))):
             raise DamiPrefError(f"{name} must look like USER/NAME, got {value!r}")
     if out.resolve() == ranker.resolve():
-        raise DamiPrefError("--out must differ from --ranker")
+        raise DamiPrefError("--output must differ from --ranker")
     check_destination(out, overwrite)
 
 

@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from .option_checks import TARGETS
-from .selection import select_index
-
+from .selection import indices_per_beta
 
 
 def candidate_betas() -> list[float]:
@@ -37,12 +36,9 @@ def frontier(scores: torch.Tensor, acc: np.ndarray, cost: np.ndarray,
              expected_costs: torch.Tensor, betas: list[float]) -> list[dict]:
     """Validation accuracy and mean tokens of the choice at every β."""
     rows = np.arange(acc.shape[0])
-    out = []
-    for beta in betas:
-        idx = select_index(scores, beta * expected_costs if beta else None).numpy()
-        out.append({"beta": beta, "accuracy": float(acc[rows, idx].mean()),
-                    "mean_tokens": float(cost[rows, idx].mean())})
-    return out
+    return [{"beta": beta, "accuracy": float(acc[rows, idx.numpy()].mean()),
+             "mean_tokens": float(cost[rows, idx.numpy()].mean())}
+            for beta, idx in indices_per_beta(scores, expected_costs, betas)]
 
 
 def choose_operating_point(scores: torch.Tensor, acc: np.ndarray, cost: np.ndarray,

@@ -42,3 +42,12 @@ def select_index(scores: torch.Tensor, cost_penalty: torch.Tensor | None = None)
     if cost_penalty is not None:
         scores = scores - cost_penalty[None, :]
     return scores.argmax(dim=1)  # argmax returns the first maximum: the lowest λ index
+
+
+def indices_per_beta(scores: torch.Tensor, expected_costs: torch.Tensor,
+                     betas) -> list[tuple[float, torch.Tensor]]:
+    """The β sweep: at each β, every row's chosen grid index under argmax r − β·ĉ(λ) (β = 0:
+    the scores alone). The operating point, the cost knob and the static comparison all read
+    it."""
+    return [(beta, select_index(scores, beta * expected_costs if beta else None))
+            for beta in betas]

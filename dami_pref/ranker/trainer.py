@@ -23,6 +23,7 @@ from transformers import Trainer
 
 from ..errors import DamiPrefError
 from ..utils.faults import crash_point
+from ..utils.tensors import non_finite
 from .data import ProblemExample, RankerCollator
 from .losses import correctness_bce, pairwise_bce, pred_mse, route_bce
 from .metrics import SUMS, batch_sums, finish
@@ -222,7 +223,7 @@ class RankerTrainer(Trainer):
             return
         output_dir = output_dir or self.args.output_dir
         state = state_dict if state_dict else self.accelerator.get_state_dict(self.model)
-        bad = non_finite(state)
+        bad = non_finite(state.items())
         if bad:
             raise DamiPrefError(
                 f"the weights became non-finite by step {self.state.global_step} ({len(bad)} "
@@ -263,7 +264,3 @@ def promote_checkpoint(staged: Path, final: Path) -> None:
     shutil.rmtree(staged.parent, ignore_errors=True)
 
 
-def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
-    """Names of the tensors that hold NaN or infinity (a checkpoint must stay 'good')."""
-    return [name for name, t in state.items()
-            if t.is_floating_point() and not bool(torch.isfinite(t).all())]

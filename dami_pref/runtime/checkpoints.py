@@ -6,7 +6,6 @@ is refused before any weights are loaded. Only safetensors are accepted: a pickl
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from safetensors import safe_open
 
 from ..errors import DamiPrefError, PairMismatchError
+from ..utils.digest import short_digest
 from ..utils.hub import local_or_hub
 
 TensorSpecs = dict[str, tuple[tuple[int, ...], str]]  # name -> (shape, dtype)
@@ -161,12 +161,6 @@ def check_same_vocabulary(instruct_tokenizer, thinking_tokenizer) -> None:
                                     f"{va.get(token)} in instruct and {vb.get(token)} in thinking")
 
 
-def _digest(data: bytes | str) -> str:
-    if isinstance(data, str):
-        data = data.encode()
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
 def checkpoint_fingerprint(folder: Path) -> str:
     """Cheap identity of a checkpoint: config, tensor layout, and samples of the weight bytes.
 
@@ -182,8 +176,8 @@ def checkpoint_fingerprint(folder: Path) -> str:
             head = handle.read(65536)
             handle.seek(max(0, size - 65536))
             tail = handle.read(65536)
-        parts.append(f"{file.name}:{size}:{_digest(head)}:{_digest(tail)}")
-    return _digest("\n".join(parts))
+        parts.append(f"{file.name}:{size}:{short_digest(head)}:{short_digest(tail)}")
+    return short_digest("\n".join(parts))
 
 
 def load_tokenizer(path: Path, side: str, trust_remote_code: bool = False):

@@ -26,8 +26,10 @@ def load_runtime(instruct: str | Path, thinking: str | Path, *,
 
     check_lambda_batching(lambda_batching)
     if check_engine(engine) == "runtime":
-        return InterpolationRuntime(instruct, thinking, lambda_batching=lambda_batching,
-                                    **runtime_kwargs)
+        runtime = InterpolationRuntime(instruct, thinking, lambda_batching=lambda_batching,
+                                       **runtime_kwargs)
+        kv_cache.check(runtime.device)  # refused before a command writes anything
+        return runtime
     from .vllm_engine import VLLMRuntime, VLLMSettings, import_vllm, vllm_kv_cache_dtype
 
     vllm_kv_cache_dtype(kv_cache)  # refused before any model loads

@@ -123,7 +123,7 @@ def merge_record(lam: float, instruct, thinking, instruct_dir: Path, thinking_di
                 "weights_fingerprint": checkpoint_fingerprint(folder)}
 
     stored = sorted({dt for _, dt in summary_i.tensors.values()})
-    command = (f"dami-pref merge --lambda {lam:g} --out MERGED"
+    command = (f"dami-pref merge --lambda {lam:g} --output MERGED"
                + f" --instruct {portable(instruct)} --thinking {portable(thinking)}"
                + (f" --dtype {dtype}" if forced is not None else ""))
     return {"lambda": lam, "instruct": endpoint(instruct, instruct_dir),

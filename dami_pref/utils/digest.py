@@ -8,6 +8,13 @@ from pathlib import Path
 RANKER_WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "dami_pref.json")
 
 
+def short_digest(data: bytes | str) -> str:
+    """The first 16 hex digits of sha256: a fingerprint of data (a checkpoint, a manifest)."""
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def text_sha256(text: str | None) -> str | None:
     """sha256 of a text (a chat template, as lm-eval's ``chat_template_sha``); None for none."""
     return hashlib.sha256(text.encode()).hexdigest() if text else None
