@@ -33,7 +33,7 @@ CASES = [
     ("sweep", ["--memory_mode", "lean", "--output", "OUT"], "memory_mode must be one of"),
     ("sweep", ["--max_new_tokens", "0", "--output", "OUT"], "--max_new_tokens must be ≥ 1"),
     ("sweep", ["--batch_size", "0", "--output", "OUT"], "--batch_size must be ≥ 1"),
-    ("sweep", ["--top_p", "1.5", "--output", "OUT"], "--top_p must be (0, 1]"),
+    ("sweep", ["--top_p", "1.5", "--output", "OUT"], "--top_p must be in (0, 1]"),
     ("sweep", ["--temperature", "-1", "--output", "OUT"], "--temperature must be ≥ 0"),
     ("sweep", ["--limit", "0", "--output", "OUT"], "--limit must be ≥ 1"),
     ("sweep", ["--temperature", "nan", "--output", "OUT"], "must be a finite number"),
@@ -82,8 +82,8 @@ CASES = [
     ("pairs", ["--rollouts", "FILE", "--output", "OUT"], "FILE"),
     ("pairs", ["--rollouts", "ROLLOUTS", "--output", "BUSY"], "exists and is not empty"),
     ("pairs", ["--rollouts", "ROLLOUTS", "--output", "FILE"], "is a file"),
-    ("pairs", ["--validation_fraction", "1", "--output", "OUT"], "must be [0, 1)"),
-    ("pairs", ["--acc_tolerance", "-0.1", "--output", "OUT"], "must be [0, 1]"),
+    ("pairs", ["--validation_fraction", "1", "--output", "OUT"], "must be in [0, 1)"),
+    ("pairs", ["--acc_tolerance", "-0.1", "--output", "OUT"], "must be in [0, 1)"),
     ("pairs", ["--cost_tolerance", "nan", "--output", "OUT"], "must be a finite number"),
     ("pairs", ["--rollouts", "ROLLOUTS", "--prompt_tokenizer", "NOMODEL", "--output", "OUT"],
      "NOMODEL"),
@@ -127,7 +127,7 @@ CASES = [
     ("merge", ["--lambda", "0.5", "--dtype", "float8", "--out", "OUT"], "dtype"),
     ("merge", ["--lambda", "0.5", "--thinking", "NOTHINKING", "--out", "OUT"],
      "tokenizer vocabularies differ"),
-    ("lmc", ["--warn_below", "2"], "--warn_below must be [-1, 1]"),
+    ("lmc", ["--warn_below", "2"], "--warn_below must be in [-1, 1]"),
     ("lmc", ["--instruct", "NOMODEL"], "model folder not found"),
     # select and export
     ("select", ["--ranker", "MISSING", "--question", "1+2"], "MISSING"),
@@ -152,7 +152,7 @@ CASES = [
     # toy
     ("toy", ["--n_train", "0", "--output", "OUT"], "--n_train must be ≥ 1"),
     ("toy", ["--pretrain_lr", "0", "--output", "OUT"], "--pretrain_lr must be > 0"),
-    ("toy", ["--worked_share_max", "2", "--output", "OUT"], "must be [0, 1]"),
+    ("toy", ["--worked_share_max", "2", "--output", "OUT"], "must be in [0, 1]"),
     ("toy", ["--output", "FILE", "--pretrain_steps", "1"], "is a file"),
 ]
 

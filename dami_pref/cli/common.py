@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..utils.options import at_least, between
+from ..utils.limits import DECODING, KV_CACHE, VLLM
+from ..utils.options import at_least
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -76,10 +77,13 @@ class EngineArgs(PairArgs):
                 "batch, switched in place, the plain model's cost per step) or auto (mixed for "
                 "serve; for select and eval on vllm; grouped otherwise)"})
     tensor_parallel_size: int = field(default=1, metadata={
+        **VLLM["tensor_parallel_size"],
         "help": "vllm: GPUs one engine spans, for a pair that does not fit one"})
     gpu_memory_utilization: float = field(default=0.9, metadata={
+        **VLLM["gpu_memory_utilization"],
         "help": "vllm: share of GPU memory the engine may take (weights and KV cache)"})
     max_model_len: int | None = field(default=None, metadata={
+        **VLLM["max_model_len"],
         "help": "vllm: context length the engine reserves (default: the model's)"})
     enforce_eager: str = field(default="auto", metadata={
         "help": "vllm: auto (eager on a CPU, compiled with CUDA graphs on a GPU), true or false"})
@@ -122,21 +126,22 @@ class EngineArgs(PairArgs):
 
 @dataclass
 class DecodingArgs:
-    max_new_tokens: int = field(default=256, metadata={**at_least(1),
+    max_new_tokens: int = field(default=256, metadata={**DECODING["max_new_tokens"],
         "help": "generation limit per answer"})
-    temperature: float = field(default=0.0, metadata={**at_least(0), "help": "0 = greedy decoding"})
-    top_p: float = field(default=1.0, metadata={**between(0, 1, False, True),
+    temperature: float = field(default=0.0, metadata={**DECODING["temperature"],
+                                                      "help": "0 = greedy decoding"})
+    top_p: float = field(default=1.0, metadata={**DECODING["top_p"],
         "help": "nucleus sampling mass"})
-    batch_size: int = field(default=64, metadata={**at_least(1),
+    batch_size: int = field(default=64, metadata={**DECODING["batch_size"],
         "help": "questions per generate() call"})
     kv_cache: str = field(default="dynamic", metadata={
         "help": "KV cache: dynamic, quantized-4, quantized-2 (transformers' QuantizedCache) or "
                 "offloaded (OffloadedCache, CUDA only)"})
     kv_cache_backend: str = field(default="hqq", metadata={
         "help": "quantized cache backend: hqq or quanto"})
-    kv_cache_residual_length: int = field(default=128, metadata={**at_least(0),
+    kv_cache_residual_length: int = field(default=128, metadata={**KV_CACHE["residual_length"],
         "help": "newest tokens a quantized cache keeps in full precision"})
-    kv_cache_group_size: int = field(default=64, metadata={**at_least(1),
+    kv_cache_group_size: int = field(default=64, metadata={**KV_CACHE["group_size"],
         "help": "quantization group size of a quantized cache"})
 
     def kv_cache_options(self) -> KVCacheOptions:
@@ -206,7 +211,7 @@ class RankerGenerationArgs:
     chat_template_from: str | None = field(default=None, metadata={
         "help": "whose chat template renders prompts: instruct or thinking (default: as the "
                 "ranker's rollouts did, else instruct)"})
-    max_new_tokens: int | None = field(default=None, metadata={**at_least(1),
+    max_new_tokens: int | None = field(default=None, metadata={**DECODING["max_new_tokens"],
         "help": "generation limit per answer (default: the ranker's rollout budget, else 256)"})
     ranker_dtype: str = field(default="auto", metadata={
         "help": "the ranker's dtype: auto (as stored), float32, bfloat16 or float16"})

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
-from ..utils.options import at_least
 from ..errors import DamiPrefError
+from ..utils.options import at_least
 from .common import DecodingArgs, EngineArgs, pair_identity_of
 
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from ..utils.options import at_least, between
-
 from dataclasses import dataclass, field
+
+from ..utils.limits import PAIRS
 
 
 @dataclass
 class PairsArgs:
     rollouts: str = field(default="outputs/rollouts", metadata={"help": "rollout folder"})
     output: str = field(default="outputs/pairs", metadata={"help": "pairs folder to write"})
-    acc_tolerance: float = field(default=0.0, metadata={**between(0, 1),
+    acc_tolerance: float = field(default=0.0, metadata={**PAIRS["acc_tolerance"],
         "help": "accuracy gaps up to this count as ties (0 = any gap decides)"})
-    cost_tolerance: float = field(default=0.05, metadata={**at_least(0),
+    cost_tolerance: float = field(default=0.05, metadata={**PAIRS["cost_tolerance"],
         "help": "at equal accuracy, cost gaps up to this fraction of the dearer cost are ties"})
-    validation_fraction: float = field(default=0.1, metadata={**between(0, 1, True, False),
+    validation_fraction: float = field(default=0.1, metadata={**PAIRS["validation_fraction"],
         "help": "share of problems (not pairs) held out for validation"})
     seed: int = field(default=0, metadata={"help": "seeds the train/validation split"})
     overwrite: bool = field(default=False, metadata={"help": "replace a non-empty --output"})

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, field
 
-from ..utils.options import at_least
 from ..errors import DamiPrefError
+from ..utils.options import at_least
 from .common import DecodingArgs, EngineArgs, ProblemArgs, pair_identity_of
 
 

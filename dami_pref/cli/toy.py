@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..utils.options import at_least
 from ..toy import TOY_BUDGET, TOY_DIR
 from ..toy.recipe import ToyRecipe
+from ..utils.options import at_least
 
 
 @dataclass

@@ -12,9 +12,10 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..errors import OptionError
+from ..utils.limits import PAIRS
+from ..utils.options import check_options, check_value
 from ..utils.ordering import Candidate
 
 # How a candidate λ reads as text, for rankers that see λ as text (TRL's RewardTrainer).
@@ -23,14 +24,12 @@ LAMBDA_TEXT = "reasoning intensity lambda={lam:.2f}"
 
 @dataclass(frozen=True)
 class PairOptions:
-    acc_tolerance: float = 0.0  # accuracy gaps up to this count as ties
-    cost_tolerance: float = 0.05  # cost gaps up to this fraction of the dearer cost are ties
+    # accuracy gaps up to this count as ties; cost gaps up to this fraction of the dearer cost
+    acc_tolerance: float = field(default=0.0, metadata=PAIRS["acc_tolerance"])
+    cost_tolerance: float = field(default=0.05, metadata=PAIRS["cost_tolerance"])
 
     def __post_init__(self) -> None:
-        if not 0 <= self.acc_tolerance < 1:
-            raise OptionError(f"acc_tolerance must be in [0, 1), got {self.acc_tolerance}")
-        if not 0 <= self.cost_tolerance < 1:
-            raise OptionError(f"cost_tolerance must be in [0, 1), got {self.cost_tolerance}")
+        check_options(self)  # the ranges in utils/limits.py, as the command line checks them
 
 
 def lambda_text(lam: float) -> str:
@@ -74,8 +73,7 @@ def pairs_for_problem(candidates: Sequence[Candidate],
 def split_problems(problem_ids: Sequence[str], validation_fraction: float,
                    seed: int) -> tuple[list[str], list[str]]:
     """A seeded split of problems (not pairs) into train and validation."""
-    if not 0 <= validation_fraction < 1:
-        raise OptionError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    check_value("validation_fraction", validation_fraction, PAIRS["validation_fraction"])
     ids = sorted(problem_ids)
     random.Random(seed).shuffle(ids)
     n_val = round(len(ids) * validation_fraction)

@@ -19,10 +19,12 @@ from transformers.generation.streamers import BaseStreamer
 from ..errors import DamiPrefError
 from ..utils.answers import final_answer, split_thinking
 from ..utils.grid import check_lambda
+from ..utils.limits import DECODING
+from ..utils.options import check_options
 from ..utils.tokens import check_prompts, end_token_ids, left_pad, question_labels, \
     refuse_overlong, token_id
 from .kv_cache import KVCacheOptions
-from .logprobs import MAX_TOP, LogprobRecorder, TokenLogprob
+from .logprobs import LogprobRecorder, TokenLogprob
 
 
 TokenSink = Callable[[list[int]], None]  # called from the engine with a request's new token ids
@@ -42,34 +44,24 @@ class GenerationRequest:
 class DecodingOptions:
     """How to decode. ``temperature == 0`` is greedy decoding."""
 
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    batch_size: int = 64
+    max_new_tokens: int = field(default=256, metadata=DECODING["max_new_tokens"])
+    temperature: float = field(default=0.0, metadata=DECODING["temperature"])
+    top_p: float = field(default=1.0, metadata=DECODING["top_p"])
+    batch_size: int = field(default=64, metadata=DECODING["batch_size"])
     kv_cache: KVCacheOptions = KVCacheOptions()
     stop: tuple[str, ...] = ()  # the completion ends before the first of these (OpenAI's stop)
-    presence_penalty: float = 0.0  # OpenAI's: subtracted from a generated token's logit
-    frequency_penalty: float = 0.0  # OpenAI's: times how often the token was generated
+    # OpenAI's penalties: subtracted from a generated token's logit, once / per occurrence
+    presence_penalty: float = field(default=0.0, metadata=DECODING["presence_penalty"])
+    frequency_penalty: float = field(default=0.0, metadata=DECODING["frequency_penalty"])
     response_format: str | None = None  # OpenAI's, as JSON text: structured output (vLLM only)
-    logprobs: int | None = None  # each token's log-probability and this many alternatives
+    # each token's log-probability and this many alternatives (None: none)
+    logprobs: int | None = field(default=None, metadata=DECODING["logprobs"])
     logit_bias: tuple[tuple[int, float], ...] = ()  # OpenAI's: (token id, added to its logit)
 
     def __post_init__(self) -> None:
-        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_TOP:
-            raise DamiPrefError(f"logprobs must be in [0, {MAX_TOP}], got {self.logprobs}")
+        check_options(self)  # the ranges in utils/limits.py, as the command line checks them
         if not all(isinstance(s, str) and s for s in self.stop):
             raise DamiPrefError(f"stop sequences must be non-empty strings, got {self.stop!r}")
-        for name in ("presence_penalty", "frequency_penalty"):
-            if not -2 <= getattr(self, name) <= 2:  # NaN fails too
-                raise DamiPrefError(f"{name} must be in [-2, 2], got {getattr(self, name)}")
-        if self.max_new_tokens < 1:
-            raise DamiPrefError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
-        if self.batch_size < 1:
-            raise DamiPrefError(f"batch_size must be ≥ 1, got {self.batch_size}")
-        if self.temperature < 0:
-            raise DamiPrefError(f"temperature must be ≥ 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise DamiPrefError(f"top_p must be in (0, 1], got {self.top_p}")
 
     @property
     def greedy(self) -> bool:

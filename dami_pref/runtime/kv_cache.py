@@ -15,11 +15,13 @@ No cache is written here: these are transformers' classes, selected through ``ge
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import DamiPrefError
+from ..utils.limits import KV_CACHE
+from ..utils.options import check_options
 
 KINDS = ("dynamic", "quantized-4", "quantized-2", "offloaded", "fp8")
 BACKENDS = {"hqq": ("hqq", "pip install hqq"),
@@ -30,8 +32,9 @@ BACKENDS = {"hqq": ("hqq", "pip install hqq"),
 class KVCacheOptions:
     kind: str = "dynamic"
     backend: str = "hqq"
-    residual_length: int = 128  # newest tokens kept in full precision (quantized caches)
-    group_size: int = 64
+    # newest tokens kept in full precision (quantized caches); quantization group size
+    residual_length: int = field(default=128, metadata=KV_CACHE["residual_length"])
+    group_size: int = field(default=64, metadata=KV_CACHE["group_size"])
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -39,8 +42,7 @@ class KVCacheOptions:
         if self.backend not in BACKENDS:
             raise DamiPrefError(f"unknown --kv_cache_backend {self.backend!r}; choose "
                                 f"{' or '.join(BACKENDS)}")
-        if self.residual_length < 1 or self.group_size < 1:
-            raise DamiPrefError("--kv_cache_residual_length and --kv_cache_group_size must be ≥ 1")
+        check_options(self)
 
     @property
     def bits(self) -> int | None:

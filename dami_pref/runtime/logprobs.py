@@ -12,9 +12,6 @@ from dataclasses import dataclass
 import torch
 from transformers import LogitsProcessor
 
-MAX_TOP = 20  # OpenAI's bound on top_logprobs
-
-
 @dataclass(frozen=True)
 class TokenLogprob:
     token: int

@@ -25,10 +25,12 @@ import os
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import DamiPrefError, first_line
 from ..utils.grid import check_lambda
+from ..utils.limits import VLLM
+from ..utils.options import check_options
 from ..utils.tokens import check_prompts, end_token_ids, question_labels, refuse_overlong, \
     token_id
 from .engines import check_lambda_batching
@@ -59,23 +61,17 @@ def close_engines() -> None:
 class VLLMSettings:
     """How the vLLM engine is built (vLLM's own ``LLM`` arguments)."""
 
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None  # default: the model's context
+    tensor_parallel_size: int = field(default=1, metadata=VLLM["tensor_parallel_size"])
+    gpu_memory_utilization: float = field(default=0.9, metadata=VLLM["gpu_memory_utilization"])
+    # default: the model's context
+    max_model_len: int | None = field(default=None, metadata=VLLM["max_model_len"])
     max_num_seqs: int = 64  # sequences decoded at once (--batch_size)
     enforce_eager: bool | None = None  # None: eager on CPU, compiled with graphs on a GPU
     enable_prefix_caching: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.tensor_parallel_size < 1:
-            raise DamiPrefError(f"--tensor_parallel_size must be ≥ 1, got "
-                                f"{self.tensor_parallel_size}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise DamiPrefError(f"--gpu_memory_utilization must be in (0, 1], got "
-                                f"{self.gpu_memory_utilization}")
-        if self.max_model_len is not None and self.max_model_len < 2:
-            raise DamiPrefError(f"--max_model_len must be ≥ 2, got {self.max_model_len}")
+        check_options(self)  # the ranges in utils/limits.py, as the command line checks them
 
 
 def vllm_kv_cache_dtype(options: KVCacheOptions) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import time
 
-from .scheduler import Job, LambdaScheduler, WaitExpired
+from .scheduler import Job, LambdaScheduler
 
 
 class AsyncScheduler(LambdaScheduler):
@@ -46,12 +46,7 @@ class AsyncScheduler(LambdaScheduler):
                 return None
             queue = min(queues, key=lambda q: q[0].enqueued)
             job = queue.popleft()
-            if job.future.done():
-                self.metrics.cancelled.inc()
-            elif now - job.enqueued > self.max_wait:
-                self.metrics.expired.inc()
-                job.future.set_exception(WaitExpired(now - job.enqueued))
-            else:
+            if self.still_wanted(job, now):
                 return job
 
     async def _run(self, rid: str, job: Job) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import time
 
-from .scheduler import Job, LambdaScheduler, WaitExpired
+from .scheduler import Job, LambdaScheduler
 
 
 class ContinuousLambdaScheduler(LambdaScheduler):
@@ -49,12 +49,7 @@ class ContinuousLambdaScheduler(LambdaScheduler):
             if not heads:
                 return None
             job = min(heads, key=lambda j: j.enqueued)
-            if job.future.done():
-                self.metrics.cancelled.inc()
-            elif now - job.enqueued > self.max_wait:
-                self.metrics.expired.inc()
-                job.future.set_exception(WaitExpired(now - job.enqueued))
-            else:
+            if self.still_wanted(job, now):
                 return job
             self.groups[job.key(self.runtime.mixes_lambdas)].popleft()
 

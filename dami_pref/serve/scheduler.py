@@ -107,18 +107,26 @@ class LambdaScheduler:
             now = time.monotonic()
             while queue and len(batch) < self.max_batch:
                 job = queue.popleft()
-                if job.future.done():  # a client that left cancelled its future
-                    self.metrics.cancelled.inc()
-                elif now - job.enqueued > self.max_wait:
-                    self.metrics.expired.inc()
-                    job.future.set_exception(WaitExpired(now - job.enqueued))
-                else:
+                if self.still_wanted(job, now):
                     batch.append(job)
             if not queue:
                 del self.groups[key]
             if batch:
                 return batch
         return []
+
+    def still_wanted(self, job: Job, now: float) -> bool:
+        """Whether a waiting request may still reach the engine: one whose client left (its
+        future cancelled) is dropped, one that waited over ``max_wait`` is answered 503; both
+        are counted. Every scheduler drops them here."""
+        if job.future.done():
+            self.metrics.cancelled.inc()
+            return False
+        if now - job.enqueued > self.max_wait:
+            self.metrics.expired.inc()
+            job.future.set_exception(WaitExpired(now - job.enqueued))
+            return False
+        return True
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()

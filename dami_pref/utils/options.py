@@ -1,12 +1,13 @@
 """Option rules, declared once next to each option, and the one function that checks them.
 
 A command's option is a dataclass field; its metadata holds its ``help``, and where a value has a
-rule, its ``range`` (``at_least(1)``, ``between(0, 1)``) or its ``one_of`` choices. The command
-line, a ``--config`` file and the help all read that declaration: :func:`check_options` checks
-every parsed value against it (one line naming the flag), and :func:`parser_dataclass` gives
-TRL's parser the same fields with the range written into the help (a help lists its choices in its own
-words), the output flags' other spellings as aliases, and the options in the order the help
-lists them.
+rule, its ``range`` (``at_least(1)``, ``between(0, 1)``) or its ``one_of`` choices. Rules the
+library shares with the command line live in ``utils/limits.py``. The command line, a
+``--config`` file, the library's settings and the help all read that declaration:
+:func:`check_options` checks values against it (one line naming the flag), and
+:func:`parser_dataclass` gives TRL's parser the same fields with the range written into the help
+(a help lists its choices in its own words), the output flags' other spellings as aliases, and
+the options in the order the help lists them.
 """
 
 from __future__ import annotations
@@ -59,22 +60,28 @@ def check_options(parsed) -> None:
     """Every numeric option finite and within its declared range, every option with choices
     one of them; an OptionError naming the flag."""
     for field in dataclasses.fields(parsed):
-        value = getattr(parsed, field.name, None)
-        choices = field.metadata.get(ONE_OF)
-        if choices is not None and value is not None and value not in choices:
-            raise OptionError(f"{flag_of(field)} must be one of {list(choices)}, got {value!r}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if value != value or value in (INF, -INF):
-            raise OptionError(f"{flag_of(field)} must be a finite number, got {value}")
-        rule = field.metadata.get(RANGE)
-        if rule is None:
-            continue
-        low, high, low_in, high_in = rule
-        inside = (value >= low if low_in else value > low) and \
-            (value <= high if high_in else value < high)
-        if not inside:
-            raise OptionError(f"{flag_of(field)} must be {range_text(*rule)}, got {value:g}")
+        check_value(flag_of(field), getattr(parsed, field.name, None), field.metadata)
+
+
+def check_value(flag: str, value, rules: typing.Mapping) -> None:
+    """One value against its declared rules (a field's metadata, or an entry of
+    ``utils/limits.py``): its choices, then, for a number, finite and in range."""
+    choices = rules.get(ONE_OF)
+    if choices is not None and value is not None and value not in choices:
+        raise OptionError(f"{flag} must be one of {list(choices)}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if value != value or value in (INF, -INF):
+        raise OptionError(f"{flag} must be a finite number, got {value}")
+    rule = rules.get(RANGE)
+    if rule is None:
+        return
+    low, high, low_in, high_in = rule
+    inside = (value >= low if low_in else value > low) and \
+        (value <= high if high_in else value < high)
+    if not inside:
+        where = "" if high == INF else "in "
+        raise OptionError(f"{flag} must be {where}{range_text(*rule)}, got {value:g}")
 
 
 def parser_dataclass(classes: Sequence[type]) -> type:
