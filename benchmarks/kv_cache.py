@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,9 @@ def toy_part(args: KVArgs) -> None:
                                   kv_cache=cache_options(kind, backend, args))
         try:
             start = time.perf_counter()
-            outcomes = run_sweep(runtime, problems, grid, options, progress=False)
+            with tempfile.TemporaryDirectory() as scratch:  # a fresh rollout folder per cache
+                outcomes = run_sweep(runtime, problems, grid, options, Path(scratch),
+                                     pair={"benchmark": "kv_cache"}, progress=False)
             seconds = time.perf_counter() - start
         except DamiPrefError as err:
             print(f"| {kind} | {backend if kind.startswith('quantized') else '—'} | "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from dami_pref.toy import TOY_INSTRUCT, TOY_THINKING
@@ -101,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     sets = held_out_sets(args.per_set, args.seed)
     problems = [p for rows in sets.values() for p in rows]
     grid = parse_grid(args.grid)
-    outcomes = run_sweep(InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu"), problems, grid,
-                         DecodingOptions(max_new_tokens=budget, batch_size=args.batch_size))
+    with tempfile.TemporaryDirectory() as scratch:  # a fresh rollout folder
+        outcomes = run_sweep(InterpolationRuntime(TOY_INSTRUCT, TOY_THINKING, device="cpu"),
+                             problems, grid,
+                             DecodingOptions(max_new_tokens=budget, batch_size=args.batch_size),
+                             Path(scratch), pair={"benchmark": "toy_robustness"})
     figures = set_figures(outcomes, sets)
     print(f"{args.per_set} held-out questions per set (seed {args.seed}), greedy, "
           f"{budget} new tokens; accuracy % (mean tokens)")

@@ -51,7 +51,7 @@ CASES = [
     ("rollout", ["--engine", "vllm", "--kv_cache", "offloaded", "--output", "OUT"],
      "--kv_cache offloaded is a transformers cache"),
     ("sweep", ["--engine", "vllm", "--enforce_eager", "maybe", "--output", "OUT"],
-     "--enforce_eager must be auto, true or false"),
+     "--enforce_eager must be one of ['auto', 'true', 'false'], got 'maybe'"),
     ("sweep", ["--engine", "vllm", "--tensor_parallel_size", "0", "--output", "OUT"],
      "--tensor_parallel_size must be ≥ 1"),
     ("sweep", ["--engine", "vllm", "--gpu_memory_utilization", "1.5", "--output", "OUT"],

@@ -196,7 +196,7 @@ def test_merge_writes_its_own_card(tmp_path):
     assert "dami_pref://toy/instruct" in card.text and "Instruct" not in card.text.split("\n")[0]
     assert checkpoint_fingerprint(TOY_THINKING) in card.text
     assert "float32" in card.text and "bfloat16" in card.text
-    assert ("dami-pref merge --lambda 0.3 --out MERGED --instruct dami_pref://toy/instruct "
+    assert ("dami-pref merge --lambda 0.3 --output MERGED --instruct dami_pref://toy/instruct "
             "--thinking dami_pref://toy/thinking --dtype bfloat16") in card.text
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..utils.limits import DECODING, KV_CACHE, VLLM
-from ..utils.options import at_least
+from ..utils.options import at_least, one_of
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -86,7 +86,7 @@ class EngineArgs(PairArgs):
         **VLLM["max_model_len"],
         "help": "vllm: context length the engine reserves (default: the model's)"})
     enforce_eager: str = field(default="auto", metadata={
-        "help": "vllm: auto (eager on a CPU, compiled with CUDA graphs on a GPU), true or false"})
+        **one_of("auto", "true", "false"), "help": "vllm: auto (eager on a CPU, compiled with CUDA graphs on a GPU), true or false"})
 
     def batching(self) -> str:
         """--lambda_batching, with auto resolved to the command's default."""
@@ -110,13 +110,9 @@ class EngineArgs(PairArgs):
                             serving=serving, **self.runtime_kwargs())
 
     def vllm_settings(self):
-        from ..errors import DamiPrefError
         from ..runtime.vllm_engine import VLLMSettings
 
-        choice = str(self.enforce_eager).lower()
-        if choice not in ("auto", "true", "false"):
-            raise DamiPrefError(f"--enforce_eager must be auto, true or false, got "
-                                f"{self.enforce_eager!r}")
+        choice = self.enforce_eager  # one of auto, true, false: checked as it was parsed
         return VLLMSettings(tensor_parallel_size=self.tensor_parallel_size,
                             gpu_memory_utilization=self.gpu_memory_utilization,
                             max_model_len=self.max_model_len,
