@@ -180,13 +180,12 @@ def generate(runtime, requests: Sequence[GenerationRequest], options: DecodingOp
                             "engine; use --engine vllm")
     eos = end_token_ids(model, tokenizer)
     open_id, close_id = token_id(tokenizer, "<think>"), token_id(tokenizer, "</think>")
-    context = getattr(model.config, "max_position_embeddings", None)
     questions = [r.question for r in requests if r.prompt is None]
-    refuse_overlong(question_labels(questions), questions, tokenizer, context,
+    refuse_overlong(question_labels(questions), questions, tokenizer, runtime.context,
                     options.max_new_tokens)  # before tokenizing a huge question whole
     encoded = prompt_ids(runtime, requests)
-    check_prompts([r.question for r in requests], encoded, tokenizer,
-                  getattr(model.config, "max_position_embeddings", None), options.max_new_tokens)
+    check_prompts([r.question for r in requests], encoded, tokenizer, runtime.context,
+                  options.max_new_tokens)
     lams = [check_lambda(r.lam) for r in requests]
     results: list[GenerationResult | None] = [None] * len(requests)
     bar = tqdm(total=len(requests), disable=not progress, unit="q", dynamic_ncols=True)

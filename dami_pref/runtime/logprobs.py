@@ -66,8 +66,8 @@ def from_vllm(token_ids: Sequence[int], steps: Sequence[dict | None] | None,
     for token, step in zip(token_ids, steps):
         step = step or {}
         chosen = step.get(token)
-        ranked = sorted(((lp.rank or 0, tid, lp.logprob) for tid, lp in step.items()
-                         if lp.rank is not None and lp.rank <= top))
+        ranked = sorted((lp.rank, tid, lp.logprob) for tid, lp in step.items()
+                        if lp.rank is not None and lp.rank <= top)
         records.append(TokenLogprob(token, chosen.logprob if chosen else float("-inf"),
                                     tuple((tid, lp) for _, tid, lp in ranked)))
     return records

@@ -102,7 +102,7 @@ class RequestHandler:
                 not getattr(self.runtime, "structured_output", False):
             problems.append(f"response_format: structured output ({body.response_format.type})"
                             f" is not available on the {engine} engine; use --engine vllm")
-        vocabulary = len(self.runtime.tokenizer)
+        vocabulary = len(self.runtime.tokenizer) if body.logit_bias else 0
         outside = [token for token, _ in body.bias() if token >= vocabulary]
         if outside:
             problems.append(f"logit_bias: token ids {outside[:3]} are outside the vocabulary "

@@ -106,14 +106,15 @@ def back_to(cls: type, parsed) -> object:
     return cls(**{f.name: getattr(parsed, f.name) for f in dataclasses.fields(cls) if f.init})
 
 
+def flags_of(field: dataclasses.Field) -> set[str]:
+    """Every spelling of a field's flag, as HfArgumentParser adds them."""
+    return {f"--{field.name}", f"--{field.name.replace('_', '-')}",
+            *field.metadata.get("aliases", ())}
+
+
 def own_flags(classes: Iterable[type]) -> set[str]:
     """Every flag the fields of ``classes`` spell themselves (before output aliases)."""
-    flags = set()
-    for cls in classes:
-        for f in dataclasses.fields(cls):
-            flags |= {f"--{f.name}", f"--{f.name.replace('_', '-')}",
-                      *f.metadata.get("aliases", ())}
-    return flags
+    return {flag for cls in classes for f in dataclasses.fields(cls) for flag in flags_of(f)}
 
 
 def value_flags(classes: Iterable[type]) -> set[str]:
@@ -123,10 +124,9 @@ def value_flags(classes: Iterable[type]) -> set[str]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             kinds = set(typing.get_args(hints[f.name]) or (hints[f.name],)) - {type(None)}
-            if bool in kinds or any(typing.get_origin(k) is list or k is list for k in kinds):
-                continue
-            flags |= {f"--{f.name}", f"--{f.name.replace('_', '-')}",
-                      *f.metadata.get("aliases", ())}
+            if not (bool in kinds or any(typing.get_origin(k) is list or k is list
+                                         for k in kinds)):
+                flags |= flags_of(f)
     return flags
 
 
